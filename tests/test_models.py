@@ -1,0 +1,56 @@
+"""The seed's Tables 5 and 6: intermediate shapes and parameter counts."""
+
+import pytest
+import torch
+
+from training.models import FILTERS, InstrumentCNN
+
+
+def conv_params(filters):
+    total, channels = 0, 1
+    for a, b in filters:
+        total += channels * a * 9 + a + a * b * 9 + b
+        channels = b
+    return total
+
+
+@pytest.mark.parametrize(
+    "representation,n_bins,shapes",
+    [
+        ("mel", 128, [(16, 42, 33), (32, 14, 11), (128, 4, 3), (512, 1, 1)]),
+        ("modgd", 128, [(16, 42, 33), (32, 14, 11), (128, 4, 3), (512, 1, 1)]),
+        ("cqt", 36, [(32, 12, 33), (128, 4, 11), (512, 1, 3)]),
+    ],
+)
+def test_intermediate_shapes_and_parameter_count(representation, n_bins, shapes):
+    model = InstrumentCNN(representation, n_bins).eval()
+    x = torch.randn(5, 1, n_bins, 100)
+    seen = []
+    for block in model.blocks:
+        x = block(x)
+        seen.append(tuple(x.shape[1:]))
+    assert seen == shapes
+    # convolutions + FC(512 -> 1024) + FC(1024 -> 11); the normalisation buffers are not parameters
+    expected = conv_params(FILTERS[representation]) + (512 * 1024 + 1024) + (1024 * 11 + 11)
+    assert sum(p.numel() for p in model.parameters()) == expected
+    assert expected == {"mel": 2_115_939, "modgd": 2_115_939, "cqt": 2_111_451}[representation]
+
+
+@pytest.mark.parametrize("activation", ["softmax", "sigmoid"])
+def test_outputs_are_probabilities(activation):
+    model = InstrumentCNN("mel", 128, activation).eval()
+    p = model(torch.randn(3, 1, 128, 100))
+    assert p.shape == (3, 11) and bool(((p >= 0) & (p <= 1)).all())
+    if activation == "softmax":
+        torch.testing.assert_close(p.sum(dim=1), torch.ones(3))
+
+
+def test_normalisation_is_applied():
+    model = InstrumentCNN("cqt", 36).eval()
+    x = torch.randn(2, 1, 36, 100) * 5 + 3
+    before = model(x)
+    model.set_normalisation(torch.full((36,), 3.0), torch.full((36,), 5.0))
+    after = model(x)
+    model.set_normalisation(torch.zeros(36), torch.ones(36))
+    torch.testing.assert_close(model((x - 3) / 5), after)
+    assert not torch.allclose(before, after)
