@@ -29,3 +29,31 @@ def real_clips() -> list[Path]:
     clips = sorted(REAL_AUDIO.glob("*.flac"))
     assert clips, f"no real recordings under {REAL_AUDIO}"
     return clips
+
+
+# ---- the tiny real chain: corpus -> trained run -> tuned thresholds -> exported ONNX models ----
+
+TINY_SCALE = 0.004  # 2 training excerpts per class at least, 2 validation and 2 test excerpts
+TINY_MATERIAL = 3  # chorales and tunes parsed from music21's corpus
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> Path:
+    from training.synth import render_corpus
+
+    out = tmp_path_factory.mktemp("corpus")
+    render_corpus(out, scale=TINY_SCALE, seed=0, workers=1, material_pieces=TINY_MATERIAL, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_corpus, tmp_path_factory) -> Path:
+    """One epoch of each CNN on the tiny corpus, then thresholds tuned on its validation set."""
+    from training.thresholds import tune
+    from training.train import train
+
+    run = tmp_path_factory.mktemp("run")
+    for rep in ("mel", "modgd", "cqt"):
+        train(tiny_corpus, rep, run, epochs=1, batch_size=16, workers=1, progress=False)
+    tune(run, progress=False)
+    return run

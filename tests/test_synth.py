@@ -1,0 +1,86 @@
+"""The synthetic corpus rendered for real by FluidSynth, small."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from instrec import audio
+from instrec.labels import CODES
+from training import synth
+from training.datasets import read_testing, read_training
+from tests.conftest import TINY_MATERIAL, TINY_SCALE
+
+
+def test_training_layout_and_labels(tiny_corpus):
+    ds = read_training(tiny_corpus / "train")
+    manifest = json.loads((tiny_corpus / "corpus.json").read_text())
+    records = {f: r for r in manifest["records"] for f in r["files"]}
+    assert set(ds.counts()) == set(CODES) and min(ds.counts().values()) >= 1
+    for e in ds:
+        rec = records[str(e.path.relative_to(tiny_corpus))]
+        # every label matches what was rendered as the predominant part
+        assert list(e.labels) == rec["labels"]
+        assert [p["code"] for p in rec["parts"] if p["role"] == "predominant"] == rec["labels"]
+        # the drums tag is true: a drum part was rendered, audibly, exactly when the name says dru
+        drums = [p for p in rec["parts"] if p["role"] == "drums"]
+        assert e.drums == bool(drums) == rec["drums"]
+        if drums:
+            assert drums[0]["notes"] > 0 and drums[0]["rms"] > 1e-3
+        assert e.genre == rec["genre"]
+        info = sf.info(str(e.path))
+        assert (info.samplerate, info.channels, info.subtype) == (44100, 2, "PCM_16")
+        assert info.frames == 3 * 44100
+        y = audio.load(e.path)  # raises for silence
+        assert np.isfinite(y).all()
+
+
+def test_evaluation_layouts(tiny_corpus):
+    for split in ("validation", "test"):
+        ds = read_testing(tiny_corpus / split)
+        assert len(ds) >= 2
+        for e in ds:
+            assert 1 <= len(e.labels) <= 4
+            info = sf.info(str(e.path))
+            assert 5.0 <= info.frames / info.samplerate <= 20.0
+            assert (info.samplerate, info.channels) == (44100, 2)
+            assert np.max(np.abs(sf.read(str(e.path))[0])) > 0.05
+
+
+def test_same_seed_same_bytes(tiny_corpus, tmp_path):
+    again = tmp_path / "again"
+    synth.render_corpus(again, scale=TINY_SCALE, seed=0, workers=1, material_pieces=TINY_MATERIAL, progress=False)
+    files = sorted(p.relative_to(tiny_corpus) for p in tiny_corpus.rglob("*.wav"))
+    assert files == sorted(p.relative_to(again) for p in again.rglob("*.wav"))
+    for rel in files:
+        assert (tiny_corpus / rel).read_bytes() == (again / rel).read_bytes(), rel
+
+
+def test_resume_keeps_finished_songs(tiny_corpus):
+    some = sorted((tiny_corpus / "train").rglob("*.wav"))[0]
+    stamp = some.stat().st_mtime_ns
+    synth.render_corpus(tiny_corpus, scale=TINY_SCALE, seed=0, workers=1, material_pieces=TINY_MATERIAL, progress=False)
+    assert some.stat().st_mtime_ns == stamp
+
+
+def test_plan_counts_follow_irmas():
+    jobs = synth.plan(seed=0, scale=1.0)
+    per_class = {c: sum(len(j.files) for j in jobs if j.split == "train" and j.labels == (c,)) for c in CODES}
+    assert per_class == synth.TRAIN_COUNTS
+    songs = [j for j in jobs if j.split == "train"]
+    assert len(songs) < sum(synth.TRAIN_COUNTS.values())  # several excerpts per song
+    test = [j for j in jobs if j.split == "test"]
+    shares = np.bincount([len(j.labels) for j in test], minlength=5)[1:] / len(test)
+    assert shares[0] > shares[1] > shares[2] > shares[3] > 0  # most excerpts have one or two
+
+
+def test_extra_soundfont_mapping(tmp_path):
+    (tmp_path / "karoryfer-weresax-alto-forte.sf3").write_bytes(b"")
+    (tmp_path / "unrelated.sf2").write_bytes(b"")
+    extras = synth.extra_soundfonts([tmp_path])
+    assert list(extras) == ["sax"] and extras["sax"][0]["velocity"] == [64, 127]
+    with pytest.raises(synth.SynthError, match="not found"):
+        synth.extra_soundfonts([tmp_path / "missing"])
+    with pytest.raises(synth.SynthError, match="unknown code 'xyz'"):
+        synth.extra_soundfonts([tmp_path], {"*.sf3": {"code": "xyz"}})

@@ -1,0 +1,131 @@
+"""Threshold search, fusion and aggregation on constructed scores; the tiny real training chain."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from instrec.fusion import Fusion, aggregate, calibrate
+from training import augment, thresholds
+from training.evaluate import run_evaluation
+from training.train import train
+
+
+def test_aggregations_by_hand():
+    p = np.array([[0.2, 0.6, 0.2], [0.4, 0.4, 0.2]])
+    np.testing.assert_allclose(aggregate(p, "S1"), [0.3, 0.5, 0.2])
+    np.testing.assert_allclose(aggregate(p, "S2"), [0.6, 1.0, 0.4])  # sums 0.6, 1.0, 0.4 over max 1.0
+    with pytest.raises(ValueError, match="unknown aggregation"):
+        aggregate(p, "S3")
+    with pytest.raises(ValueError):
+        aggregate(np.zeros((0, 3)), "S1")
+
+
+def test_calibration_puts_threshold_at_half():
+    t = np.array([0.2, 0.5, 0.9])
+    np.testing.assert_allclose(calibrate(t, t), 0.5)
+    np.testing.assert_allclose(calibrate(np.zeros(3), t), 0)
+    np.testing.assert_allclose(calibrate(np.ones(3), t), 1)
+
+
+def test_single_threshold_known_answer():
+    # positives score 0.62..0.9, negatives 0.1..0.4: the 22 grid points 0.41 .. 0.62 are all perfect;
+    # the middle of that run (the 12th, 0.52) is chosen
+    scores = np.array([0.1, 0.2, 0.3, 0.4, 0.62, 0.7, 0.8, 0.9])
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    t, f1 = thresholds.best_threshold(scores, y)
+    assert f1 == 1.0 and t == pytest.approx(0.52)
+
+
+def test_joint_and_search_finds_the_only_perfect_combination():
+    # model a separates only with t_a in (0.5, 0.6], model b only with t_b in (0.3, 0.35],
+    # model c is needed to reject the file both a and b accept wrongly (c < 0.7 there)
+    a = np.array([0.9, 0.8, 0.55, 0.6, 0.2, 0.95])
+    b = np.array([0.5, 0.9, 0.32, 0.8, 0.9, 0.96])
+    c = np.array([0.8, 0.9, 0.75, 0.1, 0.9, 0.60])
+    y = np.array([1, 1, 0, 0, 0, 0])
+    (ta, tb, tc), f1 = thresholds.search_and([a, b, c], y)
+    assert f1 == 1.0
+    decided = (a >= ta) & (b >= tb) & (c >= tc)
+    np.testing.assert_array_equal(decided, y.astype(bool))
+    # brute force over the grid agrees on the best F1 (here: 1.0) and on the first best point
+    grid = thresholds.GRID
+    best = max(((i, j, k) for i in range(101) for j in range(0, 101, 5) for k in range(0, 101, 5)),
+               key=lambda ijk: (((a >= grid[ijk[0]]) & (b >= grid[ijk[1]]) & (c >= grid[ijk[2]])) == y).all())
+    assert (((a >= grid[best[0]]) & (b >= grid[best[1]]) & (c >= grid[best[2]])) == y).all()
+
+
+def test_and_search_is_fast_enough_for_real_sizes():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 600)
+    scores = [np.clip(y * 0.3 + rng.random(600) * 0.7, 0, 1) for _ in range(3)]
+    (t1, t2, t3), f1 = thresholds.search_and(scores, y)  # 101^3 x 600 in matrix products
+    decided = (scores[0] >= t1) & (scores[1] >= t2) & (scores[2] >= t3)
+    tp = (decided & (y == 1)).sum()
+    assert f1 == pytest.approx(2 * tp / (decided.sum() + y.sum()))
+
+
+def test_fusion_rules_on_constructed_scores():
+    y = np.eye(11)[[0, 1, 2, 3]]
+    good = y * 0.8 + 0.1
+    noisy = good.copy()
+    noisy[0, 5] = 0.95  # one model alone fires wrongly on file 0
+    scores = {"mel": noisy, "modgd": good, "cqt": good}
+    fused = thresholds.tune_fusion(scores, y, ("mel", "modgd", "cqt"), "and", "S1")
+    np.testing.assert_array_equal(fused.decide(scores), y.astype(bool))  # the others veto the error
+    mean = thresholds.tune_fusion(scores, y, ("mel", "modgd", "cqt"), "mean", "S1")
+    assert (mean.fused_score(scores) >= 0).all() and (mean.fused_score(scores) <= 1).all()
+    again = Fusion.from_dict(json.loads(json.dumps(fused.to_dict())))
+    np.testing.assert_array_equal(again.decide(scores), fused.decide(scores))
+    with pytest.raises(ValueError, match="needs thresholds"):
+        Fusion(("mel", "modgd"), "and", "S1", {"mel": [0.5] * 11})
+
+
+def test_augmentations_keep_shapes_and_labels():
+    class FS:
+        windows = np.random.default_rng(0).standard_normal((10, 1, 128, 100)).astype(np.float32)
+        file_index = np.repeat(np.arange(5), 2)
+
+    targets = np.eye(11, dtype=np.float32)[[0, 0, 1, 1, 2, 2, 3, 3, 4, 4]]
+    idx = np.arange(10)
+    rng = np.random.default_rng(1)
+    x, y = augment.batch(FS, idx, targets, ("crop", "stretch", "freqmask", "mix"), rng, "mel")
+    assert x.shape == (10, 1, 128, 100) and np.isfinite(x).all()
+    assert (y.sum(1) >= 1).all() and (y.sum(1) <= 2).all()
+    assert not np.allclose(x, FS.windows)
+    x0, y0 = augment.batch(FS, idx, targets, (), rng)
+    np.testing.assert_array_equal(x0, FS.windows)
+
+
+def test_tiny_end_to_end(tiny_run, tiny_corpus):
+    for rep in ("mel", "modgd", "cqt"):
+        ckpt = torch.load(tiny_run / rep / "best.pt", weights_only=False)
+        assert ckpt["model_class"] == "InstrumentCNN" and ckpt["classes"][0] == "cel"
+        assert ckpt["model_kwargs"]["representation"] == rep and "feature_params" in ckpt
+        assert (tiny_run / rep / "loss.png").exists()
+    tuned = json.loads((tiny_run / "thresholds.json").read_text())
+    assert tuned["validation_data"].endswith("validation")
+    assert set(tuned["best_per_config"]) == {"mel", "mel+modgd", "mel+modgd+cqt"}
+    summary = run_evaluation(tiny_run, tiny_corpus / "test", progress=False)
+    assert set(summary["configs"]) == {"mel", "mel+modgd", "mel+modgd+cqt"}
+    for r in summary["configs"].values():
+        assert 0 <= r["test"]["accuracy"] <= 1 and 0 <= r["test"]["lrap"] <= 1
+    report = (tiny_run / "eval" / "report.md").read_text()
+    assert "never on this test set" in report and "| pia (piano) |" in report
+    for png in ("fig5_validation_loss", "fig6_f1_vs_threshold", "fig8_instruments_per_file", "fig9_accuracy", "fig10_f1"):
+        assert (tiny_run / "eval" / f"{png}.png").stat().st_size > 1000
+
+
+def test_resume_continues_where_it_stopped(tiny_corpus, tmp_path):
+    first = train(tiny_corpus, "cqt", tmp_path, epochs=1, batch_size=16, workers=1, patience=99, progress=False)
+    assert [h["epoch"] for h in first["history"]] == [1]
+    resumed = train(tiny_corpus, "cqt", tmp_path, epochs=3, batch_size=16, workers=1, patience=99, resume=True,
+                    progress=False)
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+    assert resumed["history"][0] == first["history"][0]
+    # a run of 3 epochs straight through is the same run: training is deterministic on the CPU
+    straight = train(tiny_corpus, "cqt", tmp_path / "straight", epochs=3, batch_size=16, workers=1, patience=99,
+                     progress=False)
+    for a, b in zip(straight["history"], resumed["history"]):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
