@@ -27,6 +27,8 @@ from .audio import pad_to_windows
 from .params import DEFAULT, REPRESENTATIONS, FeatureParams
 
 _WORKERS = -1  # scipy.fft uses every core
+#: Bumped whenever the computed values change for the same parameters (feature caches key on it).
+VERSION = 1
 
 
 def n_frames(n_samples: int, params: FeatureParams = DEFAULT) -> int:
@@ -256,6 +258,46 @@ def extract(
     -------
     dict representation -> np.ndarray [shape=(n_windows, 1, F, window_frames), dtype=float32]
     """
+    y = np.asarray(y, np.float32)
     if pad:
-        y = pad_to_windows(np.asarray(y, np.float32), params)
-    return {name: windows(FUNCTIONS[name](y, params=params), params=params) for name in representations}
+        y = pad_to_windows(y, params)
+    out = compute(y, params=params, representations=tuple(r for r in representations if r != "cqt"))
+    if "cqt" in representations:
+        # the CQT's long filters and halvings see explicit zeros around the signal, as they see
+        # real audio or zeros around every chunk of the recognizer: both give the same frames
+        context = context_samples(params)
+        padded = np.concatenate([np.zeros(context, np.float32), y, np.zeros(context, np.float32)])
+        first = context // params.hop_length
+        out["cqt"] = cqt_chroma(padded, params=params)[:, first : first + n_frames(len(y), params)]
+    return {name: windows(out[name], params=params) for name in representations}
+
+
+def context_samples(params: FeatureParams = DEFAULT) -> int:
+    """Audio (samples) to put around a chunk so its frames equal the whole signal's.
+
+    The CQT halves the signal up to ``cqt_octaves - 1`` times and samples its lowest octaves on a
+    grid of up to 2^(octaves - 3) frames. A chunk gives exactly the whole signal's frames when its
+    first sample (chunk start minus context) is a multiple of 2^(octaves - 1) samples and its first
+    frame a multiple of 2^(octaves - 3) frames. With 22 000-sample windows of 100 frames, chunks
+    starting on every 4th window and a context of 208 frames (45 760 samples, 2.08 s: longer than
+    half the longest CQT filter, 0.8 s) satisfy both.
+    """
+    decimation = 1 << (params.cqt_octaves - 1)
+    grid = 1 << max(params.cqt_octaves - 3, 0)
+    if (4 * params.window_samples) % decimation or (4 * params.window_frames) % grid:
+        raise ValueError("these feature parameters do not allow exact chunking")
+    frames = 2 * params.window_frames
+    while (frames % grid) or ((frames * params.hop_length) % decimation):
+        frames += 1
+    return frames * params.hop_length
+
+
+def compute(
+    y: np.ndarray, *, params: FeatureParams = DEFAULT, representations: tuple[str, ...] = REPRESENTATIONS
+) -> dict[str, np.ndarray]:
+    """Each representation of ``y`` on the shared frame grid: name -> (F, 1 + len(y) // hop_length)."""
+    unknown = [r for r in representations if r not in FUNCTIONS]
+    if unknown:
+        raise ValueError(f"unknown representations {unknown}; expected some of {REPRESENTATIONS}")
+    y = np.asarray(y, np.float32)
+    return {name: FUNCTIONS[name](y, params=params) for name in representations}

@@ -57,3 +57,20 @@ def tiny_run(tiny_corpus, tmp_path_factory) -> Path:
         train(tiny_corpus, rep, run, epochs=1, batch_size=16, workers=1, progress=False)
     tune(run, progress=False)
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tiny_run, tmp_path_factory) -> Path:
+    """The tiny run exported to ONNX by the real export step."""
+    from export.to_onnx import export
+
+    out = tmp_path_factory.mktemp("onnx_models")
+    export(tiny_run, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def recognizer(tiny_models):
+    from instrec.recognizer import Recognizer
+
+    return Recognizer(tiny_models)

@@ -46,7 +46,8 @@ class FeatureSet:
 
 def cache_key(dataset: Dataset, representation: str, params: FeatureParams) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps({"params": params.to_dict(), "representation": representation}, sort_keys=True).encode())
+    h.update(json.dumps({"params": params.to_dict(), "representation": representation,
+                         "features_version": features.VERSION}, sort_keys=True).encode())
     for e in dataset.excerpts:
         st = e.path.stat()
         h.update(f"{e.path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{','.join(e.labels)}\n".encode())

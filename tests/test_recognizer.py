@@ -1,0 +1,143 @@
+"""The Recognizer and the command line on tiny exported models: real onnxruntime sessions."""
+
+import json
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from instrec import audio
+from instrec.audio import AudioError
+from instrec.labels import CODES
+from instrec.params import ParamsError
+from instrec.recognizer import ModelError, Recognizer
+from tests.conftest import ROOT, tone, write
+
+CONTRACT = {"file", "duration_s", "instruments", "scores", "models", "timeline", "provider"}
+
+
+def test_answer_follows_the_contract(recognizer, tiny_corpus):
+    wav = sorted((tiny_corpus / "test").glob("*.wav"))[0]
+    answer = recognizer.predict(wav).to_dict()
+    assert CONTRACT <= set(answer)
+    assert answer["file"] == wav.name
+    assert list(answer["scores"]) == list(CODES) and all(0 <= s <= 1 for s in answer["scores"].values())
+    assert answer["instruments"] == [c for c in CODES if answer["scores"][c] >= 0.5]
+    assert set(answer["models"]) == {"mel", "modgd", "cqt"}
+    assert answer["provider"] == "CPUExecutionProvider" == recognizer.sessions["mel"].get_providers()[0]
+    info = sf.info(str(wav))
+    assert answer["duration_s"] == pytest.approx(info.frames / info.samplerate, abs=1e-3)
+    assert len(answer["timeline"]) == audio.n_windows(round(answer["duration_s"] * 22050))
+    json.dumps(answer)
+
+
+def test_array_and_file_agree(recognizer, tmp_path):
+    y = tone(440, 3.3, sr=44100) + tone(660, 3.3, sr=44100, amp=0.2)
+    path = write(tmp_path / "a.wav", y, 44100, subtype="FLOAT")
+    a = recognizer.predict(path).to_dict()
+    b = recognizer.predict(y, 44100, name="a.wav").to_dict()
+    assert a["scores"] == b["scores"] and a["timeline"] == b["timeline"]
+
+
+def test_streamed_long_file_equals_whole(tiny_models, tmp_path):
+    rng = np.random.default_rng(0)
+    y = (0.1 * rng.standard_normal(44100 * 40)).astype(np.float32)
+    y[:: 44100 // 3] += 0.9
+    path = write(tmp_path / "long.flac", y, 44100)
+    whole = Recognizer(tiny_models).predict(path).to_dict()
+    streamed = Recognizer(tiny_models, whole_file_s=5, chunk_windows=8).predict(path).to_dict()
+    assert len(whole["timeline"]) == len(streamed["timeline"]) == 40
+    for code in CODES:  # the same features up to float rounding -> the same scores
+        assert streamed["scores"][code] == pytest.approx(whole["scores"][code], abs=1e-3)
+
+
+def test_threads_share_one_recognizer(recognizer, tiny_corpus):
+    wavs = sorted((tiny_corpus / "test").glob("*.wav")) + sorted((tiny_corpus / "validation").glob("*.wav"))
+    expected = [recognizer.predict(w).scores for w in wavs]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda w: recognizer.predict(w).scores, wavs * 2))
+    assert got == expected * 2
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda p: write(p, np.zeros(22050, np.float32)), "silent"),
+    (lambda p: p.write_text("not audio"), "not a readable audio file"),
+    (lambda p: p.write_bytes(b""), "empty"),
+])
+def test_bad_files(recognizer, tmp_path, make, message):
+    path = tmp_path / "bad.wav"
+    make(path)
+    with pytest.raises(AudioError, match=message):
+        recognizer.predict(path)
+
+
+def test_bad_arrays(recognizer):
+    y = tone(440, 1.0)
+    y[3] = np.nan
+    with pytest.raises(AudioError, match="NaN"):
+        recognizer.predict(y, 22050)
+    with pytest.raises(ValueError, match="sample_rate"):
+        recognizer.predict(tone(440, 1.0))
+
+
+def test_short_click_gives_one_window(recognizer):
+    y = np.zeros(2205, np.float32)
+    y[100] = 1.0
+    answer = recognizer.predict(y, 22050).to_dict()
+    assert len(answer["timeline"]) == 1 and all(np.isfinite(list(answer["scores"].values())))
+
+
+def test_too_long_refused_from_the_header(tiny_models, tmp_path):
+    path = tmp_path / "long.wav"
+    with sf.SoundFile(str(path), "w", samplerate=8000, channels=1, subtype="PCM_U8") as f:
+        f.write(np.full(8000 * 30, 0.1, np.float32))
+    with pytest.raises(AudioError, match="over the limit of 20 s"):
+        Recognizer(tiny_models, max_duration_s=20).predict(path)
+
+
+def test_refuses_tampered_or_foreign_models(tiny_models, tmp_path):
+    copy = tmp_path / "models"
+    shutil.copytree(tiny_models, copy)
+    data = bytearray((copy / "cqt.onnx").read_bytes())
+    data[-10] ^= 0xFF
+    (copy / "cqt.onnx").write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="sha256"):
+        Recognizer(copy)
+    shutil.copyfile(tiny_models / "cqt.onnx", copy / "cqt.onnx")
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["feature_params"]["hop_jitter"] = 3
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ParamsError, match="hop_jitter"):
+        Recognizer(copy)
+    with pytest.raises(ModelError, match="manifest.json missing"):
+        Recognizer(tmp_path / "nowhere")
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "instrec", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_cli_predict_json(tiny_models, tiny_corpus, tmp_path):
+    missing = tmp_path / "missing.wav"
+    proc = run_cli("--models", str(tiny_models), "predict", str(tiny_corpus / "test"), str(missing), "--json")
+    assert proc.returncode == 1, proc.stderr
+    answers = json.loads(proc.stdout)
+    n_test = len(list((tiny_corpus / "test").glob("*.wav")))
+    assert len(answers) == n_test + 1
+    assert answers[-1] == {"error": "missing.wav: file not found", "file": str(missing)}
+    assert all(CONTRACT <= set(a) for a in answers[:-1])
+    ok = run_cli("--models", str(tiny_models), "predict", str(tiny_corpus / "test"))
+    assert ok.returncode == 0 and "instruments" in ok.stdout and "synth-0000" in ok.stdout
+
+
+def test_cli_info_and_usage(tiny_models, tmp_path):
+    info = run_cli("--models", str(tiny_models), "info")
+    assert info.returncode == 0 and json.loads(info.stdout)["provider"] == "CPUExecutionProvider"
+    assert run_cli("--models", str(tiny_models), "predict").returncode == 2
+    assert run_cli("--models", str(tiny_models), "predict", str(tmp_path)).returncode == 2  # no audio inside
+    assert run_cli("--models", str(tmp_path), "info").returncode == 2
