@@ -37,27 +37,37 @@ def _name(path: str | os.PathLike) -> str:
     return os.path.basename(os.fspath(path)) or os.fspath(path)
 
 
-def probe(path: str | os.PathLike) -> sf._SoundFileInfo:
-    """Open the header of ``path``; AudioError when it is missing or not audio libsndfile reads."""
+def _reason(exc: Exception, path: Path) -> str:
+    """libsndfile's words without the file's path (messages name the file once, by its name)."""
+    text = str(exc).replace(f"'{path}'", "the file").replace(str(path), "the file")
+    return text[0].lower() + text[1:] if text else type(exc).__name__
+
+
+def probe(path: str | os.PathLike, *, what: str | None = None) -> sf._SoundFileInfo:
+    """Open the header of ``path``; AudioError when it is missing or not audio libsndfile reads.
+
+    ``what`` names the file in messages (default: its base name; the app passes the name the
+    user uploaded, never the server's path).
+    """
     path = Path(path)
+    what = what or _name(path)
     if not path.exists():
-        raise AudioError(f"{_name(path)}: file not found")
+        raise AudioError(f"{what}: file not found")
     if path.is_dir():
-        raise AudioError(f"{_name(path)}: is a folder, not an audio file")
+        raise AudioError(f"{what}: is a folder, not an audio file")
     if path.stat().st_size == 0:
-        raise AudioError(f"{_name(path)}: file is empty (0 bytes)")
+        raise AudioError(f"{what}: file is empty (0 bytes)")
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         raise AudioError(
-            f"{_name(path)}: not a readable audio file (WAV, FLAC, OGG or MP3 expected): {exc}"
+            f"{what}: not a readable audio file (WAV, FLAC, OGG or MP3 expected): {_reason(exc, path)}"
         ) from None
     if info.frames <= 0:
-        raise AudioError(f"{_name(path)}: holds no audio samples")
+        raise AudioError(f"{what}: holds no audio samples")
     if not MIN_SAMPLE_RATE <= info.samplerate <= MAX_SAMPLE_RATE:
         raise AudioError(
-            f"{_name(path)}: sample rate {info.samplerate} Hz is outside "
-            f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz"
+            f"{what}: sample rate {info.samplerate} Hz is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz"
         )
     return info
 
@@ -126,6 +136,7 @@ def load(
     *,
     params: FeatureParams = DEFAULT,
     max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
+    what: str | None = None,
 ) -> np.ndarray:
     """Decode ``path`` -> mono float32 at ``params.sample_rate``, peak-normalised to 1.
 
@@ -133,15 +144,15 @@ def load(
     -------
     y : np.ndarray [shape=(n,), dtype=float32]
     """
-    info = probe(path)
-    what = _name(path)
+    what = what or _name(path)
+    info = probe(path, what=what)
     duration = info.frames / info.samplerate
     if max_duration_s is not None and duration > max_duration_s:
         raise AudioError(f"{what}: {duration:.0f} s long, over the limit of {max_duration_s:.0f} s")
     try:
         y, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as exc:
-        raise AudioError(f"{what}: audio data is damaged or truncated: {exc}") from None
+        raise AudioError(f"{what}: audio data is damaged or truncated: {_reason(exc, Path(path))}") from None
     if y.shape[0] == 0:
         raise AudioError(f"{what}: holds no audio samples (truncated?)")
     return prepare(y, sr, params=params, what=what, max_duration_s=None)
@@ -153,6 +164,7 @@ def stream(
     params: FeatureParams = DEFAULT,
     block_s: float = 60.0,
     max_duration_s: float | None = None,
+    what: str | None = None,
 ) -> Iterator[np.ndarray]:
     """Decode ``path`` in blocks: mono float32 at ``params.sample_rate``, *not* normalised.
 
@@ -160,8 +172,8 @@ def stream(
     equal :func:`load` before normalisation, up to the resampler's streaming edge effects
     (soxr's stream mode is exact: it gives the same samples as one call).
     """
-    info = probe(path)
-    what = _name(path)
+    what = what or _name(path)
+    info = probe(path, what=what)
     duration = info.frames / info.samplerate
     if max_duration_s is not None and duration > max_duration_s:
         raise AudioError(f"{what}: {duration:.0f} s long, over the limit of {max_duration_s:.0f} s")
@@ -183,7 +195,7 @@ def stream(
                 if last:
                     break
     except (sf.LibsndfileError, RuntimeError) as exc:
-        raise AudioError(f"{what}: audio data is damaged or truncated: {exc}") from None
+        raise AudioError(f"{what}: audio data is damaged or truncated: {_reason(exc, Path(path))}") from None
 
 
 def n_windows(n_samples: int, params: FeatureParams = DEFAULT) -> int:

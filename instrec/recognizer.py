@@ -58,6 +58,8 @@ class Prediction:
     timeline: list[dict]
     provider: str
     fusion: dict = field(default_factory=dict)
+    #: per representation, (n_windows, 11) window probabilities (for plots; not in the JSON)
+    window_probabilities: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict:
         return {"file": self.file, "duration_s": round(self.duration_s, 3), "instruments": self.instruments,
@@ -153,19 +155,19 @@ class Recognizer:
 
     # ---- audio in ----------------------------------------------------------------------------
 
-    def _blocks_from_path(self, path: Path) -> tuple[Iterator[np.ndarray], float]:
-        info = audio.probe(path)
+    def _blocks_from_path(self, path: Path, what: str) -> tuple[Iterator[np.ndarray], float]:
+        info = audio.probe(path, what=what)
         duration = info.frames / info.samplerate
         if self.max_duration_s is not None and duration > self.max_duration_s:
-            raise AudioError(f"{path.name}: {duration:.0f} s long, over the limit of {self.max_duration_s:.0f} s")
+            raise AudioError(f"{what}: {duration:.0f} s long, over the limit of {self.max_duration_s:.0f} s")
         if duration <= self.whole_file_s:
-            return iter([audio.load(path, params=self.params, max_duration_s=None)]), duration
+            return iter([audio.load(path, params=self.params, max_duration_s=None, what=what)]), duration
         peak = 0.0
-        for block in audio.stream(path, params=self.params):
+        for block in audio.stream(path, params=self.params, what=what):
             peak = max(peak, float(np.max(np.abs(block))))
         if peak < audio.SILENCE_PEAK:
-            audio.normalise(np.zeros(1, np.float32), path.name)  # raises the silence error
-        return (block / peak for block in audio.stream(path, params=self.params)), duration
+            audio.normalise(np.zeros(1, np.float32), what)  # raises the silence error
+        return (block / peak for block in audio.stream(path, params=self.params, what=what)), duration
 
     # ---- inference ---------------------------------------------------------------------------
 
@@ -190,8 +192,8 @@ class Recognizer:
             blocks, duration, label = iter([y]), source.shape[0] / sample_rate, name
         else:
             path = Path(source)
-            blocks, duration = self._blocks_from_path(path)
             label = name or path.name
+            blocks, duration = self._blocks_from_path(path, label)
         probs = self.window_probabilities(blocks)
         return self._answer(probs, duration, label)
 
@@ -219,6 +221,7 @@ class Recognizer:
             timeline=timeline,
             provider=self.provider,
             fusion={"rule": fusion.rule, "aggregation": fusion.aggregation, "models": list(fusion.models)},
+            window_probabilities=probs,
         )
 
     def info(self) -> dict:

@@ -1,0 +1,160 @@
+"""instrec web app and HTTP API: Gradio page, Gradio API (/predict) and REST routes on one server.
+
+    python app.py        # http://127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT to change)
+
+Environment:
+    INSTREC_MODELS           ONNX models folder (default: onnx_models/ beside this file)
+    INSTREC_MAX_UPLOAD_MB    largest upload accepted (default 50)
+    INSTREC_MAX_SECONDS      longest audio analysed (default 600)
+    INSTREC_CONCURRENCY      requests analysed at once (default 2)
+
+All the work is done by :class:`instrec.recognizer.Recognizer`; this file only wires it up.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import threading
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import uvicorn
+from fastapi import FastAPI, File, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+import instrec
+from instrec import audio, features, plots
+from instrec.audio import AudioError
+from instrec.labels import CODES, NAMES
+from instrec.recognizer import MODELS_DIR, Recognizer
+
+HERE = Path(__file__).resolve().parent
+MODELS = Path(os.environ.get("INSTREC_MODELS", MODELS_DIR))
+MAX_UPLOAD_MB = float(os.environ.get("INSTREC_MAX_UPLOAD_MB", 50))
+MAX_SECONDS = float(os.environ.get("INSTREC_MAX_SECONDS", 600))
+CONCURRENCY = int(os.environ.get("INSTREC_CONCURRENCY", 2))
+EXAMPLES = sorted(str(p) for p in (HERE / "examples").glob("*.flac"))
+
+recognizer = Recognizer(MODELS, max_duration_s=MAX_SECONDS)
+recognizer.predict(np.sin(np.arange(22050, dtype=np.float32) * 0.1), 22050)  # warm-up: caches, filters
+analysing = threading.BoundedSemaphore(CONCURRENCY)
+
+
+def predict_json(path: str | None, name: str | None = None) -> dict:
+    """The JSON answer for one file, or the JSON error object."""
+    if not path:
+        return {"error": "no audio given: upload a file or record from the microphone", "file": None}
+    label = name or Path(path).name
+    try:
+        with analysing:
+            return recognizer.predict(path, name=label).to_dict()
+    except AudioError as exc:
+        return {"error": str(exc), "file": label}
+
+
+def analyse(path: str | None):
+    """The page's handler: ranking, JSON and figures; bad input becomes a message in the page."""
+    if not path:
+        raise gr.Error("No audio: upload a file or record from the microphone.")
+    try:
+        with analysing:
+            prediction = recognizer.predict(path)
+            y = audio.load(path, params=recognizer.params, max_duration_s=MAX_SECONDS)
+            shown = y[: int(60 * recognizer.params.sample_rate)]
+            frames = features.compute(audio.pad_to_windows(shown, recognizer.params), params=recognizer.params)
+            figure = plots.prediction_figure(frames, prediction, recognizer.params)
+    except AudioError as exc:
+        raise gr.Error(str(exc)) from None
+    ranking = {f"{NAMES[c]} ({c})": prediction.scores[c] for c in CODES}
+    answer = prediction.to_dict()
+    present = ", ".join(NAMES[c] for c in prediction.instruments) or "no instrument over its threshold"
+    summary = f"**Present:** {present}  ·  {prediction.duration_s:.1f} s  ·  {prediction.provider}"
+    return summary, ranking, answer, figure
+
+
+def model_card() -> str:
+    m = recognizer.manifest
+    test = (m.get("test") or {}).get("metrics", {}).get("mel+modgd+cqt")
+    data = m.get("training_data", {})
+    lines = [f"Models: `{recognizer.models_dir.name}` · fusion **{m['fusion']['rule']}** / "
+             f"{m['fusion']['aggregation']} · provider `{recognizer.provider}` · instrec {instrec.__version__}",
+             f"Trained on `{Path(str(data.get('root', '?'))).name}`"
+             + (" (synthetic corpus rendered from soundfonts)" if "synthetic_corpus" in data else "") + "."]
+    if test:
+        lines.append(f"Test micro F1 {test['f1_micro']:.3f}, macro F1 {test['f1_macro']:.3f} on "
+                     f"{m['test']['n_files']} files.")
+    return "  \n".join(lines)
+
+
+with gr.Blocks(title="instrec: which instruments are playing?") as demo:
+    gr.Markdown("# instrec\nUpload a recording or record from the microphone: instrec says which of 11 "
+                "instruments play in it (cello, clarinet, flute, acoustic and electric guitar, organ, piano, "
+                "saxophone, trumpet, violin, voice), and when.")
+    with gr.Row():
+        with gr.Column(scale=1):
+            audio_in = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Audio (WAV, FLAC, OGG, MP3)")
+            run = gr.Button("Recognise", variant="primary")
+            if EXAMPLES:
+                gr.Examples(EXAMPLES, inputs=audio_in, label="Examples rendered by instrec's synthesiser")
+            gr.Markdown(model_card())
+        with gr.Column(scale=1):
+            summary = gr.Markdown()
+            ranking = gr.Label(num_top_classes=len(CODES), label="Score per instrument (0.5 = threshold)")
+    figure = gr.Plot(label="What each model saw, and its predictions per second")
+    answer = gr.JSON(label="JSON answer")
+    run.click(analyse, audio_in, [summary, ranking, answer, figure], api_name="analyse", api_visibility="private")
+    # the API endpoint: a file in, the JSON answer out
+    api_file = gr.File(visible=False)
+    api_answer = gr.JSON(visible=False)
+    api_trigger = gr.Button(visible=False)
+    api_trigger.click(predict_json, api_file, api_answer, api_name="predict")
+
+
+# ---- REST --------------------------------------------------------------------------------------
+
+app = FastAPI(title="instrec", version=instrec.__version__)
+SAFE_SUFFIX = re.compile(r"^\.[a-z0-9]{1,5}$")
+
+
+@app.get("/api/health")
+def health() -> dict:
+    return {"status": "ok", "version": instrec.__version__, "provider": recognizer.provider,
+            "models": {rep: {k: info[k] for k in ("file", "sha256", "bytes")} for rep, info in
+                       recognizer.manifest["models"].items()},
+            "fusion": recognizer.manifest["fusion"], "classes": list(CODES),
+            "max_upload_mb": MAX_UPLOAD_MB, "max_seconds": MAX_SECONDS}
+
+
+@app.post("/api/predict")
+async def rest_predict(file: UploadFile | None = File(None)):
+    if file is None:
+        return JSONResponse({"error": "no file: send the audio as multipart form field 'file'", "file": None}, 400)
+    name = Path(file.filename or "upload").name  # shown back, never used as a path
+    suffix = Path(name).suffix.lower()
+    limit = int(MAX_UPLOAD_MB * 1024 * 1024)
+    with tempfile.TemporaryDirectory(prefix="instrec-") as tmp:
+        path = Path(tmp) / ("upload" + (suffix if SAFE_SUFFIX.match(suffix) else ".bin"))
+        size = 0
+        with open(path, "wb") as out:
+            while chunk := await file.read(1 << 20):
+                size += len(chunk)
+                if size > limit:
+                    return JSONResponse({"error": f"file larger than {MAX_UPLOAD_MB:g} MB", "file": name}, 413)
+                out.write(chunk)
+        answer = await run_in_threadpool(predict_json, str(path), name)
+    if "error" in answer:
+        undecodable = "not a readable audio file" in answer["error"] or "empty" in answer["error"]
+        return JSONResponse(answer, 415 if undecodable else 422)
+    return answer
+
+
+demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
+app = gr.mount_gradio_app(app, demo, path="/", max_file_size=f"{MAX_UPLOAD_MB:g}mb", footer_links=["api"])
+
+if __name__ == "__main__":
+    uvicorn.run(app, host=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                port=int(os.environ.get("GRADIO_SERVER_PORT", 7860)), log_level="warning")
