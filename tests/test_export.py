@@ -56,3 +56,15 @@ def test_export_fails_cleanly_without_thresholds(tiny_run, tmp_path):
     assert proc.returncode == 1
     assert "thresholds.json not found" in proc.stderr
     assert not out.exists()
+
+
+def test_model_card_from_files(tiny_models, tiny_run, tiny_corpus):
+    from training.evaluate import run_evaluation
+    from training.model_card import card
+
+    run_evaluation(tiny_run, tiny_corpus / "test", progress=False)
+    text = card(tiny_models, tiny_run)
+    manifest = json.loads((tiny_models / "manifest.json").read_text())
+    assert manifest["models"]["mel"]["sha256"][:16] in text
+    assert "synthetic" in text and "0.648 / 0.561" in text
+    assert "| mel+modgd+cqt |" in text

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from training import synth
 from training.evaluate import run_evaluation
+from training.model_card import card
 from training.real_audio import check_real_audio
 from training.thresholds import tune
 from training.train import train
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             (args.out / "real_audio.json").write_text(json.dumps(real, indent=1))
             print(f"right instrument ranked first: {real['top1_correct']}/{real['n']} ({real['top1_share']:.0%})")
     (args.out / "pipeline_times.json").write_text(json.dumps(times, indent=1))
+    (args.models / "MODEL_CARD.md").write_text(card(args.models, args.out))
     print("stage times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()))
     return 0
 
