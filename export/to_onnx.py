@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import shutil
 import sys
@@ -38,6 +37,7 @@ import instrec  # noqa: E402
 from instrec import audio, features  # noqa: E402
 from instrec.fusion import Fusion, aggregate  # noqa: E402
 from instrec.labels import CODES  # noqa: E402
+from instrec.recognizer import sha256  # noqa: E402
 from instrec.params import REPRESENTATIONS, FeatureParams  # noqa: E402
 from training.datasets import read_any  # noqa: E402
 from training.train import load_checkpoint, training_root  # noqa: E402
@@ -49,14 +49,6 @@ INPUT, OUTPUT = "windows", "probabilities"
 
 class ExportError(RuntimeError):
     pass
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def export_model(model: torch.nn.Module, n_bins: int, path: Path) -> None:

@@ -97,7 +97,8 @@ def load_manifest(models_dir: Path) -> dict:
     return manifest
 
 
-def _sha256(path: Path) -> str:
+def sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -131,7 +132,7 @@ class Recognizer:
             path = self.models_dir / info["file"]
             if not path.exists():
                 raise ModelError(f"{path} missing: re-export the models")
-            digest = _sha256(path)
+            digest = sha256(path)
             if digest != info["sha256"]:
                 raise ModelError(f"{path}: sha256 {digest[:16]}... does not match the manifest's "
                                  f"{info['sha256'][:16]}...: the file is damaged or was replaced; re-export it")
