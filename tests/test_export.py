@@ -9,7 +9,7 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from export.to_onnx import sha256
+from instrec.recognizer import sha256
 from instrec.labels import CODES
 from tests.conftest import ROOT
 from training.train import load_checkpoint
