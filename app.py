@@ -80,8 +80,8 @@ def model_card() -> str:
     m = recognizer.manifest
     test = (m.get("test") or {}).get("metrics", {}).get("mel+modgd+cqt")
     data = m.get("training_data", {})
-    lines = [f"Models: `{recognizer.models_dir.name}` · fusion **{m['fusion']['rule']}** / "
-             f"{m['fusion']['aggregation']} · provider `{recognizer.provider}` · instrec {instrec.__version__}",
+    lines = [f"Models: `{recognizer.models_dir.name}` · fusion rule `{m['fusion']['rule']}`, aggregation "
+             f"`{m['fusion']['aggregation']}` · provider `{recognizer.provider}` · instrec {instrec.__version__}",
              f"Trained on `{Path(str(data.get('root', '?'))).name}`"
              + (" (synthetic corpus rendered from soundfonts)" if "synthetic_corpus" in data else "") + "."]
     if test:
