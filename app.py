@@ -62,8 +62,8 @@ def analyse(path: str | None):
         raise gr.Error("No audio: upload a file or record from the microphone.")
     try:
         with analysing:
-            prediction = recognizer.predict(path)
             y = audio.load(path, params=recognizer.params, max_duration_s=MAX_SECONDS)
+            prediction = recognizer.predict(y, recognizer.params.sample_rate, name=Path(path).name)
             shown = y[: int(60 * recognizer.params.sample_rate)]
             frames = features.compute(audio.pad_to_windows(shown, recognizer.params), params=recognizer.params)
             figure = plots.prediction_figure(frames, prediction, recognizer.params)

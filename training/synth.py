@@ -594,15 +594,12 @@ def render_corpus(out: Path, *, scale: float = 1.0, seed: int = 0, workers: int 
 
 def summarise(records: list[dict], seconds: float) -> dict:
     counts: dict[str, Counter] = {}
-    durations: dict[str, float] = {}
     for r in records:
         n_files = len(r["files"])
         c = counts.setdefault(r["split"], Counter())
         for code in r["labels"]:
             c[code] += n_files
         c["files"] += n_files
-        durations[r["split"]] = durations.get(r["split"], 0.0) + (
-            EXCERPT_S * n_files if r["split"] == "train" else 0.0)
     return {"counts": {k: dict(v) for k, v in counts.items()}, "seconds": round(seconds, 1)}
 
 

@@ -136,7 +136,7 @@ def window_probabilities(models: dict, dataset: Dataset, cache_dir: Path, device
         probs = predict_windows(model.to(device), fs.windows, device)
         slices = fs.file_slices()
         readable = [i for i, s in enumerate(slices) if s.stop > s.start]
-        keep = readable if keep is None else [i for i in keep if i in set(readable)]
+        keep = readable if keep is None else sorted(set(keep) & set(readable))
         out[rep] = {i: probs[slices[i]] for i in readable}
     return {rep: [d[i] for i in keep] for rep, d in out.items()}, keep
 

@@ -86,9 +86,9 @@ def validate(model: InstrumentCNN, val: FeatureSet, device: torch.device) -> dic
         loss = float(-(t / t.sum(1, keepdim=True) * torch.log(p)).sum(1).mean())
     else:
         loss = float(nn.functional.binary_cross_entropy(p, t))
-    slices = [s for s in val.file_slices() if s.stop > s.start]
-    keep = [i for i, s in enumerate(val.file_slices()) if s.stop > s.start]
-    file_scores = np.stack([probs[s].mean(axis=0) for s in slices])
+    all_slices = val.file_slices()
+    keep = [i for i, s in enumerate(all_slices) if s.stop > s.start]
+    file_scores = np.stack([probs[all_slices[i]].mean(axis=0) for i in keep])
     if model.activation == "softmax":
         decisions = np.zeros_like(file_scores)
         decisions[np.arange(len(file_scores)), file_scores.argmax(1)] = 1
