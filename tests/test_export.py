@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import onnx
+import pytest
 import onnxruntime as ort
 import torch
 
@@ -68,3 +69,29 @@ def test_model_card_from_files(tiny_models, tiny_run, tiny_corpus):
     assert manifest["models"]["mel"]["sha256"][:16] in text
     assert "synthetic" in text and "0.648 / 0.561" in text
     assert "| mel+modgd+cqt |" in text
+
+
+def test_real_audio_check_agrees_between_onnx_and_checkpoint(tiny_models, tiny_run, recognizer, tmp_path):
+    from tests.conftest import REAL_AUDIO
+    from training.real_audio import check_checkpoints, check_real_audio
+
+    exported = check_real_audio(tiny_models, REAL_AUDIO)
+    assert exported["n"] == len(exported["clips"]) > 0
+    assert exported["top1_correct"] == sum(c["top"] == c["label"] for c in exported["clips"])
+    assert all(1 <= c["rank"] <= 11 for c in exported["clips"])
+    # the PyTorch checkpoint and its ONNX export pick the same top instrument on every real clip
+    # whose two best mel scores are more than 1e-4 apart (the two differ by < 1e-6 per score,
+    # see test_onnx_equals_pytorch_for_any_batch)
+    name = str(tiny_run / "mel" / "best.pt")
+    ckpt = check_checkpoints([tiny_run / "mel" / "best.pt"], REAL_AUDIO)[name]
+    assert ckpt["n"] == exported["n"]
+    compared = 0
+    for c in exported["clips"]:
+        scores = sorted(recognizer.predict(REAL_AUDIO / c["file"]).models["mel"].values())
+        if scores[-1] - scores[-2] > 1e-4:
+            assert ckpt["top"][c["file"]] == c["top_per_model"]["mel"], c["file"]
+            compared += 1
+    assert compared >= len(exported["clips"]) // 2
+    (tmp_path / "a.flac").write_bytes((REAL_AUDIO / exported["clips"][0]["file"]).read_bytes())
+    with pytest.raises(FileNotFoundError, match="labels.csv"):
+        check_real_audio(tiny_models, tmp_path)

@@ -64,7 +64,7 @@ def test_resume_keeps_finished_songs(tiny_corpus):
     assert some.stat().st_mtime_ns == stamp
 
 
-def test_plan_counts_follow_irmas():
+def test_plan_counts_follow_irmas(tmp_path):
     jobs = synth.plan(seed=0, scale=1.0)
     per_class = {c: sum(len(j.files) for j in jobs if j.split == "train" and j.labels == (c,)) for c in CODES}
     assert per_class == synth.TRAIN_COUNTS
@@ -73,6 +73,17 @@ def test_plan_counts_follow_irmas():
     test = [j for j in jobs if j.split == "test"]
     shares = np.bincount([len(j.labels) for j in test], minlength=5)[1:] / len(test)
     assert shares[0] > shares[1] > shares[2] > shares[3] > 0  # most excerpts have one or two
+    solo = np.mean([j.solo for j in songs])
+    assert 0.11 < solo < 0.19  # 15 % of training songs are solo by default
+    all_solo = synth.plan(seed=0, scale=1.0, solo_share=1.0)
+    # the share changes which songs are solo (and so have no drums) and nothing else about the plan
+    assert all(j.solo for j in all_solo if j.split == "train")
+    strip = lambda j: (j.key, j.labels, len(j.files), j.genre, j.duration, j.seed)
+    assert [strip(j) for j in all_solo] == [strip(j) for j in jobs]
+    assert not any(j.drums for j in all_solo if j.split == "train")
+    with pytest.raises(ValueError, match="solo_share"):
+        synth.render_corpus(tmp_path / "unused", solo_share=1.5, progress=False)
+    assert not (tmp_path / "unused").exists()
 
 
 def test_extra_soundfont_mapping(tmp_path):

@@ -129,3 +129,80 @@ def test_resume_continues_where_it_stopped(tiny_corpus, tmp_path):
                      progress=False)
     for a, b in zip(straight["history"], resumed["history"]):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize("rep", ["mel", "modgd", "cqt"])
+def test_pitch_shift_moves_a_sine_by_the_right_interval(rep):
+    from instrec import features
+
+    from tests.conftest import tone
+
+    def peak(freq, shift=0.0):
+        w = features.extract(tone(freq, 2.0), representations=(rep,))[rep][:1]
+        if shift:
+            w = augment._shift_frequency(w, np.array([shift]), rep)
+        return int(w[0, 0].mean(axis=1).argmax())
+
+    # a 440 Hz sine shifted up an octave peaks where an 880 Hz sine does (mel, modgd: within one bin,
+    # the bins' spacing); the chromagram is circular: an octave is no change, a semitone is 3 bins
+    if rep == "cqt":
+        assert peak(440, 12) == peak(440)
+        assert peak(440, 1) == (peak(440) + 3) % 36
+        assert peak(440, -2) == (peak(440) - 6) % 36
+    else:
+        assert abs(peak(440, 12) - peak(880)) <= 1
+        assert abs(peak(440, -12) - peak(220)) <= 1
+
+
+def test_eq_curves_are_smooth_bounded_and_mel_only():
+    rng = np.random.default_rng(0)
+    curves = augment._eq_curves(200, 128, rng)[:, 0, :, 0] / augment.NEPER_PER_DB  # dB
+    assert np.abs(curves).max() <= 12.0 + 1e-4  # tilt at most +-6 dB at the ends, bump at most +-6 dB
+    assert np.abs(np.diff(curves, axis=1)).max() < 1.0  # no step between neighbouring bins over 1 dB
+    assert curves.std(axis=1).mean() > 1.0  # and it does colour the spectrum
+    assert augment.applicable(("eq", "pitch"), "modgd") == ["eq"]
+    assert augment.applicable(("eq", "pitch"), "mel") == []
+
+
+def test_init_starts_from_a_checkpoint(tiny_run, tiny_corpus, tmp_path):
+    start = torch.load(tiny_run / "mel" / "best.pt", weights_only=False)
+    # with a learning rate of 0 the fine-tuned model is the starting model, statistics included
+    train(tiny_corpus, "mel", tmp_path, epochs=1, batch_size=16, workers=1, lr=0.0, init=tiny_run / "mel" / "best.pt",
+          progress=False)
+    tuned = torch.load(tmp_path / "mel" / "best.pt", weights_only=False)
+    for k, v in start["state_dict"].items():
+        torch.testing.assert_close(tuned["state_dict"][k], v, rtol=0, atol=0)
+    assert tuned["training_args"]["init"].endswith("best.pt")
+    with pytest.raises(ValueError, match="holds a mel"):
+        train(tiny_corpus, "modgd", tmp_path, epochs=1, workers=1, init=tiny_run / "mel" / "best.pt", progress=False)
+    with pytest.raises(ValueError, match="give one of them"):
+        train(tiny_corpus, "mel", tmp_path, epochs=1, workers=1, init=tiny_run / "mel" / "best.pt", resume=True,
+              progress=False)
+    with pytest.raises(ValueError, match="do not apply to cqt"):
+        train(tiny_corpus, "cqt", tmp_path, epochs=1, workers=1, augment=("eq",), progress=False)
+
+
+def test_ablation_table_means_and_spread():
+    from training.ablation import table
+
+    rows = [{"setting": "none", "best_val_loss": 1.0, "best_val_f1": 0.5, "test_f1_micro": 0.4, "test_f1_macro": 0.3},
+            {"setting": "none", "best_val_loss": 2.0, "best_val_f1": 0.7, "test_f1_micro": 0.6, "test_f1_macro": 0.5},
+            {"setting": "eq", "best_val_loss": 1.5, "best_val_f1": 0.6, "test_f1_micro": 0.5, "test_f1_macro": 0.4}]
+    lines = table(rows).splitlines()
+    assert lines[2] == "| none | 2 | 1.500 ± 0.707 | 0.600 ± 0.141 | 0.500 ± 0.141 | 0.400 ± 0.141 |"
+    assert lines[3] == "| eq | 1 | 1.500 | 0.600 | 0.500 | 0.400 |"
+
+
+def test_ablation_runs_each_setting_and_seed(tiny_corpus, tmp_path, capsys):
+    from training.ablation import main
+
+    assert main(["--data", str(tiny_corpus), "--out", str(tmp_path), "--settings", "none,pitch+eq", "--epochs", "1",
+                 "--seeds", "0,1", "--extra-train", str(tiny_corpus / "train")]) == 0
+    result = json.loads((tmp_path / "ablation.json").read_text())
+    assert [(r["setting"], r["seed"]) for r in result["runs"]] == [("none", 0), ("none", 1), ("pitch+eq", 0),
+                                                                    ("pitch+eq", 1)]
+    assert result["extra_train"] == [str(tiny_corpus / "train")]
+    # the extra folder (here the training folder itself) is added on top of the training split
+    alone = train(tiny_corpus, "mel", tmp_path / "alone", epochs=1, batch_size=16, workers=1, progress=False)
+    assert result["runs"][0]["n_train_windows"] > alone["n_train_windows"]
+    assert "| pitch+eq | 2 |" in capsys.readouterr().out

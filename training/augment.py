@@ -5,6 +5,10 @@
     freqmask  one band of up to an eighth of the bins set to the window's mean (SpecAugment)
     mix       half the windows mixed with a window of another class; the target is the union
               (log-mel: sum of magnitudes; modgd and chroma: weighted sum)
+    pitch     shift by -2..+2 semitones: the frequency axis resampled at the shifted frequencies
+              (mel centres, modgd's linear bins), the chromagram rolled by whole bins
+    eq        log-mel only: a random smooth gain curve (spectral tilt of up to +-12 dB over the range,
+              plus one broad +-6 dB bump), as a microphone, room or tone control would colour a recording
 
 Working on cached features keeps epochs bound by the model, not by audio processing.
 """
@@ -13,7 +17,54 @@ from __future__ import annotations
 
 import numpy as np
 
-AUGMENTATIONS = ("crop", "stretch", "freqmask", "mix")
+from instrec.params import DEFAULT, FeatureParams
+
+AUGMENTATIONS = ("crop", "stretch", "freqmask", "mix", "pitch", "eq")
+#: Augmentations that only make sense for some representations.
+ONLY_FOR = {"eq": ("mel",)}
+NEPER_PER_DB = np.log(10) / 20
+
+
+def applicable(augment: tuple[str, ...], representation: str) -> list[str]:
+    """The augmentations in ``augment`` that ``representation`` does not support."""
+    return [a for a in augment if representation not in ONLY_FOR.get(a, (representation,))]
+
+
+def _bin_frequencies(representation: str, n_bins: int, params: FeatureParams) -> np.ndarray:
+    """Centre frequency (Hz) of each bin of the mel or modgd axis."""
+    import librosa
+
+    if representation == "mel":
+        fmax = params.mel_fmax or params.sample_rate / 2
+        return librosa.mel_frequencies(n_bins + 2, fmin=params.mel_fmin, fmax=fmax)[1:-1]
+    return np.arange(n_bins) * params.sample_rate / params.modgd_n_fft
+
+
+def _shift_frequency(x: np.ndarray, semitones: np.ndarray, representation: str,
+                     params: FeatureParams = DEFAULT) -> np.ndarray:
+    """Shift each window (B, 1, F, T) up by ``semitones[b]``: the value at frequency f moves to f * ratio."""
+    B, _, F, _ = x.shape
+    if representation == "cqt":  # chroma: a circular axis of bins_per_semitone bins per semitone
+        steps = np.rint(semitones * params.bins_per_semitone).astype(int)
+        return np.stack([np.roll(x[b], steps[b], axis=1) for b in range(B)])
+    freqs = _bin_frequencies(representation, F, params)
+    out = np.empty_like(x)
+    for b in range(B):
+        source = freqs / 2 ** (semitones[b] / 12)  # where each bin's new content comes from
+        pos = np.interp(source, freqs, np.arange(F), left=0.0, right=F - 1.0)
+        i0 = np.minimum(pos.astype(int), F - 2)
+        w = (pos - i0).astype(np.float32)[:, None]
+        out[b] = x[b][:, i0] * (1 - w) + x[b][:, i0 + 1] * w
+    return out
+
+
+def _eq_curves(B: int, F: int, rng: np.random.Generator) -> np.ndarray:
+    """(B, 1, F, 1) smooth gains in nepers: a tilt and one raised-cosine bump on a 0..1 axis."""
+    axis = np.linspace(0.0, 1.0, F)
+    tilt = rng.uniform(-12, 12, (B, 1)) * (axis - 0.5)
+    centre, width = rng.uniform(0, 1, (B, 1)), rng.uniform(0.1, 0.4, (B, 1))
+    bump = rng.uniform(-6, 6, (B, 1)) * 0.5 * (1 + np.cos(np.pi * np.clip((axis - centre) / width, -1, 1)))
+    return ((tilt + bump) * NEPER_PER_DB).astype(np.float32)[:, None, :, None]
 
 
 def _context(windows: np.ndarray, file_index: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -48,6 +99,11 @@ def batch(features, idx: np.ndarray, targets: np.ndarray, augment: tuple[str, ..
             width = int(rng.integers(1, max(2, F // 8)))
             start = int(rng.integers(0, F - width))
             x[b, :, start : start + width] = x[b].mean()
+    if "pitch" in augment:
+        x = _shift_frequency(x, rng.uniform(-2, 2, B), representation)
+    if "eq" in augment and representation == "mel":
+        floor = np.float32(np.log(DEFAULT.log_floor))
+        x = np.maximum(x + _eq_curves(B, F, rng), floor)
     if "mix" in augment:
         partner = rng.permutation(B)
         differs = (y * y[partner]).sum(1) == 0

@@ -1,9 +1,11 @@
 """How exported models do on real recordings: does the right instrument rank first?
 
     python -m training.real_audio --models onnx_models --data ../shared/real-audio
+    python -m training.real_audio --checkpoint runs/X/mel/best.pt [...] --data ../shared/real-audio
 
 ``--data`` holds audio files and a ``labels.csv`` with columns ``file`` and ``label`` (an IRMAS
-code). Chance is 1 in 11.
+code). Chance is 1 in 11. ``--checkpoint`` scores trained PyTorch models one by one, before any
+export: the mean of their window probabilities (S1), top class against the label.
 """
 
 from __future__ import annotations
@@ -20,17 +22,12 @@ from instrec.recognizer import Recognizer
 
 def check_real_audio(models: Path, data: Path) -> dict:
     rec = Recognizer(models)
-    labels_file = Path(data) / "labels.csv"
-    if not labels_file.exists():
-        raise FileNotFoundError(f"{labels_file} not found (columns: file,label)")
-    rows = list(csv.DictReader(labels_file.open()))
     clips = []
-    for row in rows:
-        truth = CODES[index_of(row["label"])]
-        pred = rec.predict(Path(data) / row["file"])
+    for path, truth in read_labels(data):
+        pred = rec.predict(path)
         ranked = sorted(CODES, key=lambda c: -pred.scores[c])
         per_model = {rep: max(CODES, key=lambda c: s[c]) for rep, s in pred.models.items()}
-        clips.append({"file": row["file"], "label": truth, "top": ranked[0], "rank": ranked.index(truth) + 1,
+        clips.append({"file": path.name, "label": truth, "top": ranked[0], "rank": ranked.index(truth) + 1,
                       "score": pred.scores[truth], "present": pred.instruments, "top_per_model": per_model})
     n = len(clips)
     correct = sum(c["top"] == c["label"] for c in clips)
@@ -45,12 +42,54 @@ def check_real_audio(models: Path, data: Path) -> dict:
             "clips": clips}
 
 
+def read_labels(data: Path) -> list[tuple[Path, str]]:
+    labels_file = Path(data) / "labels.csv"
+    if not labels_file.exists():
+        raise FileNotFoundError(f"{labels_file} not found (columns: file,label)")
+    return [(Path(data) / row["file"], CODES[index_of(row["label"])]) for row in csv.DictReader(labels_file.open())]
+
+
+def check_checkpoints(checkpoints: list[Path], data: Path) -> dict:
+    """Top-1 share of each checkpoint on the labelled clips in ``data``."""
+    import numpy as np
+    import torch
+
+    from instrec import audio, features
+    from training.train import load_checkpoint, predict_windows
+
+    clips = read_labels(data)
+    models = {str(c): load_checkpoint(c)[0] for c in checkpoints}
+    reps = sorted({m.representation for m in models.values()})
+    feats = [features.extract(audio.load(path), representations=tuple(reps)) for path, _ in clips]
+    result = {}
+    for name, model in models.items():
+        top = [CODES[int(predict_windows(model, f[model.representation], torch.device("cpu")).mean(0).argmax())]
+               for f in feats]
+        hits = np.array([t == label for t, (_, label) in zip(top, clips)])
+        per_label = {lab: {"correct": int(hits[[l == lab for _, l in clips]].sum()),
+                           "n": sum(l == lab for _, l in clips)} for lab in sorted({l for _, l in clips})}
+        result[name] = {"n": len(clips), "top1_correct": int(hits.sum()), "top1_share": float(hits.mean()),
+                        "per_label": per_label, "top": dict(zip([p.name for p, _ in clips], top))}
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.real_audio", description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", type=Path, default=Path("onnx_models"))
     ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--checkpoint", type=Path, action="append", default=[],
+                    help="score this PyTorch checkpoint instead of the exported models (repeatable)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    if args.checkpoint:
+        result = check_checkpoints(args.checkpoint, args.data)
+        if args.json:
+            print(json.dumps(result, indent=1))
+            return 0
+        for name, r in result.items():
+            labels = ", ".join(f"{k} {v['correct']}/{v['n']}" for k, v in r["per_label"].items())
+            print(f"{name}: right instrument first {r['top1_correct']}/{r['n']} ({r['top1_share']:.0%}); {labels}")
+        return 0
     result = check_real_audio(args.models, args.data)
     if args.json:
         print(json.dumps(result, indent=1))

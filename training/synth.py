@@ -1,7 +1,7 @@
 """The synthetic IRMAS-style corpus, rendered offline by FluidSynth from General MIDI soundfonts.
 
     python -m training.synth --out data/synth [--scale 0.1] [--seed 0] [--workers 2]
-                             [--extra-soundfonts ../shared/soundfonts]
+                             [--extra-soundfonts ../shared/soundfonts] [--solo-share 0.15]
 
 Writes, in IRMAS's own layout:
 
@@ -48,6 +48,8 @@ TRAIN_COUNTS = {"cel": 388, "cla": 505, "flu": 451, "gac": 637, "gel": 760, "org
 EVAL_COUNTS = {"validation": 300, "test": 600}
 #: share of evaluation excerpts with 1, 2, 3 and 4 predominant instruments
 POLYPHONY = (0.5, 0.33, 0.13, 0.04)
+#: share of training songs played solo, without accompaniment or drums
+SOLO_SHARE = 0.15
 
 # General MIDI programs (0-based) per class, each with its playing range (MIDI low, high)
 PROGRAMS: dict[str, list[tuple[int, int, int]]] = {
@@ -477,8 +479,10 @@ class Job:
     solo: bool
 
 
-def plan(seed: int, scale: float) -> list[Job]:
-    """Every song of the corpus; depends only on ``seed`` and ``scale``."""
+def plan(seed: int, scale: float, solo_share: float = SOLO_SHARE) -> list[Job]:
+    """Every song of the corpus; depends only on ``seed``, ``scale`` and ``solo_share`` (the share of
+    training songs played without accompaniment; the same draws decide, so a corpus at another share
+    differs only in which songs are solo)."""
     jobs: list[Job] = []
     for ci, code in enumerate(CODES):
         target = max(1, round(TRAIN_COUNTS[code] * scale))
@@ -487,7 +491,7 @@ def plan(seed: int, scale: float) -> list[Job]:
             rng = np.random.default_rng([seed, 0, ci, song])
             k = int(min(rng.integers(1, 5), target - done))
             genre = str(rng.choice(GENRE_ORDER, p=np.array(GENRE_WEIGHTS[code]) / sum(GENRE_WEIGHTS[code])))
-            solo = bool(rng.random() < 0.15)
+            solo = bool(rng.random() < solo_share)
             drums = (not solo) and bool(rng.random() < DRUM_SHARE[genre])
             stem = f"{song:04d}__[{code}][{'dru' if drums else 'nod'}][{genre}]{done + 1:04d}"
             files = tuple(f"train/{code}/{stem}__{i + 1}.wav" for i in range(k))
@@ -562,13 +566,16 @@ def _run(args: tuple[Job, Path]) -> dict:
 
 def render_corpus(out: Path, *, scale: float = 1.0, seed: int = 0, workers: int = 1,
                   extra_folders: list[Path] | None = None, soundfont_map: dict | None = None,
-                  extra_share: float = 0.4, material_pieces: int = 60, progress: bool = True) -> dict:
+                  extra_share: float = 0.4, solo_share: float = SOLO_SHARE, material_pieces: int = 60,
+                  progress: bool = True) -> dict:
     """Render (or finish rendering) the corpus into ``out``; returns the summary."""
+    if not 0 <= solo_share <= 1:
+        raise ValueError(f"solo_share must be within 0..1, got {solo_share}")
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     catalogue = Catalogue(gm_soundfonts(), extra_soundfonts(extra_folders or [], soundfont_map), extra_share)
     material = music.load_material(out / "material.json", n_chorales=material_pieces, n_tunes=material_pieces)
-    jobs = plan(seed, scale)
+    jobs = plan(seed, scale, solo_share)
     args = [(job, out) for job in jobs]
     bar = tqdm(total=len(jobs), desc="rendering songs", unit="song", disable=not progress)
     records = []
@@ -587,6 +594,7 @@ def render_corpus(out: Path, *, scale: float = 1.0, seed: int = 0, workers: int 
     summary = summarise(records, time.perf_counter() - t0)
     manifest = {"seed": seed, "scale": scale, "sample_rate": SAMPLE_RATE,
                 "soundfonts": [Path(p).name for p in catalogue.soundfonts], "extra_share": extra_share,
+                "solo_share": solo_share,
                 "summary": summary, "records": records}
     (out / "corpus.json").write_text(json.dumps(manifest, indent=1))
     return summary
@@ -614,6 +622,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--soundfont-map", type=Path, help="JSON: file pattern -> {code, velocity, range}")
     ap.add_argument("--extra-share", type=float, default=0.4,
                     help="share of a class's parts played by its extra soundfonts, when it has any")
+    ap.add_argument("--solo-share", type=float, default=SOLO_SHARE,
+                    help="share of training songs played solo, without accompaniment")
     ap.add_argument("--material-pieces", type=int, default=60,
                     help="chorales and tunes taken from music21's corpus (each)")
     args = ap.parse_args(argv)
@@ -623,8 +633,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = render_corpus(args.out, scale=args.scale, seed=args.seed, workers=args.workers,
                                 extra_folders=args.extra_soundfonts, soundfont_map=mapping,
-                                extra_share=args.extra_share, material_pieces=args.material_pieces)
-    except SynthError as exc:
+                                extra_share=args.extra_share, solo_share=args.solo_share,
+                                material_pieces=args.material_pieces)
+    except (SynthError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     for split, counts in summary["counts"].items():

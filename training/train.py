@@ -2,14 +2,16 @@
 
     python -m training.train --data DIR --representation mel|modgd|cqt [--out runs/default]
                              [--epochs 50] [--patience 5] [--loss softmax|sigmoid]
-                             [--augment crop,stretch,freqmask,mix] [--extra-train DIR] [--resume]
+                             [--augment crop,stretch,freqmask,mix,pitch,eq] [--extra-train DIR]
+                             [--init CHECKPOINT | --resume]
 
 The seed's recipe by default: Adam, learning rate 0.001, batch 128, softmax with categorical
 cross-entropy on 1-second windows labelled with their excerpt's instrument; the checkpoint with
 the best validation loss is kept, and training stops when that has not improved for
 ``--patience`` epochs. Validation is a song-aware 15 % of the training folder. Writes into
 ``<out>/<representation>/``: ``best.pt``, ``last.pt`` (for ``--resume``), ``history.json`` and
-``loss.png``.
+``loss.png``. ``--init`` starts from another run's weights and input statistics (fine-tuning,
+e.g. models trained on the synthetic corpus tuned further on IRMAS) with a fresh optimiser.
 """
 
 from __future__ import annotations
@@ -140,14 +142,19 @@ def prepare_data(data: Path, representation: str, cache_dir: Path, *, extra_trai
 def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patience: int = 5, batch_size: int = 128,
           lr: float = 1e-3, loss: str = "softmax", seed: int = 0, augment: tuple[str, ...] = (),
           extra_train: list[Path] = (), cache_dir: Path | None = None, workers: int | None = None,
-          resume: bool = False, device: str | None = None, max_minutes: float | None = None,
-          progress: bool = True) -> dict:
+          resume: bool = False, init: Path | None = None, device: str | None = None,
+          max_minutes: float | None = None, progress: bool = True) -> dict:
     """Train and return the summary written to ``<out>/<representation>/history.json``."""
     if representation not in REPRESENTATIONS:
         raise ValueError(f"unknown representation {representation!r}; expected one of {REPRESENTATIONS}")
     unknown = set(augment) - set(aug.AUGMENTATIONS)
     if unknown:
         raise ValueError(f"unknown augmentations {sorted(unknown)}; expected some of {aug.AUGMENTATIONS}")
+    unsupported = aug.applicable(augment, representation)
+    if unsupported:
+        raise ValueError(f"augmentations {unsupported} do not apply to {representation}")
+    if init is not None and resume:
+        raise ValueError("--init starts a new run and --resume continues one; give one of them")
     seed_everything(seed)
     dev = pick_device(device)
     folder = Path(out) / representation
@@ -158,9 +165,16 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
     if len(train_fs.windows) == 0 or len(val_fs.windows) == 0:
         raise ValueError("no readable training or validation audio")
     n_bins = DEFAULT.shapes[representation][1]
-    model = InstrumentCNN(representation, n_bins, activation=loss).to(dev)
-    mean, std = input_statistics(train_fs.windows, seed=seed)
-    model.set_normalisation(torch.from_numpy(mean), torch.from_numpy(std))
+    if init is not None:
+        model, _ = load_checkpoint(init)
+        if model.representation != representation or model.activation != loss:
+            raise ValueError(f"{init} holds a {model.representation}/{model.activation} model, "
+                             f"not {representation}/{loss}")
+        model = model.to(dev)
+    else:
+        model = InstrumentCNN(representation, n_bins, activation=loss).to(dev)
+        mean, std = input_statistics(train_fs.windows, seed=seed)
+        model.set_normalisation(torch.from_numpy(mean), torch.from_numpy(std))
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     use_amp = dev.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
@@ -169,7 +183,7 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
     rng = np.random.default_rng(seed)
     args = {"data": str(data), "representation": representation, "epochs": epochs, "patience": patience,
             "batch_size": batch_size, "lr": lr, "loss": loss, "seed": seed, "augment": list(augment),
-            "extra_train": [str(p) for p in extra_train]}
+            "extra_train": [str(p) for p in extra_train], "init": str(init) if init else None}
     if resume and (folder / "last.pt").exists():
         state = torch.load(folder / "last.pt", map_location=dev, weights_only=False)
         model.load_state_dict(state["state_dict"])
@@ -270,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     ap.add_argument("--max-minutes", type=float, help="stop after the epoch that passes this wall time")
     ap.add_argument("--resume", action="store_true", help="continue from <out>/<representation>/last.pt")
+    ap.add_argument("--init", type=Path, metavar="CHECKPOINT",
+                    help="start from this checkpoint's weights and input statistics (fine-tuning)")
     args = ap.parse_args(argv)
     augment = tuple(a for a in args.augment.split(",") if a)
     torch.set_num_threads(os.cpu_count() or 1)
@@ -277,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         train(args.data, args.representation, args.out, epochs=args.epochs, patience=args.patience,
               batch_size=args.batch_size, lr=args.lr, loss=args.loss, seed=args.seed, augment=augment,
               extra_train=args.extra_train, cache_dir=args.cache, workers=args.workers, resume=args.resume,
-              device=args.device, max_minutes=args.max_minutes)
+              init=args.init, device=args.device, max_minutes=args.max_minutes)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
