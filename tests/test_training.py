@@ -206,3 +206,16 @@ def test_ablation_runs_each_setting_and_seed(tiny_corpus, tmp_path, capsys):
     alone = train(tiny_corpus, "mel", tmp_path / "alone", epochs=1, batch_size=16, workers=1, progress=False)
     assert result["runs"][0]["n_train_windows"] > alone["n_train_windows"]
     assert "| pitch+eq | 2 |" in capsys.readouterr().out
+
+
+def test_noise_lifts_the_floor_and_leaves_strong_partials():
+    # one partial at magnitude 1 over silence (the log floor, 1e-5): the window's mean magnitude is 1/128,
+    # the added floor 15-45 dB under it (x a +-12 dB colour) is 1e-5 to 7e-3 on average, far under the partial
+    x = np.full((50, 1, 128, 100), np.log(1e-5), np.float32)
+    x[:, :, 20, :] = 0.0
+    y = augment._add_noise(x, np.random.default_rng(0))
+    assert np.isfinite(y).all() and y.dtype == np.float32
+    assert np.abs(y[:, :, 20] - 0.0).max() < 0.05  # the partial moves by less than 0.05 neper (0.4 dB)
+    floor = np.exp(np.median(np.delete(y, 20, axis=2), axis=(1, 2, 3)))  # median magnitude off the partial
+    assert (floor > 1e-5).all() and (floor < 1e-2).all()
+    assert floor.max() / floor.min() > 10  # the level varies from window to window

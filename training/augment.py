@@ -9,6 +9,9 @@
               (mel centres, modgd's linear bins), the chromagram rolled by whole bins
     eq        log-mel only: a random smooth gain curve (spectral tilt of up to +-12 dB over the range,
               plus one broad +-6 dB bump), as a microphone, room or tone control would colour a recording
+    noise     log-mel only: a background of coloured noise 15-45 dB under the window's mean magnitude
+              (a tilted floor with Rayleigh-distributed cells), as hiss, room tone and breath put under
+              real recordings
 
 Working on cached features keeps epochs bound by the model, not by audio processing.
 """
@@ -19,9 +22,9 @@ import numpy as np
 
 from instrec.params import DEFAULT, FeatureParams
 
-AUGMENTATIONS = ("crop", "stretch", "freqmask", "mix", "pitch", "eq")
+AUGMENTATIONS = ("crop", "stretch", "freqmask", "mix", "pitch", "eq", "noise")
 #: Augmentations that only make sense for some representations.
-ONLY_FOR = {"eq": ("mel",)}
+ONLY_FOR = {"eq": ("mel",), "noise": ("mel",)}
 NEPER_PER_DB = np.log(10) / 20
 
 
@@ -56,6 +59,15 @@ def _shift_frequency(x: np.ndarray, semitones: np.ndarray, representation: str,
         w = (pos - i0).astype(np.float32)[:, None]
         out[b] = x[b][:, i0] * (1 - w) + x[b][:, i0 + 1] * w
     return out
+
+
+def _add_noise(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Log-mel windows (B, 1, F, T) with a noise floor added in the magnitude domain."""
+    B, _, F, T = x.shape
+    level = np.exp(x).mean(axis=(1, 2, 3), keepdims=True) * 10 ** (-rng.uniform(15, 45, (B, 1, 1, 1)) / 20)
+    shape = np.exp(_eq_curves(B, F, rng))  # (B, 1, F, 1) colour of the floor
+    cells = rng.rayleigh(np.sqrt(2 / np.pi), size=x.shape)  # mean 1: the floor's level is ``level``
+    return np.log(np.exp(x) + (level * shape * cells).astype(np.float32)).astype(np.float32)
 
 
 def _eq_curves(B: int, F: int, rng: np.random.Generator) -> np.ndarray:
@@ -104,6 +116,8 @@ def batch(features, idx: np.ndarray, targets: np.ndarray, augment: tuple[str, ..
     if "eq" in augment and representation == "mel":
         floor = np.float32(np.log(DEFAULT.log_floor))
         x = np.maximum(x + _eq_curves(B, F, rng), floor)
+    if "noise" in augment and representation == "mel":
+        x = _add_noise(x, rng)
     if "mix" in augment:
         partner = rng.permutation(B)
         differs = (y * y[partner]).sum(1) == 0

@@ -2,6 +2,7 @@
 
     python -m training.synth --out data/synth [--scale 0.1] [--seed 0] [--workers 2]
                              [--extra-soundfonts ../shared/soundfonts] [--solo-share 0.15]
+                             [--gm-soundfont FILE ...]
 
 Writes, in IRMAS's own layout:
 
@@ -97,8 +98,14 @@ class SynthError(RuntimeError):
 # ---- soundfonts ------------------------------------------------------------------------------
 
 
-def gm_soundfonts() -> list[Path]:
-    """The General MIDI soundfonts: FluidR3_GM and MuseScore General (Debian), TimGM6mb (pretty_midi)."""
+def gm_soundfonts(chosen: list[Path] | None = None) -> list[Path]:
+    """The General MIDI soundfonts: ``chosen`` when given, else FluidR3_GM and MuseScore General
+    (Debian), TimGM6mb (pretty_midi)."""
+    if chosen:
+        missing = [str(p) for p in chosen if not Path(p).is_file()]
+        if missing:
+            raise SynthError(f"General MIDI soundfont not found: {', '.join(missing)}")
+        return [Path(p) for p in chosen]
     found = []
     for p in (Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"), Path("/usr/share/sounds/sf3/MuseScore_General.sf3")):
         if p.exists():
@@ -567,13 +574,13 @@ def _run(args: tuple[Job, Path]) -> dict:
 def render_corpus(out: Path, *, scale: float = 1.0, seed: int = 0, workers: int = 1,
                   extra_folders: list[Path] | None = None, soundfont_map: dict | None = None,
                   extra_share: float = 0.4, solo_share: float = SOLO_SHARE, material_pieces: int = 60,
-                  progress: bool = True) -> dict:
+                  gm: list[Path] | None = None, progress: bool = True) -> dict:
     """Render (or finish rendering) the corpus into ``out``; returns the summary."""
     if not 0 <= solo_share <= 1:
         raise ValueError(f"solo_share must be within 0..1, got {solo_share}")
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    catalogue = Catalogue(gm_soundfonts(), extra_soundfonts(extra_folders or [], soundfont_map), extra_share)
+    catalogue = Catalogue(gm_soundfonts(gm), extra_soundfonts(extra_folders or [], soundfont_map), extra_share)
     material = music.load_material(out / "material.json", n_chorales=material_pieces, n_tunes=material_pieces)
     jobs = plan(seed, scale, solo_share)
     args = [(job, out) for job in jobs]
@@ -622,6 +629,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--soundfont-map", type=Path, help="JSON: file pattern -> {code, velocity, range}")
     ap.add_argument("--extra-share", type=float, default=0.4,
                     help="share of a class's parts played by its extra soundfonts, when it has any")
+    ap.add_argument("--gm-soundfont", type=Path, action="append", default=[], metavar="FILE",
+                    help="General MIDI soundfont to play every part from, instead of the default three; repeatable")
     ap.add_argument("--solo-share", type=float, default=SOLO_SHARE,
                     help="share of training songs played solo, without accompaniment")
     ap.add_argument("--material-pieces", type=int, default=60,
@@ -633,7 +642,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = render_corpus(args.out, scale=args.scale, seed=args.seed, workers=args.workers,
                                 extra_folders=args.extra_soundfonts, soundfont_map=mapping,
-                                extra_share=args.extra_share, solo_share=args.solo_share,
+                                extra_share=args.extra_share, solo_share=args.solo_share, gm=args.gm_soundfont,
                                 material_pieces=args.material_pieces)
     except (SynthError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
