@@ -95,3 +95,10 @@ def test_extra_soundfont_mapping(tmp_path):
         synth.extra_soundfonts([tmp_path / "missing"])
     with pytest.raises(synth.SynthError, match="unknown code 'xyz'"):
         synth.extra_soundfonts([tmp_path], {"*.sf3": {"code": "xyz"}})
+
+
+def test_chosen_general_midi_soundfonts(tmp_path):
+    fluid = synth.gm_soundfonts()[0]
+    assert synth.gm_soundfonts([fluid]) == [fluid]
+    with pytest.raises(synth.SynthError, match="not found: .*missing.sf2"):
+        synth.gm_soundfonts([fluid, tmp_path / "missing.sf2"])
