@@ -21,13 +21,28 @@ PUBLISHED = [
 ]
 
 
+def runs(run: Path) -> list[Path]:
+    """``run`` and the runs it was fine-tuned from, oldest first (from each run's ``command.json``)."""
+    chain = [Path(run)]
+    while (chain[0] / "command.json").exists():
+        parent = json.loads((chain[0] / "command.json").read_text()).get("init_run")
+        if not parent or Path(parent) in chain:
+            break
+        chain.insert(0, Path(parent))
+    return chain
+
+
+def commands(run: Path) -> list[str]:
+    """The pipeline commands that made ``run``, oldest first, as recorded in ``command.json``."""
+    found = [json.loads((r / "command.json").read_text())["command"] for r in runs(run) if (r / "command.json").exists()]
+    return found or ["python -m training.pipeline --out " + str(run) + "   # (command not recorded)"]
+
+
 def card(models: Path, run: Path) -> str:
     m = json.loads((models / "manifest.json").read_text())
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
     real_path = run / "real_audio.json"
     real = json.loads(real_path.read_text()) if real_path.exists() else None
-    times_path = run / "pipeline_times.json"
-    times = json.loads(times_path.read_text()) if times_path.exists() else {}
     data = m["training_data"]
     corpus = data.get("synthetic_corpus", {})
     f = m["fusion"]
@@ -82,13 +97,13 @@ def card(models: Path, run: Path) -> str:
               "commands should approach:", ""]
     lines += [f"- {name}: {micro:.3f} / {macro:.3f}" for name, micro, macro in PUBLISHED]
     lines += ["", "Several published IRMAS figures were obtained with thresholds tuned on the test set; instrec "
-              "tunes on validation data only.", "", "## Reproduce", "",
-              "```bash", "python -m training.pipeline --corpus data/synth --out runs/default --models onnx_models \\",
-              "    --extra-soundfonts ../shared/soundfonts --real-audio ../shared/real-audio --max-minutes-per-model 22",
-              "python -m training.model_card", "```", ""]
-    if times:
-        lines += ["Stage times of the run that made these files (2-core x86_64 CPU, no GPU): "
-                  + ", ".join(f"{k} {v / 60:.0f} min" for k, v in times.items()) + ".", ""]
+              "tunes on validation data only.", "", "## Reproduce", "", "```bash"]
+    lines += [c for c in commands(run)] + ["python -m training.model_card", "```", ""]
+    for r in runs(run):
+        t = r / "pipeline_times.json"
+        if t.exists():
+            lines += [f"Stage times of `{r}` (2-core x86_64 CPU, no GPU): " + ", ".join(
+                f"{k} {v / 60:.0f} min" for k, v in json.loads(t.read_text()).items()) + ".", ""]
     lines += [f"Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + f". Exported {m['created']}.", ""]
     return "\n".join(lines)
 

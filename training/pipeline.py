@@ -3,10 +3,13 @@
     python -m training.pipeline [--corpus data/synth] [--out runs/default] [--models onnx_models]
                                 [--scale 1.0] [--epochs 50] [--max-minutes-per-model 25]
                                 [--extra-soundfonts ../shared/soundfonts] [--real-audio ../shared/real-audio]
+                                [--augment noise] [--init-run runs/base] [--lr 1e-3]
 
 Each stage is resumable (the corpus keeps finished songs, training resumes from ``last.pt``) and
 prints how long it took. With ``--data-irmas`` the same stages run on real IRMAS instead of the
-synthetic corpus (training folder, plus ``--test`` for the testing folder).
+synthetic corpus (training folder, plus ``--test`` for the testing folder). ``--init-run`` starts
+each CNN from another run's ``best.pt`` (fine-tuning); each CNN gets the augmentations of
+``--augment`` that apply to its representation.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
 
+from training import augment as aug
 from training import synth
 from training.evaluate import run_evaluation
 from training.model_card import card
@@ -50,24 +55,35 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=50)
     ap.add_argument("--patience", type=int, default=5)
     ap.add_argument("--augment", default="", help="comma-separated augmentations for training")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--init-run", type=Path, help="start each CNN from <init-run>/<representation>/best.pt")
     ap.add_argument("--max-minutes-per-model", type=float, help="training time budget of each CNN")
     ap.add_argument("--extra-soundfonts", type=Path, action="append", default=[])
+    ap.add_argument("--material-pieces", type=int, default=60, help="chorales and tunes from music21 (each)")
     ap.add_argument("--real-audio", type=Path, help="folder of real recordings with labels.csv, checked at the end")
     ap.add_argument("--data-irmas", type=Path, help="train on this IRMAS training folder instead of the corpus")
     ap.add_argument("--test", type=Path, help="testing-layout folder for the evaluation (default: <corpus>/test)")
     args = ap.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    command = "python -m training.pipeline " + shlex.join(str(a) for a in (sys.argv[1:] if argv is None else argv))
+    (args.out / "command.json").write_text(json.dumps({"command": command, "init_run": str(args.init_run or "")}))
     times: dict[str, float] = {}
     data = args.data_irmas or args.corpus
     if not args.data_irmas:
         with stage("render the synthetic corpus", times):
             summary = synth.render_corpus(args.corpus, scale=args.scale, seed=args.seed, workers=args.workers,
-                                          extra_folders=args.extra_soundfonts)
+                                          extra_folders=args.extra_soundfonts,
+                                          material_pieces=args.material_pieces)
             print(json.dumps(summary["counts"]))
     augment = tuple(a for a in args.augment.split(",") if a)
     for rep in ("mel", "modgd", "cqt"):
         with stage(f"train {rep}", times):
-            train(data, rep, args.out, epochs=args.epochs, patience=args.patience, seed=args.seed, augment=augment,
-                  workers=args.workers, resume=True, max_minutes=args.max_minutes_per_model)
+            mine = tuple(a for a in augment if a not in aug.applicable(augment, rep))
+            resume = (args.out / rep / "last.pt").exists()
+            init = args.init_run / rep / "best.pt" if args.init_run and not resume else None
+            print(f"augmentations: {','.join(mine) or 'none'}" + (f"; starting from {init}" if init else ""))
+            train(data, rep, args.out, epochs=args.epochs, patience=args.patience, seed=args.seed, augment=mine,
+                  lr=args.lr, workers=args.workers, resume=resume, init=init, max_minutes=args.max_minutes_per_model)
     with stage("tune thresholds and fusion", times):
         tuned = tune(args.out)
         print(f"chosen: {tuned['fusion']['rule']} / {tuned['fusion']['aggregation']}")

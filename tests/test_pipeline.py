@@ -1,0 +1,35 @@
+"""The one-command pipeline on the tiny corpus: fine-tuning from a run, export, real-audio check, model card."""
+
+import json
+import shutil
+
+import torch
+
+from tests.conftest import REAL_AUDIO, TINY_MATERIAL, TINY_SCALE
+from training.model_card import commands
+from training.pipeline import main
+
+
+def test_pipeline_fine_tunes_exports_and_writes_the_card(tiny_corpus, tiny_run, tmp_path, capsys):
+    corpus, out, models = tmp_path / "corpus", tmp_path / "run", tmp_path / "models"
+    shutil.copytree(tiny_corpus, corpus)  # finished songs are kept: the corpus stage only checks them
+    argv = ["--corpus", str(corpus), "--scale", str(TINY_SCALE), "--material-pieces", str(TINY_MATERIAL),
+            "--out", str(out), "--models", str(models), "--epochs", "1", "--workers", "1", "--lr", "3e-4",
+            "--init-run", str(tiny_run), "--augment", "noise,pitch", "--real-audio", str(REAL_AUDIO)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "augmentations: noise,pitch; starting from" in printed and "augmentations: pitch; starting from" in printed
+    times = json.loads((out / "pipeline_times.json").read_text())
+    assert set(times) == {"render the synthetic corpus", "train mel", "train modgd", "train cqt",
+                          "tune thresholds and fusion", "evaluate", "export to ONNX", "check on real recordings"}
+    mel = torch.load(out / "mel" / "best.pt", weights_only=False)["training_args"]
+    cqt = torch.load(out / "cqt" / "best.pt", weights_only=False)["training_args"]
+    assert mel["augment"] == ["noise", "pitch"] and cqt["augment"] == ["pitch"]
+    assert mel["init"] == str(tiny_run / "mel" / "best.pt") and mel["lr"] == 3e-4
+    assert {p.name for p in models.iterdir()} == {"mel.onnx", "modgd.onnx", "cqt.onnx", "manifest.json", "MODEL_CARD.md"}
+    card = (models / "MODEL_CARD.md").read_text()
+    assert "## Real recordings" in card and "--init-run" in card
+    assert commands(out)[-1].startswith("python -m training.pipeline --corpus")
+    # a second call resumes: every CNN continues from its own last.pt, not from the starting run
+    assert main(argv) == 0
+    assert "starting from" not in capsys.readouterr().out
