@@ -235,6 +235,16 @@ def cqt_chroma(y: np.ndarray, *, params: FeatureParams = DEFAULT) -> np.ndarray:
 FUNCTIONS = {"mel": mel, "modgd": modgd, "cqt": cqt_chroma}
 
 
+def bin_frequencies(representation: str, *, params: FeatureParams = DEFAULT) -> np.ndarray:
+    """Centre frequency (Hz) of each bin of the mel or modgd axis (the chromagram has no such axis)."""
+    if representation == "mel":
+        fmax = params.mel_fmax or params.sample_rate / 2
+        return librosa.mel_frequencies(params.n_mels + 2, fmin=params.mel_fmin, fmax=fmax)[1:-1]
+    if representation == "modgd":
+        return np.arange(params.modgd_bins) * params.sample_rate / params.modgd_n_fft
+    raise ValueError(f"{representation!r} has no frequency axis; expected mel or modgd")
+
+
 def windows(S: np.ndarray, *, params: FeatureParams = DEFAULT) -> np.ndarray:
     """(F, t) -> (t // window_frames, 1, F, window_frames) float32, non-overlapping windows."""
     n = S.shape[1] // params.window_frames

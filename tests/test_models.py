@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from training.models import FILTERS, InstrumentCNN
+from training.models import FILTERS, InstrumentCNN, from_checkpoint
 
 
 def conv_params(filters):
@@ -54,3 +54,25 @@ def test_normalisation_is_applied():
     model.set_normalisation(torch.zeros(36), torch.ones(36))
     torch.testing.assert_close(model((x - 3) / 5), after)
     assert not torch.allclose(before, after)
+
+
+def test_band_limit_ignores_bins_above_it():
+    from instrec.features import bin_frequencies
+
+    model = InstrumentCNN("mel", 128).eval()
+    hz = bin_frequencies("mel")
+    model.set_band_limit(hz, 4000.0)
+    kept = int(model.keep.sum())
+    assert kept == int((hz <= 4000).sum()) and 0 < kept < 128 and hz[kept - 1] <= 4000 < hz[kept]
+    x = torch.randn(4, 1, 128, 100)
+    y = x.clone()
+    y[:, :, kept:] = torch.randn(4, 1, 128 - kept, 100) * 10  # anything above the limit
+    torch.testing.assert_close(model(x), model(y), rtol=0, atol=0)
+    y[:, :, kept - 1] += 1.0  # the highest bin it keeps does count
+    assert not torch.equal(model(x), model(y))
+    # rebuilt from a checkpoint with the limit, and from one made before the limit existed
+    again = from_checkpoint({"model_class": "InstrumentCNN", "model_kwargs": model.kwargs, "state_dict": model.state_dict()})
+    torch.testing.assert_close(again(x), model(x))
+    old = {k: v for k, v in model.state_dict().items() if k != "keep"}
+    kwargs = {k: v for k, v in model.kwargs.items() if k != "max_hz"}
+    assert from_checkpoint({"model_class": "InstrumentCNN", "model_kwargs": kwargs, "state_dict": old}).keep.all()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from instrec import features
 from instrec.params import DEFAULT, FeatureParams
 
 AUGMENTATIONS = ("crop", "stretch", "freqmask", "mix", "pitch", "eq", "noise")
@@ -33,16 +34,6 @@ def applicable(augment: tuple[str, ...], representation: str) -> list[str]:
     return [a for a in augment if representation not in ONLY_FOR.get(a, (representation,))]
 
 
-def _bin_frequencies(representation: str, n_bins: int, params: FeatureParams) -> np.ndarray:
-    """Centre frequency (Hz) of each bin of the mel or modgd axis."""
-    import librosa
-
-    if representation == "mel":
-        fmax = params.mel_fmax or params.sample_rate / 2
-        return librosa.mel_frequencies(n_bins + 2, fmin=params.mel_fmin, fmax=fmax)[1:-1]
-    return np.arange(n_bins) * params.sample_rate / params.modgd_n_fft
-
-
 def _shift_frequency(x: np.ndarray, semitones: np.ndarray, representation: str,
                      params: FeatureParams = DEFAULT) -> np.ndarray:
     """Shift each window (B, 1, F, T) up by ``semitones[b]``: the value at frequency f moves to f * ratio."""
@@ -50,7 +41,7 @@ def _shift_frequency(x: np.ndarray, semitones: np.ndarray, representation: str,
     if representation == "cqt":  # chroma: a circular axis of bins_per_semitone bins per semitone
         steps = np.rint(semitones * params.bins_per_semitone).astype(int)
         return np.stack([np.roll(x[b], steps[b], axis=1) for b in range(B)])
-    freqs = _bin_frequencies(representation, F, params)
+    freqs = features.bin_frequencies(representation, params=params)[:F]
     out = np.empty_like(x)
     for b in range(B):
         source = freqs / 2 ** (semitones[b] / 12)  # where each bin's new content comes from

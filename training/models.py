@@ -50,9 +50,14 @@ class InstrumentCNN(nn.Module):
         F, the input's frequency bins (128 or 36); used for the normalisation buffers.
     activation : "softmax" | "sigmoid"
         The output layer the model was trained with (categorical or binary cross-entropy).
+    max_hz : float, optional
+        Band limit: input bins centred above this frequency are ignored (set to their training
+        mean), so the model cannot learn from how much high-frequency content a source has.
+        Set the bins with :meth:`set_band_limit`.
     """
 
-    def __init__(self, representation: str, n_bins: int, activation: str = "softmax", hidden: int = 1024):
+    def __init__(self, representation: str, n_bins: int, activation: str = "softmax", hidden: int = 1024,
+                 max_hz: float | None = None):
         super().__init__()
         if representation not in FILTERS:
             raise ValueError(f"unknown representation {representation!r}")
@@ -61,6 +66,8 @@ class InstrumentCNN(nn.Module):
         self.representation, self.n_bins, self.activation = representation, n_bins, activation
         self.register_buffer("mean", torch.zeros(1, 1, n_bins, 1))
         self.register_buffer("std", torch.ones(1, 1, n_bins, 1))
+        self.max_hz = max_hz
+        self.register_buffer("keep", torch.ones(1, 1, n_bins, 1))  # 1 for the bins the model sees
         blocks, channels = [], 1
         for filters in FILTERS[representation]:
             blocks.append(ConvBlock(channels, filters))
@@ -73,15 +80,21 @@ class InstrumentCNN(nn.Module):
     def kwargs(self) -> dict:
         """Constructor arguments, saved in checkpoints so the model can be rebuilt."""
         return {"representation": self.representation, "n_bins": self.n_bins, "activation": self.activation,
-                "hidden": self.head[0].out_features}
+                "hidden": self.head[0].out_features, "max_hz": self.max_hz}
 
     def set_normalisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         """Per-bin statistics of the training windows, shape (F,)."""
         self.mean.copy_(mean.reshape(self.mean.shape))
         self.std.copy_(std.clamp_min(1e-3).reshape(self.std.shape))
 
+    def set_band_limit(self, bin_hz, max_hz: float | None) -> None:
+        """Ignore the bins whose centre frequency (``bin_hz``, shape (F,)) is above ``max_hz``."""
+        keep = torch.ones(self.n_bins) if max_hz is None else torch.as_tensor(bin_hz <= max_hz, dtype=torch.float32)
+        self.keep.copy_(keep.reshape(self.keep.shape))
+        self.max_hz = max_hz
+
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        x = (x - self.mean) / self.std  # (batch, 1, F, 100)
+        x = (x - self.mean) / self.std * self.keep  # (batch, 1, F, 100); ignored bins at their mean
         x = self.blocks(x)  # (batch, 512, 1, 1) for mel/modgd; (batch, 512, 1, 3) for cqt
         x = torch.amax(x, dim=(2, 3))  # global max pooling -> (batch, 512)
         return self.head(x)  # (batch, 11)
@@ -100,5 +113,7 @@ def from_checkpoint(checkpoint: dict) -> InstrumentCNN:
     if checkpoint.get("model_class") != "InstrumentCNN":
         raise ValueError(f"checkpoint holds a {checkpoint.get('model_class')!r}, not an InstrumentCNN")
     model = InstrumentCNN(**checkpoint["model_kwargs"])
-    model.load_state_dict(checkpoint["state_dict"])
+    state = dict(checkpoint["state_dict"])
+    state.setdefault("keep", torch.ones_like(model.keep))  # checkpoints from before the band limit
+    model.load_state_dict(state)
     return model.eval()

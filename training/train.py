@@ -29,6 +29,7 @@ from torch import nn
 from tqdm import tqdm
 
 import instrec
+from instrec import features
 from instrec.labels import CODES
 from instrec.params import DEFAULT, REPRESENTATIONS, FeatureParams
 from training import augment as aug
@@ -142,7 +143,7 @@ def prepare_data(data: Path, representation: str, cache_dir: Path, *, extra_trai
 def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patience: int = 5, batch_size: int = 128,
           lr: float = 1e-3, loss: str = "softmax", seed: int = 0, augment: tuple[str, ...] = (),
           extra_train: list[Path] = (), cache_dir: Path | None = None, workers: int | None = None,
-          resume: bool = False, init: Path | None = None, device: str | None = None,
+          resume: bool = False, init: Path | None = None, max_hz: float | None = None, device: str | None = None,
           max_minutes: float | None = None, progress: bool = True) -> dict:
     """Train and return the summary written to ``<out>/<representation>/history.json``."""
     if representation not in REPRESENTATIONS:
@@ -175,6 +176,10 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
         model = InstrumentCNN(representation, n_bins, activation=loss).to(dev)
         mean, std = input_statistics(train_fs.windows, seed=seed)
         model.set_normalisation(torch.from_numpy(mean), torch.from_numpy(std))
+    if max_hz is not None:
+        if representation == "cqt":
+            raise ValueError("--max-hz needs a frequency axis: mel or modgd")
+        model.set_band_limit(features.bin_frequencies(representation), max_hz)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     use_amp = dev.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
@@ -183,10 +188,11 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
     rng = np.random.default_rng(seed)
     args = {"data": str(data), "representation": representation, "epochs": epochs, "patience": patience,
             "batch_size": batch_size, "lr": lr, "loss": loss, "seed": seed, "augment": list(augment),
-            "extra_train": [str(p) for p in extra_train], "init": str(init) if init else None}
+            "extra_train": [str(p) for p in extra_train], "init": str(init) if init else None, "max_hz": max_hz}
     if resume and (folder / "last.pt").exists():
         state = torch.load(folder / "last.pt", map_location=dev, weights_only=False)
         model.load_state_dict(state["state_dict"])
+        model.max_hz = state.get("max_hz", model.max_hz)
         optimiser.load_state_dict(state["optimiser"])
         history, best, since_best = state["history"], state["best"], state["since_best"]
         start_epoch = state["epoch"] + 1
@@ -227,7 +233,7 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
         else:
             since_best += 1
         torch.save({"state_dict": model.state_dict(), "optimiser": optimiser.state_dict(), "history": history,
-                    "best": best, "since_best": since_best, "epoch": epoch, "rng": rng.bit_generator.state,
+                    "best": best, "since_best": since_best, "epoch": epoch, "max_hz": model.max_hz, "rng": rng.bit_generator.state,
                     "torch_rng": torch.get_rng_state()}, folder / "last.pt")
         print(f"{representation} epoch {epoch:3d}  loss {row['loss']:.4f}  val_loss {row['val_loss']:.4f}  "
               f"val_f1 {row['val_f1_micro']:.3f}  {row['seconds']:.0f} s{'  *' if improved else ''}", flush=True)
@@ -284,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     ap.add_argument("--max-minutes", type=float, help="stop after the epoch that passes this wall time")
     ap.add_argument("--resume", action="store_true", help="continue from <out>/<representation>/last.pt")
+    ap.add_argument("--max-hz", type=float, help="band limit: the model ignores bins centred above this frequency")
     ap.add_argument("--init", type=Path, metavar="CHECKPOINT",
                     help="start from this checkpoint's weights and input statistics (fine-tuning)")
     args = ap.parse_args(argv)
@@ -293,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         train(args.data, args.representation, args.out, epochs=args.epochs, patience=args.patience,
               batch_size=args.batch_size, lr=args.lr, loss=args.loss, seed=args.seed, augment=augment,
               extra_train=args.extra_train, cache_dir=args.cache, workers=args.workers, resume=args.resume,
-              init=args.init, device=args.device, max_minutes=args.max_minutes)
+              init=args.init, max_hz=args.max_hz, device=args.device, max_minutes=args.max_minutes)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
