@@ -147,7 +147,10 @@ def export(run: Path, out: Path, *, data: Path | None = None) -> dict:
                           "bytes": (out / f"{rep}.onnx").stat().st_size, "input": INPUT, "output": OUTPUT,
                           "input_shape": ["batch", *params.shapes[rep]], "activation": models[rep].activation,
                           "epochs": len(ckpts[rep]["history"]),
-                          "best_val_loss": min(h["val_loss"] for h in ckpts[rep]["history"])}
+                          "best_val_loss": min(h["val_loss"] for h in ckpts[rep]["history"]),
+                          "max_hz": models[rep].max_hz,
+                          "training": {k: ckpts[rep]["training_args"].get(k)
+                                       for k in ("data", "extra_train", "augment", "lr", "init")}}
     manifest = {
         "format": 1,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -27,6 +27,7 @@ def test_files_and_manifest(tiny_models, tiny_run):
     for rep in ("mel", "modgd", "cqt"):
         info = manifest["models"][rep]
         path = tiny_models / info["file"]
+        assert info["max_hz"] is None and info["training"]["augment"] == [] and info["training"]["lr"] == 1e-3
         assert info["sha256"] == sha256(path)
         model = onnx.load(str(path))
         onnx.checker.check_model(model)
