@@ -15,7 +15,8 @@ def test_pipeline_fine_tunes_exports_and_writes_the_card(tiny_corpus, tiny_run, 
     shutil.copytree(tiny_corpus, corpus)  # finished songs are kept: the corpus stage only checks them
     argv = ["--corpus", str(corpus), "--scale", str(TINY_SCALE), "--material-pieces", str(TINY_MATERIAL),
             "--out", str(out), "--models", str(models), "--epochs", "1", "--workers", "1", "--lr", "3e-4",
-            "--init-run", str(tiny_run), "--augment", "noise,pitch", "--real-audio", str(REAL_AUDIO)]
+            "--init-run", str(tiny_run), "--augment", "noise,pitch", "--real-audio", str(REAL_AUDIO),
+            "--cache", str(tmp_path / "cache")]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "augmentations: noise,pitch; starting from" in printed and "augmentations: pitch; starting from" in printed
@@ -30,6 +31,7 @@ def test_pipeline_fine_tunes_exports_and_writes_the_card(tiny_corpus, tiny_run, 
     card = (models / "MODEL_CARD.md").read_text()
     assert "## Real recordings" in card and "--init-run" in card
     assert commands(out)[-1].startswith("python -m training.pipeline --corpus")
+    assert (tmp_path / "cache").is_dir() and not (out / "cache").exists()
     # a second call resumes: every CNN continues from its own last.pt, not from the starting run
     assert main(argv) == 0
     assert "starting from" not in capsys.readouterr().out

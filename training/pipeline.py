@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--augment", default="", help="comma-separated augmentations for training")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--init-run", type=Path, help="start each CNN from <init-run>/<representation>/best.pt")
+    ap.add_argument("--cache", type=Path, help="feature cache folder (default <out>/cache; runs can share one)")
     ap.add_argument("--max-minutes-per-model", type=float, help="training time budget of each CNN")
     ap.add_argument("--extra-soundfonts", type=Path, action="append", default=[])
     ap.add_argument("--material-pieces", type=int, default=60, help="chorales and tunes from music21 (each)")
@@ -83,13 +84,14 @@ def main(argv: list[str] | None = None) -> int:
             init = args.init_run / rep / "best.pt" if args.init_run and not resume else None
             print(f"augmentations: {','.join(mine) or 'none'}" + (f"; starting from {init}" if init else ""))
             train(data, rep, args.out, epochs=args.epochs, patience=args.patience, seed=args.seed, augment=mine,
-                  lr=args.lr, workers=args.workers, resume=resume, init=init, max_minutes=args.max_minutes_per_model)
+                  lr=args.lr, workers=args.workers, resume=resume, init=init, cache_dir=args.cache,
+                  max_minutes=args.max_minutes_per_model)
     with stage("tune thresholds and fusion", times):
-        tuned = tune(args.out)
+        tuned = tune(args.out, cache_dir=args.cache)
         print(f"chosen: {tuned['fusion']['rule']} / {tuned['fusion']['aggregation']}")
     test = args.test or args.corpus / "test"
     with stage("evaluate", times):
-        result = run_evaluation(args.out, test)
+        result = run_evaluation(args.out, test, cache_dir=args.cache)
         for name, r in result["configs"].items():
             print(f"{name:<15} F1 micro {r['test']['f1_micro']:.3f}  macro {r['test']['f1_macro']:.3f}")
     with stage("export to ONNX", times):
