@@ -52,11 +52,15 @@ def card(models: Path, run: Path) -> str:
         "chromagram) exported to ONNX (opset " + str(m["versions"]["opset"]) + ", dynamic batch), fused with "
         f"per-instrument thresholds: rule **{f['rule']}**, window aggregation **{f['aggregation']}**, chosen on "
         "the validation set.", "",
-        "| model | input | size | epochs | best validation loss | sha256 |", "|---|---|---|---|---|---|",
+        "| model | input | size | epochs | augmentation | started from | best validation loss | sha256 |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for rep, info in m["models"].items():
+        training = info.get("training") or {}
         lines.append(f"| {rep} | {' x '.join(map(str, info['input_shape'][1:]))} | {info['bytes'] / 1e6:.1f} MB | "
-                     f"{info['epochs']} | {info['best_val_loss']:.3f} | `{info['sha256'][:16]}...` |")
+                     f"{info['epochs']} | {', '.join(training.get('augment') or []) or 'none'} | "
+                     f"{'`' + training['init'] + '`' if training.get('init') else 'scratch'} | "
+                     f"{info['best_val_loss']:.3f} | `{info['sha256'][:16]}...` |")
     lines += [
         "", "## Training data: synthetic", "",
         f"Trained on `{data['root']}`: the synthetic IRMAS-style corpus rendered by `python -m training.synth` "
