@@ -113,6 +113,15 @@ def check_parity(models: dict, sessions: dict, fusion: Fusion, real: dict[str, l
     return report
 
 
+def epochs_before(checkpoint: dict) -> int:
+    """Epochs of the checkpoints a fine-tuned checkpoint started from (``--init``), as far as they exist."""
+    init = checkpoint.get("training_args", {}).get("init")
+    if not init or not Path(init).exists():
+        return 0
+    earlier = torch.load(init, map_location="cpu", weights_only=False)
+    return len(earlier.get("history", [])) + epochs_before(earlier)
+
+
 def export(run: Path, out: Path, *, data: Path | None = None) -> dict:
     run, out = Path(run), Path(out)
     tuned_path = run / "thresholds.json"
@@ -146,7 +155,7 @@ def export(run: Path, out: Path, *, data: Path | None = None) -> dict:
             files[rep] = {"file": f"{rep}.onnx", "sha256": sha256(out / f"{rep}.onnx"),
                           "bytes": (out / f"{rep}.onnx").stat().st_size, "input": INPUT, "output": OUTPUT,
                           "input_shape": ["batch", *params.shapes[rep]], "activation": models[rep].activation,
-                          "epochs": len(ckpts[rep]["history"]),
+                          "epochs": len(ckpts[rep]["history"]), "epochs_before": epochs_before(ckpts[rep]),
                           "best_val_loss": min(h["val_loss"] for h in ckpts[rep]["history"]),
                           "max_hz": models[rep].max_hz,
                           "training": {k: ckpts[rep]["training_args"].get(k)

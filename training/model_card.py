@@ -58,7 +58,8 @@ def card(models: Path, run: Path) -> str:
     for rep, info in m["models"].items():
         training = info.get("training") or {}
         lines.append(f"| {rep} | {' x '.join(map(str, info['input_shape'][1:]))} | {info['bytes'] / 1e6:.1f} MB | "
-                     f"{info['epochs']} | {', '.join(training.get('augment') or []) or 'none'} | "
+                     f"{(str(info['epochs_before']) + ' + ') if info.get('epochs_before') else ''}{info['epochs']} | "
+                     f"{', '.join(training.get('augment') or []) or 'none'} | "
                      f"{'`' + training['init'] + '`' if training.get('init') else 'scratch'} | "
                      f"{info['best_val_loss']:.3f} | `{info['sha256'][:16]}...` |")
     lines += [
