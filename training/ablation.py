@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 def table(rows: list[dict]) -> str:
     """Markdown table: one line per setting, mean (and standard deviation when several seeds)."""
     measures = ("best_val_loss", "best_val_f1", "test_f1_micro", "test_f1_macro")
-    lines = ["| setting | runs | best val. loss | best val. micro F1 (windows, top-1) | test micro F1 | test macro F1 |",
+    lines = ["| setting | runs | best val. loss | best val. micro F1 (held-out excerpts, top class) | test micro F1 | test macro F1 |",
              "|---|---|---|---|---|---|"]
     for setting in dict.fromkeys(r["setting"] for r in rows):
         mine = [r for r in rows if r["setting"] == setting]
