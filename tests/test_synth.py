@@ -102,3 +102,17 @@ def test_chosen_general_midi_soundfonts(tmp_path):
     assert synth.gm_soundfonts([fluid]) == [fluid]
     with pytest.raises(synth.SynthError, match="not found: .*missing.sf2"):
         synth.gm_soundfonts([fluid, tmp_path / "missing.sf2"])
+
+
+def test_subset_links_excerpts_by_lead_soundfont(tiny_corpus, tmp_path):
+    from training.subset import link_subset
+
+    # the tiny corpus uses only the General MIDI soundfonts: every training excerpt has a GM lead
+    counts = link_subset(tiny_corpus, tmp_path / "gm", "gm")
+    linked = read_training(tmp_path / "gm")
+    assert sum(counts.values()) == len(linked) == len(read_training(tiny_corpus / "train"))
+    assert all(e.path.is_symlink() and e.path.resolve().is_file() for e in linked)
+    with pytest.raises(ValueError, match="no training excerpt .* by a real-sample soundfont"):
+        link_subset(tiny_corpus, tmp_path / "extra", "extra")
+    with pytest.raises(FileNotFoundError, match="corpus.json"):
+        link_subset(tmp_path / "gm", tmp_path / "again", "gm")

@@ -1,0 +1,68 @@
+"""Link a subset of a synthetic corpus's training excerpts into a new training folder.
+
+    python -m training.subset --corpus data/synth --out data/synth-gm-only --lead gm
+
+Keeps the excerpts whose predominant part is played by a General MIDI soundfont (``--lead gm``) or
+by a real-sample one (``--lead extra``), as recorded in ``corpus.json``; the files are symbolic
+links, so the subset costs no disk space. Train on it with ``--data <out>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+
+#: The General MIDI soundfonts the corpus can use by default (file names, as in ``corpus.json``).
+GM_NAMES = ("FluidR3_GM.sf2", "MuseScore_General.sf3", "TimGM6mb.sf2")
+
+
+def link_subset(corpus: Path, out: Path, lead: str = "gm") -> Counter:
+    """Link the training excerpts of ``corpus`` whose lead soundfonts are all GM (or none is); per class counts."""
+    if lead not in ("gm", "extra"):
+        raise ValueError(f"lead must be 'gm' or 'extra', got {lead!r}")
+    manifest = Path(corpus) / "corpus.json"
+    if not manifest.exists():
+        raise FileNotFoundError(f"{manifest} not found: is {corpus} a corpus rendered by training.synth?")
+    records = json.loads(manifest.read_text())["records"]
+    counts: Counter = Counter()
+    for r in records:
+        if r["split"] != "train":
+            continue
+        fonts = [p["soundfont"] for p in r["parts"] if p["role"] == "predominant"]
+        if all(f in GM_NAMES for f in fonts) != (lead == "gm"):
+            continue
+        for rel in r["files"]:
+            target = (Path(corpus) / rel).resolve()
+            link = Path(out) / Path(rel).relative_to("train")
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if not link.is_symlink():
+                os.symlink(target, link)
+            counts[link.parent.name] += 1
+    if not counts:
+        kind = "a General MIDI" if lead == "gm" else "a real-sample"
+        raise ValueError(f"no training excerpt of {corpus} has its lead played by {kind} soundfont")
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m training.subset", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--corpus", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--lead", choices=("gm", "extra"), default="gm")
+    args = ap.parse_args(argv)
+    try:
+        counts = link_subset(args.corpus, args.out, args.lead)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{sum(counts.values())} excerpts linked into {args.out}: "
+          + " ".join(f"{c}:{n}" for c, n in sorted(counts.items())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
