@@ -103,7 +103,7 @@ def card(models: Path, run: Path) -> str:
     lines += [f"- {name}: {micro:.3f} / {macro:.3f}" for name, micro, macro in PUBLISHED]
     lines += ["", "Several published IRMAS figures were obtained with thresholds tuned on the test set; instrec "
               "tunes on validation data only.", "", "## Reproduce", "", "```bash"]
-    lines += [c for c in commands(run)] + ["python -m training.model_card", "```", ""]
+    lines += commands(run) + [f"python -m training.model_card --models {models} --run {run}", "```", ""]
     for r in runs(run):
         t = r / "pipeline_times.json"
         if t.exists():
