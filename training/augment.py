@@ -7,8 +7,8 @@
               (log-mel: sum of magnitudes; modgd and chroma: weighted sum)
     pitch     shift by -2..+2 semitones: the frequency axis resampled at the shifted frequencies
               (mel centres, modgd's linear bins), the chromagram rolled by whole bins
-    eq        log-mel only: a random smooth gain curve (spectral tilt of up to +-12 dB over the range,
-              plus one broad +-6 dB bump), as a microphone, room or tone control would colour a recording
+    eq        log-mel only: a random smooth gain curve (a tilt of up to +-6 dB at the ends plus one
+              broad +-6 dB bump), as a microphone, room or tone control would colour a recording
     noise     log-mel only: a background of coloured noise 15-45 dB under the window's mean magnitude
               (a tilted floor with Rayleigh-distributed cells), as hiss, room tone and breath put under
               real recordings
@@ -29,7 +29,7 @@ ONLY_FOR = {"eq": ("mel",), "noise": ("mel",)}
 NEPER_PER_DB = np.log(10) / 20
 
 
-def applicable(augment: tuple[str, ...], representation: str) -> list[str]:
+def unsupported(augment: tuple[str, ...], representation: str) -> list[str]:
     """The augmentations in ``augment`` that ``representation`` does not support."""
     return [a for a in augment if representation not in ONLY_FOR.get(a, (representation,))]
 

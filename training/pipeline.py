@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     augment = tuple(a for a in args.augment.split(",") if a)
     for rep in ("mel", "modgd", "cqt"):
         with stage(f"train {rep}", times):
-            mine = tuple(a for a in augment if a not in aug.applicable(augment, rep))
+            mine = tuple(a for a in augment if a not in aug.unsupported(augment, rep))
             resume = (args.out / rep / "last.pt").exists()
             init = args.init_run / rep / "best.pt" if args.init_run and not resume else None
             print(f"augmentations: {','.join(mine) or 'none'}" + (f"; starting from {init}" if init else ""))

@@ -2,8 +2,8 @@
 
     python -m training.train --data DIR --representation mel|modgd|cqt [--out runs/default]
                              [--epochs 50] [--patience 5] [--loss softmax|sigmoid]
-                             [--augment crop,stretch,freqmask,mix,pitch,eq] [--extra-train DIR]
-                             [--init CHECKPOINT | --resume]
+                             [--augment crop,stretch,freqmask,mix,pitch,eq,noise] [--extra-train DIR]
+                             [--max-hz 4000] [--init CHECKPOINT | --resume]
 
 The seed's recipe by default: Adam, learning rate 0.001, batch 128, softmax with categorical
 cross-entropy on 1-second windows labelled with their excerpt's instrument; the checkpoint with
@@ -151,7 +151,7 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
     unknown = set(augment) - set(aug.AUGMENTATIONS)
     if unknown:
         raise ValueError(f"unknown augmentations {sorted(unknown)}; expected some of {aug.AUGMENTATIONS}")
-    unsupported = aug.applicable(augment, representation)
+    unsupported = aug.unsupported(augment, representation)
     if unsupported:
         raise ValueError(f"augmentations {unsupported} do not apply to {representation}")
     if init is not None and resume:
