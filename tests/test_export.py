@@ -96,3 +96,20 @@ def test_real_audio_check_agrees_between_onnx_and_checkpoint(tiny_models, tiny_r
     (tmp_path / "a.flac").write_bytes((REAL_AUDIO / exported["clips"][0]["file"]).read_bytes())
     with pytest.raises(FileNotFoundError, match="labels.csv"):
         check_real_audio(tiny_models, tmp_path)
+
+
+def test_real_audio_reads_training_layouts_and_low_passes(tiny_corpus):
+    from tests.conftest import tone
+    from training.datasets import read_training
+    from training.real_audio import lowpass, read_labels
+
+    clips = read_labels(tiny_corpus / "train")  # no labels.csv: each file labelled by its class folder
+    assert len(clips) == len(read_training(tiny_corpus / "train"))
+    assert all(path.parent.name == label for path, label in clips)
+    # a 6th-order low-pass at 4 kHz keeps 500 Hz (within 0.1 dB) and takes 8 kHz down by over 30 dB
+    # (36 dB per octave from the corner), after the filter's first 0.1 s
+    rms = lambda y: float(np.sqrt(np.mean(y[2205:] ** 2)))
+    low, high = tone(500, 1.0), tone(8000, 1.0)
+    assert abs(20 * np.log10(rms(lowpass(low, 4000)) / rms(low))) < 0.1
+    assert 20 * np.log10(rms(lowpass(high, 4000)) / rms(high)) < -30
+    assert lowpass(low, None) is low

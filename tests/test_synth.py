@@ -116,3 +116,11 @@ def test_subset_links_excerpts_by_lead_soundfont(tiny_corpus, tmp_path):
         link_subset(tiny_corpus, tmp_path / "extra", "extra")
     with pytest.raises(FileNotFoundError, match="corpus.json"):
         link_subset(tmp_path / "gm", tmp_path / "again", "gm")
+    # a manifest written before it named the General MIDI soundfonts is refused, not guessed at
+    old = json.loads((tiny_corpus / "corpus.json").read_text())
+    assert old["gm_soundfonts"] == [p.name for p in synth.gm_soundfonts()]
+    del old["gm_soundfonts"]
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "corpus.json").write_text(json.dumps(old))
+    with pytest.raises(ValueError, match="run training.synth .* again"):
+        link_subset(tmp_path / "old", tmp_path / "again", "gm")

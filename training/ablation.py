@@ -4,8 +4,8 @@
         [--settings none,crop,stretch,freqmask,mix,pitch,eq,crop+stretch] [--epochs 6] [--seeds 0,1,2]
         [--extra-train DIR]
 
-For each setting and seed: best validation loss and window-level validation micro F1 during
-training, then thresholds tuned on the corpus's validation set and micro/macro F1 on its test set
+For each setting and seed: best validation loss and validation micro F1 (held-out excerpts, top
+class) during training, then thresholds tuned on the corpus's validation set and micro/macro F1 on its test set
 (mel alone). ``--extra-train`` adds a training-layout folder (e.g. WaveGAN output) to every run, so
 two invocations, with and without it, measure what that data does. Prints a Markdown table (mean
 and standard deviation over the seeds) and writes ``<out>/ablation.json``.

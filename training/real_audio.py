@@ -2,10 +2,13 @@
 
     python -m training.real_audio --models onnx_models --data ../shared/real-audio
     python -m training.real_audio --checkpoint runs/X/mel/best.pt [...] --data ../shared/real-audio
+                                  [--lowpass 4000]
 
 ``--data`` holds audio files and a ``labels.csv`` with columns ``file`` and ``label`` (an IRMAS
-code). Chance is 1 in 11. ``--checkpoint`` scores trained PyTorch models one by one, before any
-export: the mean of their window probabilities (S1), top class against the label.
+code), or is an IRMAS training-layout folder (each file labelled by its class folder). Chance is
+1 in 11. ``--checkpoint`` scores trained PyTorch models one by one, before any export: the mean of
+their window probabilities (S1), top class against the label; ``--lowpass`` first filters every
+clip (6th-order Butterworth), to see what a model makes of the clips without their high band.
 """
 
 from __future__ import annotations
@@ -43,14 +46,32 @@ def check_real_audio(models: Path, data: Path) -> dict:
 
 
 def read_labels(data: Path) -> list[tuple[Path, str]]:
+    """(path, IRMAS code) of each clip: from ``labels.csv``, or from a training-layout folder."""
     labels_file = Path(data) / "labels.csv"
+    if not labels_file.exists() and any((Path(data) / c).is_dir() for c in CODES):
+        from training.datasets import read_training
+
+        return [(e.path, e.labels[0]) for e in read_training(data)]
     if not labels_file.exists():
         raise FileNotFoundError(f"{labels_file} not found (columns: file,label)")
     return [(Path(data) / row["file"], CODES[index_of(row["label"])]) for row in csv.DictReader(labels_file.open())]
 
 
-def check_checkpoints(checkpoints: list[Path], data: Path) -> dict:
-    """Top-1 share of each checkpoint on the labelled clips in ``data``."""
+def lowpass(y, hz: float | None):
+    """``y`` (at the feature sample rate) through a 6th-order Butterworth low-pass; unchanged for None."""
+    if hz is None:
+        return y
+    import numpy as np
+    import scipy.signal
+
+    from instrec.params import DEFAULT
+
+    sos = scipy.signal.butter(6, hz, fs=DEFAULT.sample_rate, output="sos")
+    return scipy.signal.sosfilt(sos, y).astype(np.float32)
+
+
+def check_checkpoints(checkpoints: list[Path], data: Path, lowpass_hz: float | None = None) -> dict:
+    """Top-1 share of each checkpoint on the labelled clips in ``data`` (low-passed when asked)."""
     import numpy as np
     import torch
 
@@ -60,7 +81,7 @@ def check_checkpoints(checkpoints: list[Path], data: Path) -> dict:
     clips = read_labels(data)
     models = {str(c): load_checkpoint(c)[0] for c in checkpoints}
     reps = sorted({m.representation for m in models.values()})
-    feats = [features.extract(audio.load(path), representations=tuple(reps)) for path, _ in clips]
+    feats = [features.extract(lowpass(audio.load(path), lowpass_hz), representations=tuple(reps)) for path, _ in clips]
     result = {}
     for name, model in models.items():
         top = [CODES[int(predict_windows(model, f[model.representation], torch.device("cpu")).mean(0).argmax())]
@@ -79,10 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--checkpoint", type=Path, action="append", default=[],
                     help="score this PyTorch checkpoint instead of the exported models (repeatable)")
+    ap.add_argument("--lowpass", type=float, metavar="HZ", help="with --checkpoint: low-pass every clip first")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if args.checkpoint:
-        result = check_checkpoints(args.checkpoint, args.data)
+        result = check_checkpoints(args.checkpoint, args.data, args.lowpass)
         if args.json:
             print(json.dumps(result, indent=1))
             return 0

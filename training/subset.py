@@ -3,7 +3,7 @@
     python -m training.subset --corpus data/synth --out data/synth-gm-only --lead gm
 
 Keeps the excerpts whose predominant part is played by a General MIDI soundfont (``--lead gm``) or
-by a real-sample one (``--lead extra``), as recorded in ``corpus.json``; the files are symbolic
+by a real-sample one (``--lead extra``), as ``corpus.json`` records them; the files are symbolic
 links, so the subset costs no disk space. Train on it with ``--data <out>``.
 """
 
@@ -16,10 +16,6 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-#: The General MIDI soundfonts the corpus can use by default (file names, as in ``corpus.json``).
-GM_NAMES = ("FluidR3_GM.sf2", "MuseScore_General.sf3", "TimGM6mb.sf2")
-
-
 def link_subset(corpus: Path, out: Path, lead: str = "gm") -> Counter:
     """Link the training excerpts of ``corpus`` whose lead soundfonts are all GM (or none is); per class counts."""
     if lead not in ("gm", "extra"):
@@ -27,13 +23,17 @@ def link_subset(corpus: Path, out: Path, lead: str = "gm") -> Counter:
     manifest = Path(corpus) / "corpus.json"
     if not manifest.exists():
         raise FileNotFoundError(f"{manifest} not found: is {corpus} a corpus rendered by training.synth?")
-    records = json.loads(manifest.read_text())["records"]
+    rendered = json.loads(manifest.read_text())
+    if "gm_soundfonts" not in rendered:
+        raise ValueError(f"{manifest} does not say which soundfonts are General MIDI: run training.synth on "
+                         f"{corpus} again with the same arguments (finished songs are kept) to refresh it")
+    gm_names, records = set(rendered["gm_soundfonts"]), rendered["records"]
     counts: Counter = Counter()
     for r in records:
         if r["split"] != "train":
             continue
         fonts = [p["soundfont"] for p in r["parts"] if p["role"] == "predominant"]
-        if all(f in GM_NAMES for f in fonts) != (lead == "gm"):
+        if all(f in gm_names for f in fonts) != (lead == "gm"):
             continue
         for rel in r["files"]:
             target = (Path(corpus) / rel).resolve()

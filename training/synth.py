@@ -600,7 +600,8 @@ def render_corpus(out: Path, *, scale: float = 1.0, seed: int = 0, workers: int 
     records.sort(key=lambda r: r["key"])
     summary = summarise(records, time.perf_counter() - t0)
     manifest = {"seed": seed, "scale": scale, "sample_rate": SAMPLE_RATE,
-                "soundfonts": [Path(p).name for p in catalogue.soundfonts], "extra_share": extra_share,
+                "soundfonts": [Path(p).name for p in catalogue.soundfonts],
+                "gm_soundfonts": [Path(p).name for p in catalogue.gm], "extra_share": extra_share,
                 "solo_share": solo_share,
                 "summary": summary, "records": records}
     (out / "corpus.json").write_text(json.dumps(manifest, indent=1))
