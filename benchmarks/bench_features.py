@@ -14,17 +14,14 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import librosa
 import numpy as np
 import scipy.signal
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from instrec import features  # noqa: E402
-from instrec.params import DEFAULT as P  # noqa: E402
+from instrec import features
+from instrec.params import DEFAULT as P
 
 
 def straightforward_mel(y):

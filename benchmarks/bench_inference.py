@@ -1,6 +1,6 @@
 """End-to-end recognition speed and memory: instrec beside the straightforward pipeline.
 
-    python benchmarks/bench_inference.py [--models onnx_models] [--seconds 20] [--repeats 5] [--hour]
+    python benchmarks/bench_inference.py [--models DIR] [--seconds 20] [--repeats 5] [--hour]
 
 For a clip of ``--seconds`` (a WAV at 44.1 kHz stereo): decode, three representations, three
 models, fusion. instrec = ``Recognizer.predict`` (onnxruntime on the CPU); straightforward =
@@ -27,8 +27,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from instrec.recognizer import MODELS_DIR
 
 
 def make_clip(path: Path, seconds: float, sr: int = 44100, channels: int = 2) -> None:
@@ -94,19 +93,23 @@ def measure(kind: str, models: Path, clip: Path, repeats: int) -> dict:
 
 
 def in_fresh_process(kind: str, models: Path, clip: Path, repeats: int) -> dict:
-    code = (f"import json, sys; sys.path.insert(0, {str(ROOT)!r}); from benchmarks.bench_inference import measure; "
-            f"from pathlib import Path; print(json.dumps(measure({kind!r}, Path({str(models)!r}), Path({str(clip)!r}), {repeats})))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    out = subprocess.run([sys.executable, __file__, "--measure", kind, "--models", str(models), "--clip", str(clip),
+                          "--repeats", str(repeats)], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", type=Path, default=ROOT / "onnx_models")
+    ap.add_argument("--models", type=Path, default=MODELS_DIR)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--hour", action="store_true", help="also a 60-minute file")
+    ap.add_argument("--measure", choices=("instrec", "straightforward"), help=argparse.SUPPRESS)
+    ap.add_argument("--clip", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.measure:  # the child process of in_fresh_process
+        print(json.dumps(measure(args.measure, args.models, args.clip, args.repeats)))
+        return
     print(f"{platform.machine()}, {os.cpu_count()} cores, models {args.models}")
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "clip.wav"

@@ -12,15 +12,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import soundfile as sf
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from training import synth  # noqa: E402
+from corpus import synth
 
 
 def main(argv=None):

@@ -12,16 +12,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from instrec.params import DEFAULT as P  # noqa: E402
-from training.models import InstrumentCNN  # noqa: E402
-from training.train import loss_fn  # noqa: E402
+from instrec.params import DEFAULT as P
+from training.models import InstrumentCNN
+from training.train import loss_fn
 
 DEFAULT_TRAIN_WINDOWS = int(6705 * 3 * 0.85)
 

@@ -1,4 +1,5 @@
-"""Command line: ``python -m instrec predict PATH... [--json]`` and ``python -m instrec info``.
+"""Command line: ``instrec predict PATH... [--json]``, ``instrec info`` and ``instrec serve``
+(``python -m instrec`` is the same).
 
 Exit codes of ``predict``: 0 when every file succeeded, 1 when some failed (each failure is
 reported, as a JSON error object with ``--json``, and the batch goes on), 2 for bad usage.
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from .audio import AUDIO_EXTENSIONS, AudioError
 from .labels import CODES
-from .recognizer import MODELS_DIR, ModelError, Recognizer
+from .recognizer import ModelError, Recognizer
 
 
 def expand(paths: list[Path]) -> list[Path]:
@@ -41,14 +42,26 @@ def table(results: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m instrec", description="Which IRMAS instruments play in a recording.")
-    ap.add_argument("--models", type=Path, default=MODELS_DIR, help="folder with the ONNX models and manifest.json")
+    ap = argparse.ArgumentParser(prog="instrec", description="Which IRMAS instruments play in a recording.")
+    ap.add_argument("--models", type=Path, help="folder with the ONNX models and manifest.json "
+                    "(default: INSTREC_MODELS, else the models shipped in the package)")
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("predict", help="recognise instruments in files or folders")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     p.add_argument("--json", action="store_true", help="print a JSON array of answers")
     sub.add_parser("info", help="the models, their training data and metrics, the execution provider")
+    s = sub.add_parser("serve", help="the web app and HTTP API (needs the app extra: pip install 'instrec[app]')")
+    s.add_argument("--host", help="default GRADIO_SERVER_NAME, else 127.0.0.1")
+    s.add_argument("--port", type=int, help="default GRADIO_SERVER_PORT, else 7860")
     args = ap.parse_args(argv)
+    if args.command == "serve":
+        try:
+            from .app import serve
+        except ImportError as exc:
+            print(f"error: the app needs gradio ({exc}): pip install 'instrec[app]'", file=sys.stderr)
+            return 2
+        serve(args.host, args.port, args.models)
+        return 0
     try:
         rec = Recognizer(args.models)
     except (ModelError, ValueError) as exc:

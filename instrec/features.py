@@ -136,7 +136,9 @@ def modgd(y: np.ndarray, *, params: FeatureParams = DEFAULT) -> np.ndarray:
     S = np.maximum(S, floor)
 
     X = X[:, :n_bins]
-    tau = (X.real * Y.real + X.imag * Y.imag) / S ** (2 * params.modgd_gamma)
+    numerator = X.real * Y.real + X.imag * Y.imag
+    denominator = S ** (2 * params.modgd_gamma)  # may underflow to 0 for a silent frame when gamma > 0.5
+    tau = np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator > 0)
     tau_m = np.abs(tau) ** params.modgd_alpha
     G = np.sign(tau) * np.log1p(tau_m)
     return np.ascontiguousarray(G.T, dtype=np.float32)

@@ -40,10 +40,23 @@ def aggregate(window_probs: np.ndarray, method: str = "S1") -> np.ndarray:
 
 
 def calibrate(score: np.ndarray, threshold: np.ndarray) -> np.ndarray:
-    """Map scores so that each threshold lands on 0.5 (piecewise linear, monotone, [0,1] -> [0,1])."""
+    """Map scores so that each threshold lands on 0.5 (piecewise linear, monotone, [0,1] -> [0,1]).
+
+    Exactly ``score >= threshold`` becomes ``mapped >= 0.5``, thresholds 0 and 1 included, so the
+    decision is the one tuned on the grid of :mod:`training.thresholds`.
+    """
     s = np.clip(np.asarray(score, np.float64), 0.0, 1.0)
-    t = np.clip(np.asarray(threshold, np.float64), 1e-6, 1 - 1e-6)
-    return np.where(s < t, 0.5 * s / t, 0.5 + 0.5 * (s - t) / (1 - t))
+    t = np.broadcast_to(np.asarray(threshold, np.float64), s.shape)
+    below = 0.5 * np.divide(s, t, out=np.zeros_like(s), where=t > 0)
+    above = 0.5 + 0.5 * np.divide(s - t, 1 - t, out=np.zeros_like(s), where=t < 1)
+    return np.where(s < t, below, above)
+
+
+def report(score: float) -> float:
+    """A fused score rounded to 4 decimals for display without crossing the 0.5 boundary:
+    an absent instrument's 0.49996 is shown as 0.4999, never as 0.5."""
+    score = float(score)
+    return np.floor(score * 1e4) / 1e4 if score < 0.5 else round(score, 4)
 
 
 @dataclass
@@ -81,5 +94,5 @@ class Fusion:
                 "thresholds": {k: [round(float(x), 4) for x in v] for k, v in self.thresholds.items()}}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Fusion":
+    def from_dict(cls, d: dict) -> Fusion:
         return cls(tuple(d["models"]), d["rule"], d["aggregation"], {k: list(v) for k, v in d["thresholds"].items()})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -47,6 +47,11 @@ def to_multi_hot(codes: Iterable[str]) -> np.ndarray:
     return y
 
 
-def from_multi_hot(y: np.ndarray) -> list[str]:
-    """Boolean or 0/1 vector of shape (11,) -> codes present, in class order."""
-    return [code for code, present in zip(CODES, np.asarray(y).astype(bool)) if present]
+#: IRMAS genre tags of training excerpts.
+GENRES: dict[str, str] = {
+    "cou_fol": "country-folk",
+    "cla": "classical",
+    "pop_roc": "pop-rock",
+    "lat_sou": "latin-soul",
+    "jaz_blu": "jazz-blues",
+}

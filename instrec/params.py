@@ -1,7 +1,7 @@
 """Every number that defines the three representations, in one frozen object.
 
 Training, export, the app and the tests import :data:`DEFAULT`; export writes it into
-``onnx_models/manifest.json`` and the recognizer rebuilds it from there, so what is served
+``instrec/models/manifest.json`` and the recognizer rebuilds it from there, so what is served
 is what was trained. Derived values are properties, never repeated constants.
 """
 
@@ -97,7 +97,7 @@ class FeatureParams:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "FeatureParams":
+    def from_dict(cls, data: dict[str, Any]) -> FeatureParams:
         """Rebuild from :meth:`to_dict`; unknown keys mean newer features we cannot compute."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
@@ -113,6 +113,8 @@ class FeatureParams:
             raise ParamsError(f"chroma_bins must be a multiple of 12, got {self.chroma_bins}")
         if self.modgd_bins > self.modgd_n_fft // 2 + 1:
             raise ParamsError("modgd_bins exceeds the number of FFT bins")
+        if not (0.0 < self.modgd_gamma <= 1.0 and 0.0 < self.modgd_alpha <= 1.0):
+            raise ParamsError("modgd_gamma and modgd_alpha must lie in (0, 1]")
         if not 0.0 <= self.min_last_window <= 1.0:
             raise ParamsError("min_last_window must lie in [0, 1]")
 

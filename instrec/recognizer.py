@@ -1,7 +1,7 @@
 """Fused inference with the exported ONNX models: any audio in, instruments out.
 
     from instrec.recognizer import Recognizer
-    rec = Recognizer()                      # onnx_models/ beside the package, CUDA when usable
+    rec = Recognizer()                      # the models shipped in instrec/models/, CUDA when usable
     rec.predict("song.flac").to_dict()      # the JSON contract of the README
 
 One :class:`Recognizer` serves the command line, the app, the REST route and the tests. It loads
@@ -21,20 +21,27 @@ import ctypes
 import hashlib
 import json
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 
 from . import audio, features
 from .audio import AudioError
-from .fusion import Fusion, aggregate
+from .fusion import Fusion, aggregate, report
 from .labels import CODES
 from .params import FeatureParams
 
-#: Where the shipped models live.
-MODELS_DIR = Path(__file__).resolve().parents[1] / "onnx_models"
+#: Where the shipped models live (package data; ``--models`` or ``INSTREC_MODELS`` point elsewhere).
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+
+
+def default_models_dir() -> Path:
+    """``INSTREC_MODELS`` when set, else the models shipped in the package."""
+    return Path(os.environ.get("INSTREC_MODELS") or MODELS_DIR)
+
+
 #: Longest audio accepted by default (s). Longer files are refused before decoding.
 DEFAULT_MAX_DURATION_S = 2 * 3600.0
 #: Files up to this long are decoded in one go; longer ones are streamed twice (peak, then features).
@@ -66,9 +73,6 @@ class Prediction:
                 "scores": self.scores, "models": self.models, "timeline": self.timeline, "provider": self.provider,
                 "fusion": self.fusion}
 
-    def to_json(self, **kwargs) -> str:
-        return json.dumps(self.to_dict(), **kwargs)
-
 
 def cuda_usable() -> bool:
     """True when a CUDA driver answers and sees a device (checked without onnxruntime's logs)."""
@@ -84,7 +88,7 @@ def load_manifest(models_dir: Path) -> dict:
     path = Path(models_dir) / "manifest.json"
     if not path.exists():
         raise ModelError(f"no models in {models_dir} (manifest.json missing): export them with "
-                         "`python export/to_onnx.py`, or point --models at a folder that has them")
+                         "`python export/to_onnx.py`, or point --models (INSTREC_MODELS) at a folder that has them")
     try:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
@@ -109,14 +113,14 @@ def sha256(path: Path) -> str:
 class Recognizer:
     """Loads the ONNX models once; :meth:`predict` turns audio into a :class:`Prediction`."""
 
-    def __init__(self, models_dir: str | os.PathLike = MODELS_DIR, *, providers: list[str] | None = None,
+    def __init__(self, models_dir: str | os.PathLike | None = None, *, providers: list[str] | None = None,
                  batch_size: int = 64, chunk_windows: int = 64, max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
                  whole_file_s: float = WHOLE_FILE_S):
         try:
             import onnxruntime as ort
         except ImportError as exc:
-            raise ModelError(f"onnxruntime is not installed ({exc}): pip install -r requirements.txt") from None
-        self.models_dir = Path(models_dir)
+            raise ModelError(f"onnxruntime is not installed ({exc}): pip install instrec (or instrec[gpu])") from None
+        self.models_dir = Path(models_dir) if models_dir is not None else default_models_dir()
         self.manifest = load_manifest(self.models_dir)
         self.params = FeatureParams.from_dict(self.manifest["feature_params"])
         self.fusion = Fusion.from_dict(self.manifest["fusion"])
@@ -210,14 +214,14 @@ class Recognizer:
         timeline = [
             {"start_s": round(i * step, 3), "end_s": round(min((i + 1) * step, max(duration, step)), 3),
              "instruments": [c for c, s in zip(CODES, window_fused[i]) if s >= 0.5],
-             "scores": {c: round(float(s), 4) for c, s in zip(CODES, window_fused[i])}}
+             "scores": {c: report(s) for c, s in zip(CODES, window_fused[i])}}
             for i in range(n)
         ]
         return Prediction(
             file=label,
             duration_s=float(duration),
             instruments=[c for c, s in zip(CODES, fused) if s >= 0.5],
-            scores={c: round(float(s), 4) for c, s in zip(CODES, fused)},
+            scores={c: report(s) for c, s in zip(CODES, fused)},
             models={rep: {c: round(float(s), 4) for c, s in zip(CODES, sc)} for rep, sc in file_scores.items()},
             timeline=timeline,
             provider=self.provider,

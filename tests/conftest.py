@@ -1,4 +1,3 @@
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -6,11 +5,9 @@ import pytest
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-#: Real recordings for checks on real sound, beside the repository (see the README).
-REAL_AUDIO = ROOT.parent / "shared" / "real-audio"
+#: Real recordings for checks on real sound (Medley-solos-DB excerpts, CC BY 4.0: see its README).
+REAL_AUDIO = Path(__file__).resolve().parent / "data" / "real"
 
 
 def tone(freq: float, seconds: float, sr: int = 22050, amp: float = 0.5) -> np.ndarray:
@@ -39,7 +36,7 @@ TINY_MATERIAL = 3  # chorales and tunes parsed from music21's corpus
 
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory) -> Path:
-    from training.synth import render_corpus
+    from corpus.synth import render_corpus
 
     out = tmp_path_factory.mktemp("corpus")
     render_corpus(out, scale=TINY_SCALE, seed=0, workers=1, material_pieces=TINY_MATERIAL, progress=False)
@@ -62,7 +59,7 @@ def tiny_run(tiny_corpus, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_models(tiny_run, tmp_path_factory) -> Path:
     """The tiny run exported to ONNX by the real export step."""
-    from export.to_onnx import export
+    from training.export import export
 
     out = tmp_path_factory.mktemp("onnx_models")
     export(tiny_run, out)

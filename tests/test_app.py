@@ -58,7 +58,7 @@ def clip(tiny_corpus):
 def test_health(server):
     r = httpx.get(f"{server['url']}/api/health")
     body = r.json()
-    assert r.status_code == 200 and body["status"] == "ok" and body["provider"] == "CPUExecutionProvider"
+    assert r.status_code == 200 and body["status"] == "ok" and body["provider"] in ("CPUExecutionProvider", "CUDAExecutionProvider")
     assert set(body["models"]) == {"mel", "modgd", "cqt"} and body["classes"][0] == "cel"
 
 

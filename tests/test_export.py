@@ -6,14 +6,14 @@ import sys
 
 import numpy as np
 import onnx
-import pytest
 import onnxruntime as ort
+import pytest
 import torch
 
-from instrec.recognizer import sha256
 from instrec.labels import CODES
+from instrec.recognizer import sha256
 from tests.conftest import ROOT
-from training.train import load_checkpoint
+from training.checkpoints import load_checkpoint
 
 
 def test_files_and_manifest(tiny_models, tiny_run):
@@ -39,7 +39,7 @@ def test_files_and_manifest(tiny_models, tiny_run):
 def test_onnx_equals_pytorch_for_any_batch(tiny_models, tiny_run):
     rng = np.random.default_rng(5)
     for rep, bins in (("mel", 128), ("modgd", 128), ("cqt", 36)):
-        model, _ = load_checkpoint(tiny_run / rep / "best.pt")
+        model = load_checkpoint(tiny_run / rep / "best.pt").model
         session = ort.InferenceSession(str(tiny_models / f"{rep}.onnx"), providers=["CPUExecutionProvider"])
         for n in (1, 5, 37):
             x = rng.standard_normal((n, 1, bins, 100)).astype(np.float32)
@@ -110,6 +110,6 @@ def test_real_audio_reads_training_layouts_and_low_passes(tiny_corpus):
     # (36 dB per octave from the corner), after the filter's first 0.1 s
     rms = lambda y: float(np.sqrt(np.mean(y[2205:] ** 2)))
     low, high = tone(500, 1.0), tone(8000, 1.0)
-    assert abs(20 * np.log10(rms(lowpass(low, 4000)) / rms(low))) < 0.1
-    assert 20 * np.log10(rms(lowpass(high, 4000)) / rms(high)) < -30
-    assert lowpass(low, None) is low
+    assert abs(20 * np.log10(rms(lowpass(low, 4000, 22050)) / rms(low))) < 0.1
+    assert 20 * np.log10(rms(lowpass(high, 4000, 22050)) / rms(high)) < -30
+    assert lowpass(low, None, 22050) is low

@@ -14,7 +14,7 @@ from instrec import audio
 from instrec.audio import AudioError
 from instrec.labels import CODES
 from instrec.params import ParamsError
-from instrec.recognizer import ModelError, Recognizer
+from instrec.recognizer import ModelError, Recognizer, cuda_usable
 from tests.conftest import ROOT, tone, write
 
 CONTRACT = {"file", "duration_s", "instruments", "scores", "models", "timeline", "provider"}
@@ -28,7 +28,8 @@ def test_answer_follows_the_contract(recognizer, tiny_corpus):
     assert list(answer["scores"]) == list(CODES) and all(0 <= s <= 1 for s in answer["scores"].values())
     assert answer["instruments"] == [c for c in CODES if answer["scores"][c] >= 0.5]
     assert set(answer["models"]) == {"mel", "modgd", "cqt"}
-    assert answer["provider"] == "CPUExecutionProvider" == recognizer.sessions["mel"].get_providers()[0]
+    assert answer["provider"] == recognizer.sessions["mel"].get_providers()[0]
+    assert answer["provider"] == ("CUDAExecutionProvider" if cuda_usable() else "CPUExecutionProvider")
     info = sf.info(str(wav))
     assert answer["duration_s"] == pytest.approx(info.frames / info.samplerate, abs=1e-3)
     assert len(answer["timeline"]) == audio.n_windows(round(answer["duration_s"] * 22050))
@@ -137,7 +138,7 @@ def test_cli_predict_json(tiny_models, tiny_corpus, tmp_path):
 
 def test_cli_info_and_usage(tiny_models, tmp_path):
     info = run_cli("--models", str(tiny_models), "info")
-    assert info.returncode == 0 and json.loads(info.stdout)["provider"] == "CPUExecutionProvider"
+    assert info.returncode == 0 and json.loads(info.stdout)["provider"] == ("CUDAExecutionProvider" if cuda_usable() else "CPUExecutionProvider")
     assert run_cli("--models", str(tiny_models), "predict").returncode == 2
     assert run_cli("--models", str(tiny_models), "predict", str(tmp_path)).returncode == 2  # no audio inside
     assert run_cli("--models", str(tmp_path), "info").returncode == 2

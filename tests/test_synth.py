@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from corpus import synth
 from instrec import audio
 from instrec.labels import CODES
-from training import synth
-from training.datasets import read_testing, read_training
 from tests.conftest import TINY_MATERIAL, TINY_SCALE
+from training.datasets import read_testing, read_training
 
 
 def test_training_layout_and_labels(tiny_corpus):
@@ -105,7 +105,7 @@ def test_chosen_general_midi_soundfonts(tmp_path):
 
 
 def test_subset_links_excerpts_by_lead_soundfont(tiny_corpus, tmp_path):
-    from training.subset import link_subset
+    from corpus.subset import link_subset
 
     # the tiny corpus uses only the General MIDI soundfonts: every training excerpt has a GM lead
     counts = link_subset(tiny_corpus, tmp_path / "gm", "gm")
@@ -122,5 +122,5 @@ def test_subset_links_excerpts_by_lead_soundfont(tiny_corpus, tmp_path):
     del old["gm_soundfonts"]
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "corpus.json").write_text(json.dumps(old))
-    with pytest.raises(ValueError, match="run training.synth .* again"):
+    with pytest.raises(ValueError, match="run corpus.synth .* again"):
         link_subset(tmp_path / "old", tmp_path / "again", "gm")

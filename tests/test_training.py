@@ -31,11 +31,23 @@ def test_calibration_puts_threshold_at_half():
 
 def test_single_threshold_known_answer():
     # positives score 0.62..0.9, negatives 0.1..0.4: the 22 grid points 0.41 .. 0.62 are all perfect;
-    # the middle of that run (the 12th, 0.52) is chosen
+    # the one nearest their middle (0.515; of 0.51 and 0.52 the first) is chosen
     scores = np.array([0.1, 0.2, 0.3, 0.4, 0.62, 0.7, 0.8, 0.9])
     y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
     t, f1 = thresholds.best_threshold(scores, y)
-    assert f1 == 1.0 and t == pytest.approx(0.52)
+    assert f1 == 1.0 and t == pytest.approx(0.51)
+
+
+def test_joint_search_keeps_a_model_that_is_not_needed_in_the_middle():
+    # model a alone separates the files (any t_a in 0.41..0.61); model b scores every file 0.7, so
+    # any t_b in 0.00..0.70 gives the same F1: b's threshold goes to the middle of that range
+    # (0.35), not to 0.00 where b would never take part in the "and" rule
+    a = np.array([0.2, 0.4, 0.61, 0.9])
+    b = np.full(4, 0.7)
+    y = np.array([0, 0, 1, 1])
+    (ta, tb), f1 = thresholds.search_and([a, b], y)
+    assert f1 == 1.0
+    assert ta == pytest.approx(0.51) and tb == pytest.approx(0.35)
 
 
 def test_joint_and_search_finds_the_only_perfect_combination():
@@ -134,7 +146,6 @@ def test_resume_continues_where_it_stopped(tiny_corpus, tmp_path):
 @pytest.mark.parametrize("rep", ["mel", "modgd", "cqt"])
 def test_pitch_shift_moves_a_sine_by_the_right_interval(rep):
     from instrec import features
-
     from tests.conftest import tone
 
     def peak(freq, shift=0.0):
@@ -183,7 +194,7 @@ def test_init_starts_from_a_checkpoint(tiny_run, tiny_corpus, tmp_path):
 
 
 def test_ablation_table_means_and_spread():
-    from training.ablation import table
+    from experiments.ablation import table
 
     rows = [{"setting": "none", "best_val_loss": 1.0, "best_val_f1": 0.5, "test_f1_micro": 0.4, "test_f1_macro": 0.3},
             {"setting": "none", "best_val_loss": 2.0, "best_val_f1": 0.7, "test_f1_micro": 0.6, "test_f1_macro": 0.5},
@@ -194,7 +205,7 @@ def test_ablation_table_means_and_spread():
 
 
 def test_ablation_runs_each_setting_and_seed(tiny_corpus, tmp_path, capsys):
-    from training.ablation import main
+    from experiments.ablation import main
 
     assert main(["--data", str(tiny_corpus), "--out", str(tmp_path), "--settings", "none,pitch+eq", "--epochs", "1",
                  "--seeds", "0,1", "--extra-train", str(tiny_corpus / "train")]) == 0

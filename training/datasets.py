@@ -16,15 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from instrec.labels import CODES, LabelError, index_of, to_multi_hot
+from instrec.labels import CODES, GENRES, LabelError, index_of, to_multi_hot
 
-GENRES: dict[str, str] = {
-    "cou_fol": "country-folk",
-    "cla": "classical",
-    "pop_roc": "pop-rock",
-    "lat_sou": "latin-soul",
-    "jaz_blu": "jazz-blues",
-}
 DRUM_TAGS = {"dru": True, "nod": False}
 AUDIO_SUFFIX = ".wav"
 
@@ -180,3 +173,11 @@ def split(dataset: Dataset, *, validation: float = 0.15, seed: int = 0) -> tuple
     train = [e for e in dataset.excerpts if e.song not in held_out]
     val = [e for e in dataset.excerpts if e.song in held_out]
     return Dataset(dataset.root, train), Dataset(dataset.root, val)
+
+
+def training_root(path: Path) -> Path:
+    """Accept a corpus root holding ``train/`` as well as the training folder itself."""
+    path = Path(path)
+    if (path / "train").is_dir() and not any((path / c).is_dir() for c in CODES):
+        return path / "train"
+    return path

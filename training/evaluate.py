@@ -21,10 +21,11 @@ import numpy as np
 
 from instrec.fusion import Fusion
 from instrec.labels import CODES, NAMES
+from instrec.params import REPRESENTATIONS
+from training.checkpoints import load_run, pick_device
 from training.datasets import read_any
 from training.metrics import evaluate
-from training.thresholds import CONFIGS, GRID, file_scores, load_models, window_probabilities
-from training.train import pick_device
+from training.thresholds import GRID, file_scores, window_probabilities
 
 
 def _plt():
@@ -45,7 +46,7 @@ def run_evaluation(run: Path, data: Path, out: Path | None = None, *, instrument
     if not tuned_path.exists():
         raise FileNotFoundError(f"{tuned_path} not found: tune first (python -m training.thresholds --run {run})")
     tuned = json.loads(tuned_path.read_text())
-    models = load_models(run)
+    models = load_run(run, REPRESENTATIONS)
     dataset = read_any(data)
     probs, keep = window_probabilities(models, dataset, Path(cache_dir or run / "cache"), pick_device(device), progress)
     y = dataset.targets()[keep]

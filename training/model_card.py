@@ -1,6 +1,6 @@
-"""Write ``onnx_models/MODEL_CARD.md`` from the manifest, the evaluation and the real-recording check.
+"""Write ``instrec/models/MODEL_CARD.md`` from the manifest, the evaluation and the real-recording check.
 
-    python -m training.model_card [--models onnx_models] [--run runs/default]
+    python -m training.model_card [--models instrec/models] [--run runs/default]
 
 Every number in the card is read from files the pipeline wrote; nothing is typed in by hand.
 """
@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from instrec.labels import CODES, NAMES
+from instrec.recognizer import MODELS_DIR
 
 PUBLISHED = [
     ("Han et al. 2017 (mel CNN, IRMAS)", 0.60, 0.50),
@@ -64,7 +65,7 @@ def card(models: Path, run: Path) -> str:
                      f"{info['best_val_loss']:.3f} | `{info['sha256'][:16]}...` |")
     lines += [
         "", "## Training data: synthetic", "",
-        f"Trained on `{data['root']}`: the synthetic IRMAS-style corpus rendered by `python -m training.synth` "
+        f"Trained on `{data['root']}`: the synthetic IRMAS-style corpus rendered by `python -m corpus.synth` "
         f"(seed {corpus.get('seed')}, scale {corpus.get('scale')}) from the soundfonts "
         + ", ".join(f"`{s}`" for s in corpus.get("soundfonts", [])) + ". "
         f"{data.get('n_train_files')} training and {data.get('n_val_files')} validation excerpts (a song-aware "
@@ -109,13 +110,13 @@ def card(models: Path, run: Path) -> str:
         if t.exists():
             lines += [f"Stage times of `{r}` (2-core x86_64 CPU, no GPU): " + ", ".join(
                 f"{k} {v / 60:.0f} min" for k, v in json.loads(t.read_text()).items()) + ".", ""]
-    lines += [f"Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + f". Exported {m['created']}.", ""]
+    lines += ["Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + f". Exported {m['created']}.", ""]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.model_card", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", type=Path, default=Path("onnx_models"))
+    ap.add_argument("--models", type=Path, default=MODELS_DIR)
     ap.add_argument("--run", type=Path, default=Path("runs/default"))
     args = ap.parse_args(argv)
     (args.models / "MODEL_CARD.md").write_text(card(args.models, args.run))

@@ -104,10 +104,6 @@ class InstrumentCNN(nn.Module):
         return torch.softmax(z, dim=-1) if self.activation == "softmax" else torch.sigmoid(z)
 
 
-def build(representation: str, n_bins: int, activation: str = "softmax") -> InstrumentCNN:
-    return InstrumentCNN(representation, n_bins, activation)
-
-
 def from_checkpoint(checkpoint: dict) -> InstrumentCNN:
     """Rebuild a model from a checkpoint written by :mod:`training.train`."""
     if checkpoint.get("model_class") != "InstrumentCNN":

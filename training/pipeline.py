@@ -22,9 +22,11 @@ import sys
 import time
 from pathlib import Path
 
+from corpus import synth
+from instrec.recognizer import MODELS_DIR
 from training import augment as aug
-from training import synth
 from training.evaluate import run_evaluation
+from training.export import export
 from training.model_card import card
 from training.real_audio import check_real_audio
 from training.thresholds import tune
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.pipeline", description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", type=Path, default=Path("data/synth"))
     ap.add_argument("--out", type=Path, default=Path("runs/default"))
-    ap.add_argument("--models", type=Path, default=Path("onnx_models"), help="where the ONNX models go")
+    ap.add_argument("--models", type=Path, default=MODELS_DIR, help="where the ONNX models go (default: the package's)")
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -60,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, help="feature cache folder (default <out>/cache; runs can share one)")
     ap.add_argument("--max-minutes-per-model", type=float, help="training time budget of each CNN")
     ap.add_argument("--extra-soundfonts", type=Path, action="append", default=[])
+    ap.add_argument("--samples", type=Path, default=synth.DEFAULT_SAMPLES if synth.DEFAULT_SAMPLES.is_dir() else None,
+                    help="recorded-note libraries (python -m corpus.samples fetch); default data/samples when there")
+    ap.add_argument("--real-share", type=float, default=synth.REAL_SHARE)
     ap.add_argument("--material-pieces", type=int, default=60, help="chorales and tunes from music21 (each)")
     ap.add_argument("--real-audio", type=Path, help="folder of real recordings with labels.csv, checked at the end")
     ap.add_argument("--data-irmas", type=Path, help="train on this IRMAS training folder instead of the corpus")
@@ -73,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data_irmas:
         with stage("render the synthetic corpus", times):
             summary = synth.render_corpus(args.corpus, scale=args.scale, seed=args.seed, workers=args.workers,
-                                          extra_folders=args.extra_soundfonts,
+                                          extra_folders=args.extra_soundfonts, samples=args.samples,
+                                          real_share=args.real_share,
                                           material_pieces=args.material_pieces)
             print(json.dumps(summary["counts"]))
     augment = tuple(a for a in args.augment.split(",") if a)
@@ -95,8 +101,6 @@ def main(argv: list[str] | None = None) -> int:
         for name, r in result["configs"].items():
             print(f"{name:<15} F1 micro {r['test']['f1_micro']:.3f}  macro {r['test']['f1_macro']:.3f}")
     with stage("export to ONNX", times):
-        from export.to_onnx import export
-
         export(args.out, args.models)
     if args.real_audio:
         with stage("check on real recordings", times):

@@ -1,7 +1,7 @@
 """How exported models do on real recordings: does the right instrument rank first?
 
-    python -m training.real_audio --models onnx_models --data ../shared/real-audio
-    python -m training.real_audio --checkpoint runs/X/mel/best.pt [...] --data ../shared/real-audio
+    python -m training.real_audio --data tests/data/real [--models DIR]
+    python -m training.real_audio --checkpoint runs/X/mel/best.pt [...] --data tests/data/real
                                   [--lowpass 4000]
 
 ``--data`` holds audio files and a ``labels.csv`` with columns ``file`` and ``label`` (an IRMAS
@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from instrec.labels import CODES, index_of
-from instrec.recognizer import Recognizer
+from instrec.recognizer import MODELS_DIR, Recognizer
 
 
 def check_real_audio(models: Path, data: Path) -> dict:
@@ -57,16 +57,14 @@ def read_labels(data: Path) -> list[tuple[Path, str]]:
     return [(Path(data) / row["file"], CODES[index_of(row["label"])]) for row in csv.DictReader(labels_file.open())]
 
 
-def lowpass(y, hz: float | None):
-    """``y`` (at the feature sample rate) through a 6th-order Butterworth low-pass; unchanged for None."""
+def lowpass(y, hz: float | None, sample_rate: int):
+    """``y`` through a 6th-order Butterworth low-pass; unchanged for None."""
     if hz is None:
         return y
     import numpy as np
     import scipy.signal
 
-    from instrec.params import DEFAULT
-
-    sos = scipy.signal.butter(6, hz, fs=DEFAULT.sample_rate, output="sos")
+    sos = scipy.signal.butter(6, hz, fs=sample_rate, output="sos")
     return scipy.signal.sosfilt(sos, y).astype(np.float32)
 
 
@@ -76,19 +74,22 @@ def check_checkpoints(checkpoints: list[Path], data: Path, lowpass_hz: float | N
     import torch
 
     from instrec import audio, features
-    from training.train import load_checkpoint, predict_windows
+    from training.checkpoints import load_checkpoint, predict_windows
 
     clips = read_labels(data)
-    models = {str(c): load_checkpoint(c)[0] for c in checkpoints}
-    reps = sorted({m.representation for m in models.values()})
-    feats = [features.extract(lowpass(audio.load(path), lowpass_hz), representations=tuple(reps)) for path, _ in clips]
     result = {}
-    for name, model in models.items():
-        top = [CODES[int(predict_windows(model, f[model.representation], torch.device("cpu")).mean(0).argmax())]
-               for f in feats]
+    for c in checkpoints:
+        name, ckpt = str(c), load_checkpoint(c)
+        model, params = ckpt.model, ckpt.params
+        top = []
+        for path, _ in clips:
+            y = lowpass(audio.load(path, params=params), lowpass_hz, params.sample_rate)
+            windows = features.extract(y, params=params, representations=(model.representation,))[model.representation]
+            top.append(CODES[int(predict_windows(model, windows, torch.device("cpu")).mean(0).argmax())])
         hits = np.array([t == label for t, (_, label) in zip(top, clips)])
-        per_label = {lab: {"correct": int(hits[[l == lab for _, l in clips]].sum()),
-                           "n": sum(l == lab for _, l in clips)} for lab in sorted({l for _, l in clips})}
+        labels = [label for _, label in clips]
+        per_label = {lab: {"correct": int(hits[[x == lab for x in labels]].sum()), "n": labels.count(lab)}
+                     for lab in sorted(set(labels))}
         result[name] = {"n": len(clips), "top1_correct": int(hits.sum()), "top1_share": float(hits.mean()),
                         "per_label": per_label, "top": dict(zip([p.name for p, _ in clips], top))}
     return result
@@ -96,7 +97,7 @@ def check_checkpoints(checkpoints: list[Path], data: Path, lowpass_hz: float | N
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.real_audio", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", type=Path, default=Path("onnx_models"))
+    ap.add_argument("--models", type=Path, default=MODELS_DIR)
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--checkpoint", type=Path, action="append", default=[],
                     help="score this PyTorch checkpoint instead of the exported models (repeatable)")

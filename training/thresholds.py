@@ -29,9 +29,9 @@ from instrec.fusion import AGGREGATIONS, RULES, Fusion, aggregate
 from instrec.labels import CODES
 from instrec.params import REPRESENTATIONS
 from training.cache import load_features
-from training.datasets import Dataset, read_any, read_training, split
+from training.checkpoints import Checkpoint, load_run, pick_device, predict_windows
+from training.datasets import Dataset, read_any, read_training, split, training_root
 from training.metrics import evaluate
-from training.train import load_checkpoint, pick_device, predict_windows, training_root
 
 GRID = np.round(np.arange(101) / 100, 2)
 #: The configurations of the seed's Tables 8-10.
@@ -62,7 +62,7 @@ def search_and(scores: list[np.ndarray], y: np.ndarray) -> tuple[tuple[float, ..
 
     Returns
     -------
-    (thresholds, f1): the best combination (first in grid order among equals) and its F1.
+    (thresholds, f1): the best combination (the middle of equals, see :func:`_middle_of_ties`) and its F1.
     """
     y = np.asarray(y, np.float32)
     positives = float(y.sum())
@@ -81,21 +81,26 @@ def search_and(scores: list[np.ndarray], y: np.ndarray) -> tuple[tuple[float, ..
     else:
         raise ValueError("the joint search takes 1 to 3 models")
     f1 = _f1(tp, pred, positives)
-    best = np.unravel_index(int(np.argmax(f1)), f1.shape)
+    best = _middle_of_ties(f1)
     return tuple(float(GRID[i]) for i in best), float(f1[best])
 
 
+def _middle_of_ties(f1: np.ndarray) -> tuple[int, ...]:
+    """Index of the best F1; among equal F1s, the one nearest the middle (per-axis median) of them.
+
+    Taking the first of equals would put a threshold at 0.00 whenever a model is not needed to
+    reach the best F1 on the validation set, and that model would then never take part in the
+    "and" rule; the middle of the tied range keeps the widest margin on both sides.
+    """
+    tied = np.argwhere(np.isclose(f1, f1.max()))  # (n_tied, n_models)
+    centre = np.median(tied, axis=0)
+    return tuple(int(i) for i in tied[np.argmin(((tied - centre) ** 2).sum(axis=1))])
+
+
 def best_threshold(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Best single threshold; among equal F1s, the middle of the first best run (a safer margin)."""
-    y = np.asarray(y, np.float32)
-    if y.sum() == 0:
-        return 1.0, 0.0
-    D = _decisions(np.asarray(scores, np.float64))
-    f1 = _f1(D @ y, D.sum(1), float(y.sum()))
-    top = np.flatnonzero(np.isclose(f1, f1.max()))
-    run = top[: np.argmax(np.diff(np.append(top, top[-1] + 2)) > 1) + 1]
-    i = int(run[len(run) // 2])
-    return float(GRID[i]), float(f1[i])
+    """Best single threshold (the one-model case of :func:`search_and`)."""
+    (t,), f1 = search_and([scores], y)
+    return t, f1
 
 
 def tune_fusion(scores: dict[str, np.ndarray], y: np.ndarray, models: tuple[str, ...], rule: str,
@@ -116,24 +121,15 @@ def tune_fusion(scores: dict[str, np.ndarray], y: np.ndarray, models: tuple[str,
 # ---- scoring files ---------------------------------------------------------------------------
 
 
-def load_models(run: Path, representations=REPRESENTATIONS) -> dict[str, tuple[torch.nn.Module, dict]]:
-    models = {}
-    for rep in representations:
-        path = Path(run) / rep / "best.pt"
-        if path.exists():
-            models[rep] = load_checkpoint(path)
-    if "mel" not in models:
-        raise FileNotFoundError(f"{run}/mel/best.pt not found: train the models first (python -m training.train)")
-    return models
-
-
-def window_probabilities(models: dict, dataset: Dataset, cache_dir: Path, device: torch.device,
+def window_probabilities(models: dict[str, Checkpoint], dataset: Dataset, cache_dir: Path, device: torch.device,
                          progress: bool = True) -> tuple[dict[str, list[np.ndarray]], list[int]]:
-    """Per representation, each readable file's (n_windows, 11) probabilities; and the kept files."""
+    """Per representation, each readable file's (n_windows, 11) probabilities; and the kept files.
+
+    Windows are computed with the feature parameters each model was trained on."""
     out, keep = {}, None
-    for rep, (model, _) in models.items():
-        fs = load_features(dataset, rep, cache_dir, progress=progress)
-        probs = predict_windows(model.to(device), fs.windows, device)
+    for rep, ckpt in models.items():
+        fs = load_features(dataset, rep, cache_dir, params=ckpt.params, progress=progress)
+        probs = predict_windows(ckpt.model.to(device), fs.windows, device)
         slices = fs.file_slices()
         readable = [i for i, s in enumerate(slices) if s.stop > s.start]
         keep = readable if keep is None else sorted(set(keep) & set(readable))
@@ -161,8 +157,8 @@ def tune(run: Path, validation: Path | None = None, *, cache_dir: Path | None = 
     t0 = time.perf_counter()
     run = Path(run)
     dev = pick_device(device)
-    models = load_models(run)
-    args = models["mel"][1]["training_args"]
+    models = load_run(run, REPRESENTATIONS)
+    args = models["mel"].meta["training_args"]
     dataset, described = validation_set(args, validation)
     probs, keep = window_probabilities(models, dataset, Path(cache_dir or run / "cache"), dev, progress)
     y = dataset.targets()[keep]

@@ -28,46 +28,20 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-import instrec
 from instrec import features
-from instrec.labels import CODES
 from instrec.params import DEFAULT, REPRESENTATIONS, FeatureParams
 from training import augment as aug
 from training.cache import FeatureSet, load_features
-from training.datasets import Dataset, read_training, split
+from training.checkpoints import load_checkpoint, pick_device, predict_windows, save
+from training.datasets import Dataset, read_training, split, training_root
 from training.metrics import evaluate
-from training.models import InstrumentCNN, from_checkpoint
-
-
-def training_root(path: Path) -> Path:
-    """Accept a corpus root holding ``train/`` as well as the training folder itself."""
-    path = Path(path)
-    if (path / "train").is_dir() and not any((path / c).is_dir() for c in CODES):
-        return path / "train"
-    return path
-
-
-def pick_device(requested: str | None = None) -> torch.device:
-    if requested:
-        return torch.device(requested)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+from training.models import InstrumentCNN
 
 
 def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def predict_windows(model: nn.Module, windows: np.ndarray, device: torch.device, batch_size: int = 256) -> np.ndarray:
-    """Probabilities (n, 11) for feature windows (n, 1, F, 100), in batches, without gradients."""
-    model.eval()
-    out = np.zeros((len(windows), len(CODES)), np.float32)
-    with torch.inference_mode():
-        for i in range(0, len(windows), batch_size):
-            x = torch.from_numpy(np.array(windows[i : i + batch_size], dtype=np.float32)).to(device)
-            out[i : i + batch_size] = model(x).float().cpu().numpy()
-    return out
 
 
 def loss_fn(model: InstrumentCNN, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -144,7 +118,7 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
           lr: float = 1e-3, loss: str = "softmax", seed: int = 0, augment: tuple[str, ...] = (),
           extra_train: list[Path] = (), cache_dir: Path | None = None, workers: int | None = None,
           resume: bool = False, init: Path | None = None, max_hz: float | None = None, device: str | None = None,
-          max_minutes: float | None = None, progress: bool = True) -> dict:
+          max_minutes: float | None = None, params: FeatureParams = DEFAULT, progress: bool = True) -> dict:
     """Train and return the summary written to ``<out>/<representation>/history.json``."""
     if representation not in REPRESENTATIONS:
         raise ValueError(f"unknown representation {representation!r}; expected one of {REPRESENTATIONS}")
@@ -162,12 +136,15 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
     folder.mkdir(parents=True, exist_ok=True)
     cache_dir = Path(cache_dir) if cache_dir else Path(out) / "cache"
     train_fs, val_fs, train_ds, val_ds = prepare_data(data, representation, cache_dir, extra_train=extra_train,
-                                                      seed=seed, workers=workers, progress=progress)
+                                                      seed=seed, params=params, workers=workers, progress=progress)
     if len(train_fs.windows) == 0 or len(val_fs.windows) == 0:
         raise ValueError("no readable training or validation audio")
-    n_bins = DEFAULT.shapes[representation][1]
+    n_bins = params.shapes[representation][1]
     if init is not None:
-        model, _ = load_checkpoint(init)
+        start = load_checkpoint(init)
+        model = start.model
+        if start.params != params:
+            raise ValueError(f"{init} was trained on other feature parameters than this run's")
         if model.representation != representation or model.activation != loss:
             raise ValueError(f"{init} holds a {model.representation}/{model.activation} model, "
                              f"not {representation}/{loss}")
@@ -179,7 +156,7 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
     if max_hz is not None:
         if representation == "cqt":
             raise ValueError("--max-hz needs a frequency axis: mel or modgd")
-        model.set_band_limit(features.bin_frequencies(representation), max_hz)
+        model.set_band_limit(features.bin_frequencies(representation, params=params), max_hz)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     use_amp = dev.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
@@ -229,7 +206,7 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
         improved = row["val_loss"] < best
         if improved:
             best, since_best = row["val_loss"], 0
-            torch.save(checkpoint(model, args, history, train_ds, val_ds), folder / "best.pt")
+            save(folder / "best.pt", model, params, args, history, train_ds, val_ds)
         else:
             since_best += 1
         torch.save({"state_dict": model.state_dict(), "optimiser": optimiser.state_dict(), "history": history,
@@ -245,29 +222,6 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
     if history:
         plot_history(history, folder / "loss.png", f"{representation} CNN")
     return summary
-
-
-def checkpoint(model: InstrumentCNN, args: dict, history: list[dict], train_ds: Dataset, val_ds: Dataset) -> dict:
-    """Everything needed to rebuild and describe the model, beside its weights."""
-    return {
-        "model_class": "InstrumentCNN",
-        "model_kwargs": model.kwargs,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "feature_params": DEFAULT.to_dict(),
-        "classes": list(CODES),
-        "training_args": args,
-        "history": history,
-        "data": {"root": args["data"], "n_train_files": len(train_ds), "n_val_files": len(val_ds)},
-        "versions": {"instrec": instrec.__version__, "torch": torch.__version__},
-    }
-
-
-def load_checkpoint(path: Path) -> tuple[InstrumentCNN, dict]:
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    if ckpt.get("classes") != list(CODES):
-        raise ValueError(f"{path}: class order {ckpt.get('classes')} differs from {list(CODES)}")
-    FeatureParams.from_dict(ckpt["feature_params"])
-    return from_checkpoint(ckpt), ckpt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -291,16 +245,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-minutes", type=float, help="stop after the epoch that passes this wall time")
     ap.add_argument("--resume", action="store_true", help="continue from <out>/<representation>/last.pt")
     ap.add_argument("--max-hz", type=float, help="band limit: the model ignores bins centred above this frequency")
+    ap.add_argument("--feature-params", type=Path, metavar="JSON",
+                    help="feature parameters that differ from the defaults, e.g. {\"n_mels\": 64}")
     ap.add_argument("--init", type=Path, metavar="CHECKPOINT",
                     help="start from this checkpoint's weights and input statistics (fine-tuning)")
     args = ap.parse_args(argv)
     augment = tuple(a for a in args.augment.split(",") if a)
+    params = DEFAULT
+    if args.feature_params:
+        params = FeatureParams.from_dict({**DEFAULT.to_dict(), **json.loads(args.feature_params.read_text())})
     torch.set_num_threads(os.cpu_count() or 1)
     try:
         train(args.data, args.representation, args.out, epochs=args.epochs, patience=args.patience,
               batch_size=args.batch_size, lr=args.lr, loss=args.loss, seed=args.seed, augment=augment,
               extra_train=args.extra_train, cache_dir=args.cache, workers=args.workers, resume=args.resume,
-              init=args.init, max_hz=args.max_hz, device=args.device, max_minutes=args.max_minutes)
+              init=args.init, max_hz=args.max_hz, device=args.device, max_minutes=args.max_minutes, params=params)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -31,8 +31,8 @@ from tqdm import tqdm
 from instrec import audio
 from instrec.labels import CODES, NAMES
 from instrec.params import DEFAULT
-from training.datasets import read_training
-from training.train import pick_device, training_root
+from training.checkpoints import pick_device
+from training.datasets import read_training, training_root
 
 SLICE_LENGTHS = (16384, 65536)
 LATENT = 100

@@ -1,6 +1,6 @@
 """Link a subset of a synthetic corpus's training excerpts into a new training folder.
 
-    python -m training.subset --corpus data/synth --out data/synth-gm-only --lead gm
+    python -m corpus.subset --corpus data/synth --out data/synth-gm-only --lead gm
 
 Keeps the excerpts whose predominant part is played by a General MIDI soundfont (``--lead gm``) or
 by a real-sample one (``--lead extra``), as ``corpus.json`` records them; the files are symbolic
@@ -16,23 +16,24 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+
 def link_subset(corpus: Path, out: Path, lead: str = "gm") -> Counter:
     """Link the training excerpts of ``corpus`` whose lead soundfonts are all GM (or none is); per class counts."""
     if lead not in ("gm", "extra"):
         raise ValueError(f"lead must be 'gm' or 'extra', got {lead!r}")
     manifest = Path(corpus) / "corpus.json"
     if not manifest.exists():
-        raise FileNotFoundError(f"{manifest} not found: is {corpus} a corpus rendered by training.synth?")
+        raise FileNotFoundError(f"{manifest} not found: is {corpus} a corpus rendered by corpus.synth?")
     rendered = json.loads(manifest.read_text())
     if "gm_soundfonts" not in rendered:
-        raise ValueError(f"{manifest} does not say which soundfonts are General MIDI: run training.synth on "
+        raise ValueError(f"{manifest} does not say which soundfonts are General MIDI: run corpus.synth on "
                          f"{corpus} again with the same arguments (finished songs are kept) to refresh it")
     gm_names, records = set(rendered["gm_soundfonts"]), rendered["records"]
     counts: Counter = Counter()
     for r in records:
         if r["split"] != "train":
             continue
-        fonts = [p["soundfont"] for p in r["parts"] if p["role"] == "predominant"]
+        fonts = [p.get("source", p.get("soundfont")) for p in r["parts"] if p["role"] == "predominant"]
         if all(f in gm_names for f in fonts) != (lead == "gm"):
             continue
         for rel in r["files"]:
@@ -49,7 +50,7 @@ def link_subset(corpus: Path, out: Path, lead: str = "gm") -> Counter:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m training.subset", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m corpus.subset", description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--lead", choices=("gm", "extra"), default="gm")

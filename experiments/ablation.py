@@ -1,6 +1,6 @@
 """Does an augmentation help? Train the mel CNN once per setting, same seed and data, and compare.
 
-    python -m training.ablation --data data/synth-small --out runs/ablation \\
+    python -m experiments.ablation --data data/synth-small --out runs/ablation \\
         [--settings none,crop,stretch,freqmask,mix,pitch,eq,crop+stretch] [--epochs 6] [--seeds 0,1,2]
         [--extra-train DIR]
 
@@ -26,7 +26,7 @@ from training.train import train
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m training.ablation", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m experiments.ablation", description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, required=True, help="a corpus root with train/, validation/ and test/")
     ap.add_argument("--out", type=Path, default=Path("runs/ablation"))
     ap.add_argument("--settings", default="none,crop,stretch,freqmask,mix")

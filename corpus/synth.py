@@ -1,6 +1,6 @@
 """The synthetic IRMAS-style corpus, rendered offline by FluidSynth from General MIDI soundfonts.
 
-    python -m training.synth --out data/synth [--scale 0.1] [--seed 0] [--workers 2]
+    python -m corpus.synth --out data/synth [--scale 0.1] [--seed 0] [--workers 2]
                              [--extra-soundfonts ../shared/soundfonts] [--solo-share 0.15]
                              [--gm-soundfont FILE ...]
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import dataclasses
 import fnmatch
 import json
 import os
@@ -36,10 +37,10 @@ import scipy.signal
 import soundfile as sf
 from tqdm import tqdm
 
+from corpus import music
+from corpus.music import Part, Song
+from corpus.sampler import SampleLibrary, Sampler
 from instrec.labels import CODES
-from training import music
-from training.datasets import GENRES
-from training.music import Note, Part, Song
 
 SAMPLE_RATE = 44100
 BLOCK = 64  # FluidSynth renders in blocks of 64 samples; events land on block boundaries
@@ -51,6 +52,9 @@ EVAL_COUNTS = {"validation": 300, "test": 600}
 POLYPHONY = (0.5, 0.33, 0.13, 0.04)
 #: share of training songs played solo, without accompaniment or drums
 SOLO_SHARE = 0.15
+#: share of a class's lead parts played by real recordings, when the class has any
+REAL_SHARE = 0.6
+DEFAULT_SAMPLES = Path("data/samples")
 
 # General MIDI programs (0-based) per class, each with its playing range (MIDI low, high)
 PROGRAMS: dict[str, list[tuple[int, int, int]]] = {
@@ -66,6 +70,8 @@ PROGRAMS: dict[str, list[tuple[int, int, int]]] = {
     "vio": [(40, 55, 96)],
     "voi": [(52, 45, 79), (53, 45, 79)],
 }
+#: the notes a class plays in any source: the union of its GM programs' ranges
+PLAYING_RANGE = {code: (min(p[1] for p in progs), max(p[2] for p in progs)) for code, progs in PROGRAMS.items()}
 HARMONIC = {"gac", "gel", "org", "pia"}
 VIBRATO = {"cel": (30, 70), "vio": (30, 80), "voi": (25, 70), "flu": (10, 50), "sax": (10, 45), "tru": (0, 30), "cla": (0, 12)}
 DISTORTED_PROGRAMS = {29, 30}
@@ -145,6 +151,22 @@ def extra_soundfonts(folders: list[Path], mapping: dict | None = None) -> dict[s
     return out
 
 
+def sample_libraries(folder: Path | None) -> dict[str, list[dict]]:
+    """The recorded-note libraries prepared under ``folder`` by ``python -m corpus.samples fetch``, by class."""
+    if folder is None:
+        return {}
+    from corpus.samples import prepared
+
+    if not Path(folder).is_dir():
+        raise SynthError(f"{folder}: sample library folder not found (python -m corpus.samples fetch --out {folder})")
+    out: dict[str, list[dict]] = {}
+    for name, entry in sorted(prepared(folder).items()):
+        lib = SampleLibrary(Path(folder) / name)
+        out.setdefault(entry["code"], []).append({**entry, "path": str(Path(folder) / name),
+                                                  "low": lib.low, "high": lib.high})
+    return out
+
+
 # ---- the renderer ----------------------------------------------------------------------------
 
 
@@ -152,7 +174,7 @@ def extra_soundfonts(folders: list[Path], mapping: dict | None = None) -> dict[s
 class Instrument:
     """What plays a part: a soundfont preset and the range and velocities it covers."""
 
-    soundfont: str  # path
+    soundfont: str  # path of a soundfont, or of a recorded-note library folder when ``library``
     bank: int
     program: int
     low: int
@@ -160,9 +182,20 @@ class Instrument:
     velocity: tuple[int, int] = (1, 127)
     code: str | None = None
     clean_electric: bool = False
+    library: bool = False  # played by corpus.sampler from recorded notes
+    sustained: bool = True  # library only: loop notes longer than their recordings
+    release_s: float = 0.15  # library only
+
+    @property
+    def source(self) -> str:
+        """The name of the soundfont file or library that plays the part."""
+        return Path(self.soundfont).name
 
     def describe(self) -> dict:
-        return {"soundfont": Path(self.soundfont).name, "bank": self.bank, "program": self.program, "code": self.code}
+        if self.library:
+            return {"source": self.source, "library": self.source, "code": self.code}
+        return {"source": self.source, "soundfont": self.source, "bank": self.bank, "program": self.program,
+                "code": self.code}
 
 
 class Renderer:
@@ -199,6 +232,8 @@ class Renderer:
         ]
         self._cache_holder = self._new_synth()[0]
         self.synth, self.ids = self._new_synth()
+        self.sampler = Sampler(sample_rate)
+        self._libraries: dict[str, SampleLibrary] = {}
 
     def _new_synth(self):
         settings = {"synth.reverb.active": 0, "synth.chorus.active": 0, "synth.polyphony": 512,
@@ -225,6 +260,13 @@ class Renderer:
 
     def render(self, part: Part, instrument: Instrument, n_samples: int) -> np.ndarray:
         """Render one part -> float32 (n_samples, 2); the synthesizer is left silent after."""
+        if instrument.library:
+            lib = self._libraries.get(instrument.soundfont)
+            if lib is None:
+                lib = self._libraries[instrument.soundfont] = SampleLibrary(
+                    instrument.soundfont, sample_rate=self.sample_rate, sustained=instrument.sustained,
+                    release_s=instrument.release_s)
+            return self.sampler.render(part, lib, n_samples)
         n_blocks = -(-n_samples // BLOCK)
         out = np.zeros((n_blocks * BLOCK, 2), np.float32)
         chan = 9 if part.drums else 0
@@ -328,22 +370,48 @@ def db(x: float) -> float:
 
 
 class Catalogue:
-    """Instruments available to the corpus: GM programs in every GM soundfont, plus extras."""
+    """Instruments available to the corpus: GM programs in every GM soundfont, plus real recordings
+    (real-sample soundfonts and recorded-note libraries), by class.
 
-    def __init__(self, gm: list[Path], extras: dict[str, list[dict]], extra_share: float):
+    A lead part of a class that has real recordings is played by one of them with probability
+    ``real_share``, each real source equally likely; otherwise by a GM program of the class in one
+    of the GM soundfonts, each equally likely."""
+
+    def __init__(self, gm: list[Path], extras: dict[str, list[dict]], real_share: float,
+                 libraries: dict[str, list[dict]] | None = None):
+        if not 0 <= real_share <= 1:
+            raise ValueError(f"real_share must be within 0..1, got {real_share}")
         self.gm = [str(p) for p in gm]
         self.extras = extras
-        self.extra_share = extra_share
+        self.libraries = libraries or {}
+        self.real_share = real_share
 
     @property
     def soundfonts(self) -> list[str]:
         return self.gm + [e["path"] for specs in self.extras.values() for e in specs]
 
-    def for_class(self, code: str, rng: np.random.Generator) -> Instrument:
-        if code in self.extras and rng.random() < self.extra_share:
-            spec = self.extras[code][int(rng.integers(len(self.extras[code])))]
+    def real(self, code: str) -> list[Instrument]:
+        """The real-recording instruments of a class: soundfonts first, then libraries, in name order."""
+        out = []
+        for spec in self.extras.get(code, []):
             lo, hi = spec["range"]
-            return Instrument(spec["path"], 0, 0, lo, hi, tuple(spec["velocity"]), code, bool(spec.get("clean")))
+            out.append(Instrument(spec["path"], 0, 0, lo, hi, tuple(spec["velocity"]), code, bool(spec.get("clean"))))
+        for spec in self.libraries.get(code, []):
+            out.append(Instrument(spec["path"], 0, 0, spec["low"], spec["high"], (1, 127), code,
+                                  bool(spec.get("clean")), library=True, sustained=bool(spec.get("sustained", True)),
+                                  release_s=float(spec.get("release_s", 0.15))))
+        return out
+
+    def sources(self, code: str) -> list[str]:
+        """Every distinct source a class can be played by (each GM soundfont counts as one)."""
+        return [Path(p).name for p in self.gm] + [i.source for i in self.real(code)]
+
+    def for_class(self, code: str, rng: np.random.Generator) -> Instrument:
+        real = self.real(code)
+        if real and rng.random() < self.real_share:
+            chosen = real[int(rng.integers(len(real)))]
+            lo, hi = PLAYING_RANGE[code]
+            return dataclasses.replace(chosen, low=max(chosen.low, lo), high=min(chosen.high, hi))
         program, lo, hi = PROGRAMS[code][int(rng.integers(len(PROGRAMS[code])))]
         font = self.gm[int(rng.integers(len(self.gm)))]
         clean = code == "gel" and program not in DISTORTED_PROGRAMS
@@ -573,14 +641,15 @@ def _run(args: tuple[Job, Path]) -> dict:
 
 def render_corpus(out: Path, *, scale: float = 1.0, seed: int = 0, workers: int = 1,
                   extra_folders: list[Path] | None = None, soundfont_map: dict | None = None,
-                  extra_share: float = 0.4, solo_share: float = SOLO_SHARE, material_pieces: int = 60,
-                  gm: list[Path] | None = None, progress: bool = True) -> dict:
+                  samples: Path | None = None, real_share: float = REAL_SHARE, solo_share: float = SOLO_SHARE,
+                  material_pieces: int = 60, gm: list[Path] | None = None, progress: bool = True) -> dict:
     """Render (or finish rendering) the corpus into ``out``; returns the summary."""
     if not 0 <= solo_share <= 1:
         raise ValueError(f"solo_share must be within 0..1, got {solo_share}")
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    catalogue = Catalogue(gm_soundfonts(gm), extra_soundfonts(extra_folders or [], soundfont_map), extra_share)
+    catalogue = Catalogue(gm_soundfonts(gm), extra_soundfonts(extra_folders or [], soundfont_map), real_share,
+                          sample_libraries(samples))
     material = music.load_material(out / "material.json", n_chorales=material_pieces, n_tunes=material_pieces)
     jobs = plan(seed, scale, solo_share)
     args = [(job, out) for job in jobs]
@@ -601,7 +670,9 @@ def render_corpus(out: Path, *, scale: float = 1.0, seed: int = 0, workers: int 
     summary = summarise(records, time.perf_counter() - t0)
     manifest = {"seed": seed, "scale": scale, "sample_rate": SAMPLE_RATE,
                 "soundfonts": [Path(p).name for p in catalogue.soundfonts],
-                "gm_soundfonts": [Path(p).name for p in catalogue.gm], "extra_share": extra_share,
+                "gm_soundfonts": [Path(p).name for p in catalogue.gm], "real_share": real_share,
+                "libraries": sorted(Path(e["path"]).name for specs in catalogue.libraries.values() for e in specs),
+                "sources": {code: catalogue.sources(code) for code in CODES},
                 "solo_share": solo_share,
                 "summary": summary, "records": records}
     (out / "corpus.json").write_text(json.dumps(manifest, indent=1))
@@ -620,7 +691,7 @@ def summarise(records: list[dict], seconds: float) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m training.synth", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m corpus.synth", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, required=True, help="corpus folder (created; finished songs are kept)")
     ap.add_argument("--scale", type=float, default=1.0, help="fraction of IRMAS's counts to render")
     ap.add_argument("--seed", type=int, default=0)
@@ -628,8 +699,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--extra-soundfonts", type=Path, action="append", default=[], metavar="DIR",
                     help="folder of real-sample soundfonts (see the README); repeatable")
     ap.add_argument("--soundfont-map", type=Path, help="JSON: file pattern -> {code, velocity, range}")
-    ap.add_argument("--extra-share", type=float, default=0.4,
-                    help="share of a class's parts played by its extra soundfonts, when it has any")
+    ap.add_argument("--samples", type=Path, default=DEFAULT_SAMPLES if DEFAULT_SAMPLES.is_dir() else None,
+                    metavar="DIR", help="recorded-note libraries prepared by `python -m corpus.samples fetch` "
+                    f"(default {DEFAULT_SAMPLES} when it exists)")
+    ap.add_argument("--real-share", type=float, default=REAL_SHARE,
+                    help="share of a class's lead parts played by real recordings (soundfonts given with "
+                    "--extra-soundfonts and libraries in --samples), when it has any")
     ap.add_argument("--gm-soundfont", type=Path, action="append", default=[], metavar="FILE",
                     help="General MIDI soundfont to play every part from, instead of the default three; repeatable")
     ap.add_argument("--solo-share", type=float, default=SOLO_SHARE,
@@ -643,7 +718,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = render_corpus(args.out, scale=args.scale, seed=args.seed, workers=args.workers,
                                 extra_folders=args.extra_soundfonts, soundfont_map=mapping,
-                                extra_share=args.extra_share, solo_share=args.solo_share, gm=args.gm_soundfont,
+                                samples=args.samples, real_share=args.real_share, solo_share=args.solo_share,
+                                gm=args.gm_soundfont,
                                 material_pieces=args.material_pieces)
     except (SynthError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -651,6 +727,9 @@ def main(argv: list[str] | None = None) -> int:
     for split, counts in summary["counts"].items():
         files = counts.pop("files")
         print(f"{split:<11}{files:>6} files  " + " ".join(f"{c}:{counts.get(c, 0)}" for c in CODES))
+    sources = json.loads((args.out / "corpus.json").read_text())["sources"]
+    for code in CODES:
+        print(f"{code}: {len(sources[code])} sources ({', '.join(sources[code])})")
     print(f"rendered in {summary['seconds']:.0f} s -> {args.out}")
     return 0
 
