@@ -393,7 +393,7 @@ def drum_part(song: Song, rng: np.random.Generator, genre: str) -> Part:
 
 
 def articulate(notes: list[Note], rng: np.random.Generator, style: str, dynamics: tuple[int, int]) -> list[Note]:
-    """Legato, normal, staccato or separate notes with rests; a dynamic curve over the phrase."""
+    """Legato, normal, staccato, separate or long notes with rests; a dynamic curve over the phrase."""
     lo, hi = dynamics
     out = []
     if not notes:
@@ -420,6 +420,13 @@ def articulate(notes: list[Note], rng: np.random.Generator, style: str, dynamics
             d = float(rng.uniform(0.3, 1.2))
             spaced.append(Note(t, t + d, n.pitch, n.velocity))
             t += d + float(rng.uniform(0.15, 0.8))
+        out = spaced
+    elif style == "long":  # as most solo recordings of one instrument: long held notes, each its own dynamic
+        spaced, t = [], t0
+        for n in out[:: 3 if len(out) > 6 else 1]:
+            d = float(rng.uniform(0.8, 3.0))
+            spaced.append(Note(t, t + d, n.pitch, int(np.clip(rng.integers(lo, hi + 1), 1, 127))))
+            t += d + float(rng.uniform(0.05, 0.5))
         out = spaced
     return out
 

@@ -37,7 +37,7 @@ import scipy.signal
 import soundfile as sf
 from tqdm import tqdm
 
-from corpus import music
+from corpus import acoustics, music
 from corpus.music import Part, Song
 from corpus.sampler import SampleLibrary, Sampler
 from instrec.labels import CODES
@@ -104,16 +104,22 @@ class SynthError(RuntimeError):
 # ---- soundfonts ------------------------------------------------------------------------------
 
 
+#: General MIDI soundfonts from Debian's packages fluid-soundfont-gm, musescore-general-soundfont-small
+#: and csound-soundfont, used when installed
+GM_PATHS = (Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"), Path("/usr/share/sounds/sf3/MuseScore_General.sf3"),
+            Path("/usr/share/sounds/sf2/sf_GMbank.sf2"))
+
+
 def gm_soundfonts(chosen: list[Path] | None = None) -> list[Path]:
-    """The General MIDI soundfonts: ``chosen`` when given, else FluidR3_GM and MuseScore General
-    (Debian), TimGM6mb (pretty_midi)."""
+    """The General MIDI soundfonts: ``chosen`` when given, else those of :data:`GM_PATHS` that are
+    installed and TimGM6mb (pretty_midi)."""
     if chosen:
         missing = [str(p) for p in chosen if not Path(p).is_file()]
         if missing:
             raise SynthError(f"General MIDI soundfont not found: {', '.join(missing)}")
         return [Path(p) for p in chosen]
     found = []
-    for p in (Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"), Path("/usr/share/sounds/sf3/MuseScore_General.sf3")):
+    for p in GM_PATHS:
         if p.exists():
             found.append(p)
     try:
@@ -433,7 +439,7 @@ def lead_part(code: str, inst: Instrument, song: Song, rng: np.random.Generator,
     harmonic = code in HARMONIC and not (code == "gel" and rng.random() < 0.4) and not (
         code in ("org", "pia") and rng.random() < 0.2)
     if style is None:
-        style = str(rng.choice(["normal", "legato", "legato", "staccato", "separate"], p=[0.35, 0.2, 0.2, 0.1, 0.15]))
+        style = str(rng.choice(["normal", "legato", "staccato", "separate", "long"], p=[0.3, 0.3, 0.1, 0.15, 0.15]))
     if harmonic:
         if code in ("org", "pia") and use_real and len(song.voices) >= 3:
             notes = [n for v in song.voices for n in music.fit_range(v, lo, hi)]
@@ -460,8 +466,8 @@ def lead_part(code: str, inst: Instrument, song: Song, rng: np.random.Generator,
         music.bends(part, rng, share=0.25)
     if code == "sax":
         music.bends(part, rng, share=0.15, scoop=True)
-    if style == "separate":
-        what = "separate notes"
+    if style in ("separate", "long"):
+        what = f"{style} notes"
     return part, what
 
 
@@ -474,8 +480,12 @@ def make_song(rng: np.random.Generator, material: list[dict], duration: float, g
 
 
 def render_mix(renderer: Renderer, catalogue: Catalogue, rng: np.random.Generator, material: list[dict],
-               labels: list[str], duration: float, genre: str, drums: bool, solo: bool) -> tuple[np.ndarray, dict]:
-    """Render a song with ``labels`` predominant over an accompaniment -> float32 (n, 2) and a record."""
+               labels: list[str], duration: float, genre: str, drums: bool, solo: bool,
+               chain: bool = True) -> tuple[np.ndarray, dict]:
+    """Render a song with ``labels`` predominant over an accompaniment -> float32 (n, 2) and a record.
+
+    With ``chain`` the mix goes through a simulated room (else the synthetic reverb) and a recording
+    chain (:mod:`corpus.acoustics`)."""
     sr = renderer.sample_rate
     n = int(round(duration * sr))
     song = make_song(rng, material, duration + 0.5, genre)
@@ -523,11 +533,16 @@ def render_mix(renderer: Renderer, catalogue: Catalogue, rng: np.random.Generato
         mix = mix + stem / (rms(stem) + 1e-9) * db(-float(rng.uniform(3, 12)))
         record["parts"].append({**inst.describe(), "role": "drums", "notes": len(part.notes), "rms": rms(stem)})
     mix = tilt_eq(mix, float(rng.uniform(-0.5, 0.5)), sr)
-    mix, record["reverb"] = reverb(mix, rng, sr)
+    if chain and rng.random() < acoustics.STAGES["room"]:
+        mix, record["room"] = acoustics.room(mix, rng, sr)
+    else:
+        mix, record["reverb"] = reverb(mix, rng, sr)
     noise_db = float(rng.uniform(-75, -40))
     mix = mix + rng.standard_normal(mix.shape).astype(np.float32) * rms(mix) * db(noise_db)
     peak_db = float(rng.uniform(-20, -1))
     mix = mix / (np.max(np.abs(mix)) + 1e-9) * db(peak_db)
+    if chain:  # microphone, compression, background, lossy encoding
+        mix, record["recording"] = acoustics.recording_chain(mix, rng, sr, {**acoustics.STAGES, "room": 0.0})
     record.update(noise_db=round(noise_db, 1), peak_dbfs=round(peak_db, 1))
     return mix.astype(np.float32), record
 
@@ -595,10 +610,11 @@ def plan(seed: int, scale: float, solo_share: float = SOLO_SHARE) -> list[Job]:
 _STATE: dict = {}
 
 
-def _init_worker(soundfonts: list[str], catalogue: Catalogue, material: list[dict]) -> None:
+def _init_worker(soundfonts: list[str], catalogue: Catalogue, material: list[dict], chain: bool) -> None:
     _STATE["renderer"] = Renderer(soundfonts)
     _STATE["catalogue"] = catalogue
     _STATE["material"] = material
+    _STATE["chain"] = chain
 
 
 def _write_wav(path: Path, audio: np.ndarray) -> None:
@@ -616,7 +632,7 @@ def render_job(job: Job, out: Path) -> dict:
     _STATE["renderer"].renew()
     lead_in = 0.25 if job.split == "train" else 0.0
     mix, record = render_mix(_STATE["renderer"], _STATE["catalogue"], rng, _STATE["material"], list(job.labels),
-                             job.duration + lead_in, job.genre, job.drums, job.solo)
+                             job.duration + lead_in, job.genre, job.drums, job.solo, chain=_STATE["chain"])
     per = int(EXCERPT_S * SAMPLE_RATE)
     start = int(lead_in * SAMPLE_RATE)
     for i, rel in enumerate(job.files):
@@ -642,7 +658,8 @@ def _run(args: tuple[Job, Path]) -> dict:
 def render_corpus(out: Path, *, scale: float = 1.0, seed: int = 0, workers: int = 1,
                   extra_folders: list[Path] | None = None, soundfont_map: dict | None = None,
                   samples: Path | None = None, real_share: float = REAL_SHARE, solo_share: float = SOLO_SHARE,
-                  material_pieces: int = 60, gm: list[Path] | None = None, progress: bool = True) -> dict:
+                  material_pieces: int = 60, gm: list[Path] | None = None, chain: bool = True,
+                  progress: bool = True) -> dict:
     """Render (or finish rendering) the corpus into ``out``; returns the summary."""
     if not 0 <= solo_share <= 1:
         raise ValueError(f"solo_share must be within 0..1, got {solo_share}")
@@ -656,12 +673,12 @@ def render_corpus(out: Path, *, scale: float = 1.0, seed: int = 0, workers: int 
     bar = tqdm(total=len(jobs), desc="rendering songs", unit="song", disable=not progress)
     records = []
     if workers <= 1:
-        _init_worker(catalogue.soundfonts, catalogue, material)
+        _init_worker(catalogue.soundfonts, catalogue, material, chain)
         for a in args:
             records.append(_run(a))
             bar.update()
     else:
-        with get_context("spawn").Pool(workers, _init_worker, (catalogue.soundfonts, catalogue, material)) as pool:
+        with get_context("spawn").Pool(workers, _init_worker, (catalogue.soundfonts, catalogue, material, chain)) as pool:
             for rec in pool.imap_unordered(_run, args, chunksize=1):
                 records.append(rec)
                 bar.update()
@@ -673,7 +690,7 @@ def render_corpus(out: Path, *, scale: float = 1.0, seed: int = 0, workers: int 
                 "gm_soundfonts": [Path(p).name for p in catalogue.gm], "real_share": real_share,
                 "libraries": sorted(Path(e["path"]).name for specs in catalogue.libraries.values() for e in specs),
                 "sources": {code: catalogue.sources(code) for code in CODES},
-                "solo_share": solo_share,
+                "solo_share": solo_share, "recording_chain": chain,
                 "summary": summary, "records": records}
     (out / "corpus.json").write_text(json.dumps(manifest, indent=1))
     return summary
@@ -711,6 +728,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="share of training songs played solo, without accompaniment")
     ap.add_argument("--material-pieces", type=int, default=60,
                     help="chorales and tunes taken from music21's corpus (each)")
+    ap.add_argument("--no-recording-chain", dest="chain", action="store_false",
+                    help="the synthetic reverb and noise floor only: no simulated rooms, microphones, "
+                    "compression, background noise or lossy encoding")
     args = ap.parse_args(argv)
     if args.scale <= 0:
         ap.error("--scale must be positive")
@@ -719,7 +739,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = render_corpus(args.out, scale=args.scale, seed=args.seed, workers=args.workers,
                                 extra_folders=args.extra_soundfonts, soundfont_map=mapping,
                                 samples=args.samples, real_share=args.real_share, solo_share=args.solo_share,
-                                gm=args.gm_soundfont,
+                                gm=args.gm_soundfont, chain=args.chain,
                                 material_pieces=args.material_pieces)
     except (SynthError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
