@@ -86,12 +86,14 @@ def _copy_local(entry: dict, dest: Path, local: Path | None) -> None:
     shutil.copytree(src, dest)
 
 
-def fetch(out: Path, *, local: Path | None = None, npm: str = "npm", names: list[str] | None = None) -> dict:
-    """Prepare every library (or those named) under ``out``; returns {"ready": [...], "missing": {name: why}}."""
+def fetch(out: Path, *, local: Path | None = None, npm: str = "npm", names: list[str] | None = None,
+          entries: list[dict] | None = None) -> dict:
+    """Prepare every library of ``entries`` (default: the catalogue), or those named, under ``out``;
+    returns {"ready": [...], "missing": {name: why}}."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ready, missing = [], {}
-    for entry in catalogue():
+    for entry in entries if entries is not None else catalogue():
         if names and entry["name"] not in names:
             continue
         dest = out / entry["name"]

@@ -17,10 +17,9 @@ from collections import Counter
 from pathlib import Path
 
 
-def link_subset(corpus: Path, out: Path, lead: str = "gm") -> Counter:
-    """Link the training excerpts of ``corpus`` whose lead soundfonts are all GM (or none is); per class counts."""
-    if lead not in ("gm", "extra"):
-        raise ValueError(f"lead must be 'gm' or 'extra', got {lead!r}")
+def training_records(corpus: Path) -> tuple[dict, list[dict]]:
+    """The corpus manifest and its training-song records (each with ``lead_sources``, the sources that
+    play its predominant parts)."""
     manifest = Path(corpus) / "corpus.json"
     if not manifest.exists():
         raise FileNotFoundError(f"{manifest} not found: is {corpus} a corpus rendered by corpus.synth?")
@@ -28,14 +27,16 @@ def link_subset(corpus: Path, out: Path, lead: str = "gm") -> Counter:
     if "gm_soundfonts" not in rendered:
         raise ValueError(f"{manifest} does not say which soundfonts are General MIDI: run corpus.synth on "
                          f"{corpus} again with the same arguments (finished songs are kept) to refresh it")
-    gm_names, records = set(rendered["gm_soundfonts"]), rendered["records"]
+    records = [r for r in rendered["records"] if r["split"] == "train"]
+    for r in records:
+        r["lead_sources"] = [p.get("source", p.get("soundfont")) for p in r["parts"] if p["role"] == "predominant"]
+    return rendered, records
+
+
+def link_files(corpus: Path, records: list[dict], out: Path) -> Counter:
+    """Symbolic links to the records' training excerpts in ``out`` (training layout); per class counts."""
     counts: Counter = Counter()
     for r in records:
-        if r["split"] != "train":
-            continue
-        fonts = [p.get("source", p.get("soundfont")) for p in r["parts"] if p["role"] == "predominant"]
-        if all(f in gm_names for f in fonts) != (lead == "gm"):
-            continue
         for rel in r["files"]:
             target = (Path(corpus) / rel).resolve()
             link = Path(out) / Path(rel).relative_to("train")
@@ -43,9 +44,21 @@ def link_subset(corpus: Path, out: Path, lead: str = "gm") -> Counter:
             if not link.is_symlink():
                 os.symlink(target, link)
             counts[link.parent.name] += 1
+    return counts
+
+
+def link_subset(corpus: Path, out: Path, lead: str = "gm") -> Counter:
+    """Link the training excerpts of ``corpus`` whose leads are all played by General MIDI soundfonts
+    (``lead="gm"``) or none is (``"extra"``: real-sample soundfonts or recorded-note libraries); per class counts."""
+    if lead not in ("gm", "extra"):
+        raise ValueError(f"lead must be 'gm' or 'extra', got {lead!r}")
+    rendered, records = training_records(corpus)
+    gm_names = set(rendered["gm_soundfonts"])
+    chosen = [r for r in records if all(s in gm_names for s in r["lead_sources"]) == (lead == "gm")]
+    counts = link_files(corpus, chosen, out)
     if not counts:
-        kind = "a General MIDI" if lead == "gm" else "a real-sample"
-        raise ValueError(f"no training excerpt of {corpus} has its lead played by {kind} soundfont")
+        kind = "a General MIDI soundfont" if lead == "gm" else "real recordings"
+        raise ValueError(f"no training excerpt of {corpus} has its lead played by {kind}")
     return counts
 
 

@@ -16,6 +16,7 @@ come from :mod:`instrec.params`.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable, Iterator
 
 import librosa
 import numpy as np
@@ -23,7 +24,7 @@ import scipy.fft
 import soxr
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .audio import pad_to_windows
+from .audio import AudioError, n_windows
 from .params import DEFAULT, REPRESENTATIONS, FeatureParams
 
 _WORKERS = -1  # scipy.fft uses every core
@@ -259,41 +260,92 @@ def extract(
     *,
     params: FeatureParams = DEFAULT,
     representations: tuple[str, ...] = REPRESENTATIONS,
-    pad: bool = True,
 ) -> dict[str, np.ndarray]:
-    """Prepared audio -> windows of each representation.
+    """Prepared audio -> windows of each representation (the window rule of
+    :func:`instrec.audio.n_windows` applied: every representation gives the same number of windows).
 
-    With ``pad`` (the default) the signal is first zero-padded or trimmed by the window rule of
-    :func:`instrec.audio.n_windows`; every representation then gives the same number of windows.
+    The same code as the recognizer's streaming (:func:`stream_windows`), in one chunk.
 
     Returns
     -------
     dict representation -> np.ndarray [shape=(n_windows, 1, F, window_frames), dtype=float32]
     """
-    y = np.asarray(y, np.float32)
-    if pad:
-        y = pad_to_windows(y, params)
-    out = compute(y, params=params, representations=tuple(r for r in representations if r != "cqt"))
-    if "cqt" in representations:
-        # the CQT's long filters and halvings see explicit zeros around the signal, as they see
-        # real audio or zeros around every chunk of the recognizer: both give the same frames
-        context = context_samples(params)
-        padded = np.concatenate([np.zeros(context, np.float32), y, np.zeros(context, np.float32)])
-        first = context // params.hop_length
-        out["cqt"] = cqt_chroma(padded, params=params)[:, first : first + n_frames(len(y), params)]
-    return {name: windows(out[name], params=params) for name in representations}
+    chunks = list(stream_windows([np.asarray(y, np.float32)], params=params, representations=representations))
+    return {rep: np.concatenate([c[rep] for c in chunks]) for rep in representations}
 
 
-def context_samples(params: FeatureParams = DEFAULT) -> int:
-    """Audio (samples) to put around a chunk so its frames equal the whole signal's.
+def stream_windows(blocks: Iterable[np.ndarray], *, params: FeatureParams = DEFAULT,
+                   representations: tuple[str, ...] = REPRESENTATIONS,
+                   chunk_windows: int | None = None) -> Iterator[dict[str, np.ndarray]]:
+    """Feature windows of a prepared signal given in blocks, ``chunk_windows`` windows at a time
+    (all at the end when None): the one windowing path of instrec.
 
-    The CQT halves the signal up to ``cqt_octaves - 1`` times and samples its lowest octaves on a
+    The window rule of :func:`instrec.audio.n_windows` is applied to the whole signal (the last
+    partial window zero-padded or dropped, short audio padded to one window), and each window is
+    computed from the real signal around it (:func:`context_samples`), so the windows do not depend
+    on how the signal was cut into blocks or chunks. ``chunk_windows`` must be a multiple of 4.
+    Holds about one chunk of audio plus context at a time.
+    """
+    if chunk_windows is not None and (chunk_windows < 4 or chunk_windows % 4):
+        raise ValueError("chunk_windows must be a positive multiple of 4 (see context_samples)")
+    unknown = [r for r in representations if r not in FUNCTIONS]
+    if unknown:
+        raise ValueError(f"unknown representations {unknown}; expected some of {REPRESENTATIONS}")
+    W, hop = params.window_samples, params.hop_length
+    contexts = {rep: context_samples(params, rep) for rep in representations}
+    context = max(contexts.values())
+    buffer = np.zeros(context, np.float32)  # zeros before the signal: the centred frames' padding
+    buf_start = -context  # absolute sample index of buffer[0]
+    first = 0  # next window to produce
+
+    def emit(a: int, b: int) -> dict[str, np.ndarray]:
+        out = {}
+        for rep in representations:
+            ctx = contexts[rep]
+            lo = a * W - ctx - buf_start
+            S = FUNCTIONS[rep](buffer[lo : lo + (b - a) * W + 2 * ctx], params=params)
+            out[rep] = windows(S[:, ctx // hop : ctx // hop + (b - a) * params.window_frames], params=params)
+        return out
+
+    total = 0
+    for block in blocks:
+        block = np.asarray(block, np.float32)
+        total += len(block)
+        buffer = np.concatenate([buffer, block])
+        # emit only when the right context lies surely inside the windows the rule will keep
+        while chunk_windows and buf_start + len(buffer) >= (first + chunk_windows) * W + 2 * context + W:
+            yield emit(first, first + chunk_windows)
+            first += chunk_windows
+            drop = first * W - context - buf_start
+            buffer, buf_start = buffer[drop:], buf_start + drop
+    if total == 0:
+        raise AudioError("audio: holds no audio samples")
+    n_total = n_windows(total, params)
+    # samples past the last kept window are dropped, short audio zero-padded; then zeros as the
+    # centred frames' padding after the end
+    buffer = buffer[: n_total * W - buf_start]
+    buffer = np.concatenate([buffer, np.zeros(n_total * W + context - buf_start - len(buffer), np.float32)])
+    step = chunk_windows or n_total
+    while first < n_total:
+        b = min(first + step, n_total)
+        yield emit(first, b)
+        first = b
+
+
+def context_samples(params: FeatureParams = DEFAULT, representation: str = "cqt") -> int:
+    """Audio (samples) to put around a chunk so its frames of ``representation`` equal the whole signal's.
+
+    The mel and modgd frames see only half their frame length on each side: that, rounded up to whole
+    hops, is all they need. The CQT halves the signal up to ``cqt_octaves - 1`` times and samples its lowest octaves on a
     grid of up to 2^(octaves - 3) frames. A chunk gives exactly the whole signal's frames when its
     first sample (chunk start minus context) is a multiple of 2^(octaves - 1) samples and its first
     frame a multiple of 2^(octaves - 3) frames. With 22 000-sample windows of 100 frames, chunks
     starting on every 4th window and a context of 208 frames (45 760 samples, 2.08 s: longer than
     half the longest CQT filter, 0.8 s) satisfy both.
     """
+    if representation != "cqt":
+        half = max(params.mel_n_fft, params.modgd_frame_length) // 2 + 1
+        return -(-half // params.hop_length) * params.hop_length
     decimation = 1 << (params.cqt_octaves - 1)
     grid = 1 << max(params.cqt_octaves - 3, 0)
     if (4 * params.window_samples) % decimation or (4 * params.window_frames) % grid:

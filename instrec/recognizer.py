@@ -179,7 +179,9 @@ class Recognizer:
     def window_probabilities(self, blocks: Iterable[np.ndarray]) -> dict[str, np.ndarray]:
         """Prepared audio blocks (normalised, at the analysis rate) -> rep -> (n_windows, 11)."""
         out: dict[str, list[np.ndarray]] = {rep: [] for rep in self.sessions}
-        for feats in _chunked_features(blocks, self.params, tuple(self.sessions), self.chunk_windows):
+        stream = features.stream_windows(blocks, params=self.params, representations=tuple(self.sessions),
+                                         chunk_windows=self.chunk_windows)
+        for feats in stream:
             for rep, windows in feats.items():
                 session = self.sessions[rep]
                 for i in range(0, len(windows), self.batch_size):
@@ -235,48 +237,3 @@ class Recognizer:
                 "fusion": m["fusion"], "models": m["models"], "training_data": m.get("training_data"),
                 "validation": m.get("validation"), "test": m.get("test"), "versions": m.get("versions"),
                 "created": m.get("created")}
-
-
-def _chunked_features(blocks: Iterable[np.ndarray], params: FeatureParams, representations: tuple[str, ...],
-                      chunk_windows: int) -> Iterator[dict[str, np.ndarray]]:
-    """Feature windows of a prepared signal given in blocks, ``chunk_windows`` windows at a time.
-
-    The window rule of :func:`instrec.audio.n_windows` is applied to the whole signal; the output
-    equals ``features.extract`` of the whole signal.
-    """
-    W, K = params.window_samples, chunk_windows
-    context = features.context_samples(params)
-    context_frames = context // params.hop_length
-    buffer = np.zeros(context, np.float32)  # zeros before the signal: the centred frames' padding
-    buf_start = -context  # absolute sample index of buffer[0]
-    first = 0  # next window to produce
-
-    def emit(a: int, b: int) -> dict[str, np.ndarray]:
-        lo = a * W - context - buf_start
-        segment = buffer[lo : lo + (b - a) * W + 2 * context]
-        S = features.compute(segment, params=params, representations=representations)
-        return {rep: features.windows(s[:, context_frames : context_frames + (b - a) * params.window_frames],
-                                      params=params) for rep, s in S.items()}
-
-    total = 0
-    for block in blocks:
-        block = np.asarray(block, np.float32)
-        total += len(block)
-        buffer = np.concatenate([buffer, block])
-        # emit only when the right context lies surely inside the windows the rule will keep
-        while buf_start + len(buffer) >= (first + K) * W + 2 * context + W:
-            yield emit(first, first + K)
-            first += K
-            drop = first * W - context - buf_start
-            buffer, buf_start = buffer[drop:], buf_start + drop
-    if total == 0:
-        raise AudioError("audio: holds no audio samples")
-    n_total = audio.n_windows(total, params)
-    # as pad_to_windows: samples past the last kept window are dropped, short audio zero-padded;
-    # then zeros as the centred frames' padding after the end
-    buffer = buffer[: n_total * W - buf_start]
-    buffer = np.concatenate([buffer, np.zeros(n_total * W + context - buf_start - len(buffer), np.float32)])
-    while first < n_total:
-        b = min(first + K, n_total)
-        yield emit(first, b)
-        first = b

@@ -34,12 +34,42 @@ TINY_SCALE = 0.004  # 2 training excerpts per class at least, 2 validation and 2
 TINY_MATERIAL = 3  # chorales and tunes parsed from music21's corpus
 
 
+def make_library(folder: Path, keys: range, name: str) -> Path:
+    """A prepared recorded-note library (as `corpus.samples fetch` leaves one) of steady harmonic
+    tones at ``keys``, under a catalogue name, so the corpus plays it with the real sampler."""
+    import json
+
+    from corpus import samples
+
+    lib = folder / name
+    lib.mkdir(parents=True, exist_ok=True)
+    notes = ["C", "Cs", "D", "Ds", "E", "F", "Fs", "G", "Gs", "A", "As", "B"]
+    t = np.arange(int(1.5 * 44100)) / 44100
+    for k in keys:
+        f0 = 440.0 * 2 ** ((k - 69) / 12)
+        y = sum(0.2 / h * np.sin(2 * np.pi * h * f0 * t) for h in (1, 2, 3, 4)) * np.exp(-t / 3)
+        sf.write(str(lib / f"{notes[k % 12]}{k // 12 - 1}.wav"), y.astype(np.float32), 44100)
+    entry = next(e for e in samples.catalogue() if e["name"] == name)
+    (lib / samples.DONE).write_text(json.dumps(entry))
+    return folder
+
+
+#: keyword arguments of the tiny corpus: every flute lead played by a (synthetic) recorded-note library
+TINY_CORPUS = {"scale": TINY_SCALE, "seed": 0, "workers": 1, "material_pieces": TINY_MATERIAL, "real_share": 1.0,
+               "progress": False}
+
+
 @pytest.fixture(scope="session")
-def tiny_corpus(tmp_path_factory) -> Path:
+def tiny_samples(tmp_path_factory) -> Path:
+    return make_library(tmp_path_factory.mktemp("samples"), range(60, 97, 6), "tonejs-flute")
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory, tiny_samples) -> Path:
     from corpus.synth import render_corpus
 
     out = tmp_path_factory.mktemp("corpus")
-    render_corpus(out, scale=TINY_SCALE, seed=0, workers=1, material_pieces=TINY_MATERIAL, progress=False)
+    render_corpus(out, samples=tiny_samples, **TINY_CORPUS)
     return out
 
 

@@ -140,3 +140,34 @@ def test_silence_and_click_are_finite(kind):
         out = features.extract(y)
         assert np.all(out["modgd"] == 0) and np.all(out["cqt"] == 0)
         assert np.all(out["mel"] == np.float32(np.log(P.log_floor)))
+
+
+@pytest.mark.parametrize("seconds", [0.3, P.window_duration_s, 1.5 * P.window_duration_s, 7.3, 600.0])
+def test_streamed_windows_equal_whole_signal_windows(seconds):
+    # one windowing path: the recognizer's chunks (4 windows, blocks of random sizes) give exactly
+    # the windows of the whole signal, for lengths shorter than a window, of one, of one and a half,
+    # several, and 10 minutes (equal up to float32 rounding of FFTs over other lengths: 1e-4)
+    rng = np.random.default_rng(int(seconds * 10))
+    y = (0.3 * rng.standard_normal(int(round(seconds * P.sample_rate)))).astype(np.float32)
+    y[:: P.sample_rate // 3] = 0.9
+    whole = features.extract(y)
+    cuts = np.sort(rng.choice(np.arange(1, len(y)), size=min(25, len(y) - 1), replace=False))
+    blocks = np.split(y, cuts)
+    chunks = list(features.stream_windows(blocks, chunk_windows=4))
+    assert len(chunks) == -(-audio.n_windows(len(y)) // 4)
+    for rep in whole:
+        streamed = np.concatenate([c[rep] for c in chunks])
+        assert streamed.shape == whole[rep].shape == (audio.n_windows(len(y)), *P.shapes[rep])
+        np.testing.assert_allclose(streamed, whole[rep], atol=1e-4, err_msg=rep)
+
+
+def test_modgd_is_finite_for_every_allowed_gamma():
+    silence_then_tone = np.concatenate([np.zeros(P.sample_rate, np.float32), tone(440, 1.0)])
+    for gamma in (0.05, 0.5, 0.9, 1.0):
+        params = FeatureParams(modgd_gamma=gamma)
+        G = features.modgd(silence_then_tone, params=params)
+        assert np.isfinite(G).all(), gamma
+        assert np.all(G[:, 5:90] == 0)  # silent frames give zeros, not 0/0
+        assert np.abs(G[:, 120:]).max() > 0.1  # the tone is there
+    with pytest.raises(ParamsError, match="modgd_gamma"):
+        FeatureParams(modgd_gamma=1.5)

@@ -10,13 +10,13 @@ from training.model_card import commands
 from training.pipeline import main
 
 
-def test_pipeline_fine_tunes_exports_and_writes_the_card(tiny_corpus, tiny_run, tmp_path, capsys):
+def test_pipeline_fine_tunes_exports_and_writes_the_card(tiny_corpus, tiny_samples, tiny_run, tmp_path, capsys):
     corpus, out, models = tmp_path / "corpus", tmp_path / "run", tmp_path / "models"
     shutil.copytree(tiny_corpus, corpus)  # finished songs are kept: the corpus stage only checks them
     argv = ["--corpus", str(corpus), "--scale", str(TINY_SCALE), "--material-pieces", str(TINY_MATERIAL),
             "--out", str(out), "--models", str(models), "--epochs", "1", "--workers", "1", "--lr", "3e-4",
             "--init-run", str(tiny_run), "--augment", "noise,pitch", "--real-audio", str(REAL_AUDIO),
-            "--cache", str(tmp_path / "cache")]
+            "--cache", str(tmp_path / "cache"), "--samples", str(tiny_samples), "--real-share", "1.0"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "augmentations: noise,pitch; starting from" in printed and "augmentations: pitch; starting from" in printed

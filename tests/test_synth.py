@@ -9,7 +9,6 @@ import soundfile as sf
 from corpus import synth
 from instrec import audio
 from instrec.labels import CODES
-from tests.conftest import TINY_MATERIAL, TINY_SCALE
 from training.datasets import read_testing, read_training
 
 
@@ -48,19 +47,35 @@ def test_evaluation_layouts(tiny_corpus):
             assert np.max(np.abs(sf.read(str(e.path))[0])) > 0.05
 
 
-def test_same_seed_same_bytes(tiny_corpus, tmp_path):
+def test_flute_leads_play_the_recorded_note_library(tiny_corpus):
+    manifest = json.loads((tiny_corpus / "corpus.json").read_text())
+    assert manifest["libraries"] == ["tonejs-flute"] and "tonejs-flute" in manifest["sources"]["flu"]
+    assert manifest["sources"]["cla"] == manifest["gm_soundfonts"]  # no real recordings for clarinet here
+    leads = [(r, p) for r in manifest["records"] for p in r["parts"] if p["role"] == "predominant"]
+    flute = [p for _, p in leads if p["code"] == "flu"]
+    assert flute and all(p.get("library") == "tonejs-flute" and p["rms"] > 1e-3 for p in flute)
+    assert all("library" not in p for _, p in leads if p["code"] != "flu")
+    # every song went through a room (or the synthetic reverb) and its recording chain is recorded
+    assert all(("room" in r) != ("reverb" in r) and "recording" in r for r, _ in leads)
+
+
+def test_same_seed_same_bytes(tiny_corpus, tiny_samples, tmp_path):
+    from tests.conftest import TINY_CORPUS
+
     again = tmp_path / "again"
-    synth.render_corpus(again, scale=TINY_SCALE, seed=0, workers=1, material_pieces=TINY_MATERIAL, progress=False)
+    synth.render_corpus(again, samples=tiny_samples, **TINY_CORPUS)
     files = sorted(p.relative_to(tiny_corpus) for p in tiny_corpus.rglob("*.wav"))
     assert files == sorted(p.relative_to(again) for p in again.rglob("*.wav"))
     for rel in files:
         assert (tiny_corpus / rel).read_bytes() == (again / rel).read_bytes(), rel
 
 
-def test_resume_keeps_finished_songs(tiny_corpus):
+def test_resume_keeps_finished_songs(tiny_corpus, tiny_samples):
+    from tests.conftest import TINY_CORPUS
+
     some = sorted((tiny_corpus / "train").rglob("*.wav"))[0]
     stamp = some.stat().st_mtime_ns
-    synth.render_corpus(tiny_corpus, scale=TINY_SCALE, seed=0, workers=1, material_pieces=TINY_MATERIAL, progress=False)
+    synth.render_corpus(tiny_corpus, samples=tiny_samples, **TINY_CORPUS)
     assert some.stat().st_mtime_ns == stamp
 
 
@@ -107,13 +122,14 @@ def test_chosen_general_midi_soundfonts(tmp_path):
 def test_subset_links_excerpts_by_lead_soundfont(tiny_corpus, tmp_path):
     from corpus.subset import link_subset
 
-    # the tiny corpus uses only the General MIDI soundfonts: every training excerpt has a GM lead
+    # in the tiny corpus flute leads come from a recorded-note library, the others from GM soundfonts
     counts = link_subset(tiny_corpus, tmp_path / "gm", "gm")
     linked = read_training(tmp_path / "gm")
-    assert sum(counts.values()) == len(linked) == len(read_training(tiny_corpus / "train"))
+    everything = read_training(tiny_corpus / "train")
+    assert sum(counts.values()) == len(linked) == len(everything) - everything.counts()["flu"]
     assert all(e.path.is_symlink() and e.path.resolve().is_file() for e in linked)
-    with pytest.raises(ValueError, match="no training excerpt .* by a real-sample soundfont"):
-        link_subset(tiny_corpus, tmp_path / "extra", "extra")
+    real = link_subset(tiny_corpus, tmp_path / "extra", "extra")
+    assert dict(real) == {"flu": everything.counts()["flu"]}
     with pytest.raises(FileNotFoundError, match="corpus.json"):
         link_subset(tmp_path / "gm", tmp_path / "again", "gm")
     # a manifest written before it named the General MIDI soundfonts is refused, not guessed at
