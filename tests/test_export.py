@@ -21,7 +21,9 @@ def test_files_and_manifest(tiny_models, tiny_run):
     assert manifest["classes"] == list(CODES)
     assert manifest["fusion"]["rule"] in ("and", "mean") and manifest["fusion"]["aggregation"] in ("S1", "S2")
     assert manifest["feature_params"]["sample_rate"] == 22050
-    assert manifest["validation"]["metrics"]["mel+modgd+cqt"]["f1_micro"] >= 0
+    tuned = json.loads((tiny_run / "thresholds.json").read_text())
+    assert manifest["validation"]["metrics"] == {k: v["validation"] for k, v in tuned["best_per_config"].items()}
+    assert manifest["fusion"] == tuned["fusion"]
     assert "synthetic_corpus" in manifest["training_data"]
     assert set(manifest["versions"]) >= {"instrec", "torch", "onnx", "onnxruntime", "opset"}
     for rep in ("mel", "modgd", "cqt"):

@@ -9,6 +9,7 @@ import torch
 from instrec.fusion import Fusion, aggregate, calibrate
 from training import augment, thresholds
 from training.evaluate import run_evaluation
+from training.datasets import read_testing
 from training.train import train
 
 
@@ -121,12 +122,34 @@ def test_tiny_end_to_end(tiny_run, tiny_corpus):
     assert set(tuned["best_per_config"]) == {"mel", "mel+modgd", "mel+modgd+cqt"}
     summary = run_evaluation(tiny_run, tiny_corpus / "test", progress=False)
     assert set(summary["configs"]) == {"mel", "mel+modgd", "mel+modgd+cqt"}
-    for r in summary["configs"].values():
-        assert 0 <= r["test"]["accuracy"] <= 1 and 0 <= r["test"]["lrap"] <= 1
+    assert summary["n_files"] == len(read_testing(tiny_corpus / "test"))
+    written = json.loads((tiny_run / "eval" / "metrics.json").read_text())
+    assert {k: v["test"]["f1_micro"] for k, v in written["configs"].items()} == {
+        k: v["test"]["f1_micro"] for k, v in summary["configs"].items()}
     report = (tiny_run / "eval" / "report.md").read_text()
     assert "never on this test set" in report and "| pia (piano) |" in report
     for png in ("fig5_validation_loss", "fig6_f1_vs_threshold", "fig8_instruments_per_file", "fig9_accuracy", "fig10_f1"):
         assert (tiny_run / "eval" / f"{png}.png").stat().st_size > 1000
+
+
+def test_other_feature_parameters_travel_from_training_to_serving(tiny_corpus, tmp_path):
+    # a mel CNN on 64 bands (not the default 128): thresholds, evaluation, export and the recognizer
+    # all compute 64-band windows because they take the parameters from the checkpoint
+    from instrec.params import FeatureParams
+    from instrec.recognizer import Recognizer
+    from training.export import export
+
+    params = FeatureParams(n_mels=64)
+    train(tiny_corpus, "mel", tmp_path / "run", epochs=1, batch_size=16, workers=1, params=params, progress=False)
+    tuned = thresholds.tune(tmp_path / "run", progress=False)
+    assert tuned["fusion"]["models"] == ["mel"]
+    run_evaluation(tmp_path / "run", tiny_corpus / "test", progress=False)
+    manifest = export(tmp_path / "run", tmp_path / "models")
+    assert manifest["feature_params"]["n_mels"] == 64 and manifest["models"]["mel"]["input_shape"] == ["batch", 1, 64, 100]
+    rec = Recognizer(tmp_path / "models")
+    assert rec.params == params and rec.sessions["mel"].get_inputs()[0].shape[2] == 64
+    wav = sorted((tiny_corpus / "test").glob("*.wav"))[0]
+    assert len(rec.predict(wav).timeline) >= 5
 
 
 def test_resume_continues_where_it_stopped(tiny_corpus, tmp_path):

@@ -182,7 +182,8 @@ def training_description(data_root: Path, ckpt: dict) -> dict:
     corpus = data_root / "corpus.json" if (data_root / "corpus.json").exists() else data_root.parent / "corpus.json"
     if corpus.exists():
         meta = json.loads(corpus.read_text())
-        desc["synthetic_corpus"] = {k: meta[k] for k in ("seed", "scale", "soundfonts", "summary") if k in meta}
+        keys = ("seed", "scale", "soundfonts", "libraries", "sources", "real_share", "recording_chain", "summary")
+        desc["synthetic_corpus"] = {k: meta[k] for k in keys if k in meta}
     return desc
 
 

@@ -39,6 +39,39 @@ def commands(run: Path) -> list[str]:
     return found or ["python -m training.pipeline --out " + str(run) + "   # (command not recorded)"]
 
 
+#: who made the real-sample soundfonts the corpus can use (--extra-soundfonts), and their licences
+SOUNDFONT_CREDITS = {
+    "karoryfer-weresax": "Karoryfer Samples, weresax (alto saxophone), CC0 1.0",
+    "karoryfer-shinyguitar": "D. Smolken / Karoryfer Samples, shinyguitar (archtop guitar), CC0 1.0",
+    "nyanshell-strat": "Gestalt LUR, nyanshell.strat (Stratocaster), MIT",
+    "solfege-voice": "Chengu Wang, solfege-samples (male voice), GPL-3.0",
+}
+
+
+def sources_section(corpus: dict) -> list[str]:
+    """The sources of each class and the credits of every recording the models heard."""
+    if not corpus.get("sources"):
+        return []
+    from corpus.samples import catalogue
+
+    lines = ["", "## What the models heard", "", "| class | sources |", "|---|---|"]
+    lines += [f"| {NAMES[c]} | {', '.join(corpus['sources'].get(c, []))} |" for c in CODES]
+    lines += ["", f"Real recordings played {corpus.get('real_share', 0):.0%} of the lead parts of each class that "
+              "has any; every song went through a simulated room or reverb"
+              + (" and a recording chain (microphone, compression, background noise, lossy encoding)"
+                 if corpus.get("recording_chain") else "") + ".", "", "Credits:", ""]
+    entries = {e["name"]: e for e in catalogue()}
+    for name in corpus.get("libraries", []):
+        e = entries.get(name)
+        if e:
+            lines.append(f"- `{name}`: {e['credit']} ({e['licence']})")
+    for font in corpus.get("soundfonts", []):
+        credit = next((v for k, v in SOUNDFONT_CREDITS.items() if font.startswith(k)), None)
+        if credit:
+            lines.append(f"- `{font}`: {credit}")
+    return lines
+
+
 def card(models: Path, run: Path) -> str:
     m = json.loads((models / "manifest.json").read_text())
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
@@ -67,13 +100,17 @@ def card(models: Path, run: Path) -> str:
         "", "## Training data: synthetic", "",
         f"Trained on `{data['root']}`: the synthetic IRMAS-style corpus rendered by `python -m corpus.synth` "
         f"(seed {corpus.get('seed')}, scale {corpus.get('scale')}) from the soundfonts "
-        + ", ".join(f"`{s}`" for s in corpus.get("soundfonts", [])) + ". "
+        + ", ".join(f"`{s}`" for s in corpus.get("soundfonts", []))
+        + (" and the recorded-note libraries " + ", ".join(f"`{s}`" for s in corpus["libraries"])
+           if corpus.get("libraries") else "") + ". "
         f"{data.get('n_train_files')} training and {data.get('n_val_files')} validation excerpts (a song-aware "
         "15 % split); thresholds tuned on "
         f"`{m['validation']['data']}` ({m['validation']['n_files']} files); tested on "
         f"`{metrics['data']}` ({metrics['n_files']} files), never used for tuning.",
-        "", "These models have heard only synthesised instruments. They are a working default, not IRMAS-grade "
-        "models: for real accuracy, train on IRMAS with the same commands (see the README).", "",
+        *sources_section(corpus), "",
+        "These models have heard no real music, only single recorded notes and synthesised instruments put "
+        "together. They are a working default, not IRMAS-grade models: for real accuracy, train on IRMAS with "
+        "the same commands (see the README).", "",
         "## Synthetic test set (seed Tables 8-10)", "",
         "| models | rule | agg. | accuracy | precision | recall | F1 micro | F1 macro | LRAP |", "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -91,7 +128,7 @@ def card(models: Path, run: Path) -> str:
     if real:
         lines += ["", "## Real recordings", "",
                   f"On {real['n']} real solo excerpts (Medley-solos-DB, CC BY 4.0: clarinet and voice, in "
-                  "`shared/real-audio/` beside the repository), the right instrument ranks first for "
+                  "`tests/data/real/`), the right instrument ranks first for "
                   f"**{real['top1_correct']} of {real['n']} ({real['top1_share']:.0%})**; chance is 1 in 11 (9 %). "
                   "Each model alone: " + ", ".join(f"{k} {v:.0%}" for k, v in real["top1_share_per_model"].items())
                   + ". Per instrument: " + ", ".join(f"{NAMES[k]} {v['correct']}/{v['n']}" for k, v in real["per_label"].items())
