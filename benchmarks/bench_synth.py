@@ -26,11 +26,13 @@ def main(argv=None):
     ap.add_argument("--scale", type=float, default=0.02)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--extra-soundfonts", type=Path, action="append", default=[])
+    ap.add_argument("--samples", type=Path, help="recorded-note libraries (python -m corpus.samples fetch)")
+    ap.add_argument("--no-recording-chain", dest="chain", action="store_false")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         synth.render_corpus(Path(tmp), scale=args.scale, workers=args.workers, extra_folders=args.extra_soundfonts,
-                            progress=False)
+                            samples=args.samples, chain=args.chain, progress=False)
         seconds = time.perf_counter() - t0
         files = list(Path(tmp).rglob("*.wav"))
         audio_s = sum(sf.info(str(f)).duration for f in files)

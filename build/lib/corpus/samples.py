@@ -1,0 +1,141 @@
+"""Fetch and prepare the recorded-note libraries the corpus plays (see ``corpus/libraries.json``).
+
+    python -m corpus.samples fetch --out data/samples [--local FOLDER] [--npm npm]
+    python -m corpus.samples list [--out data/samples]
+
+``fetch`` downloads each npm library with ``npm pack NAME@VERSION`` (the exact version listed),
+checks the tarball's sha256 against the list, and unpacks its recordings into
+``<out>/<name>/``; libraries marked ``local`` are copied from ``--local FOLDER/<folder>`` (for
+example a folder holding ``splendid-grand-piano/``). A library already in place is kept. At the
+end it says which libraries are there and, for each missing one, why and what to do; it exits
+with status 1 when any is missing. ``list`` says which classes each prepared library covers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+from corpus.sampler import AUDIO_SUFFIXES, SampleLibrary, SamplerError
+
+CATALOGUE = Path(__file__).resolve().parent / "libraries.json"
+DONE = ".instrec-library.json"  # written last: a folder without it is incomplete
+
+
+def catalogue() -> list[dict]:
+    return json.loads(CATALOGUE.read_text())["libraries"]
+
+
+def prepared(out: Path) -> dict[str, dict]:
+    """name -> catalogue entry of each library complete under ``out``."""
+    return {e["name"]: e for e in catalogue() if (Path(out) / e["name"] / DONE).exists()}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fetch_npm(entry: dict, dest: Path, npm: str) -> None:
+    spec = f"{entry['npm']}@{entry['version']}"
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            proc = subprocess.run([npm, "pack", spec, "--pack-destination", tmp], capture_output=True, text=True,
+                                  timeout=600)
+        except FileNotFoundError:
+            raise OSError(f"npm not found ({npm}): install Node.js and npm (apt-get install npm)") from None
+        except subprocess.TimeoutExpired:
+            raise OSError(f"npm pack {spec} did not finish in 10 minutes") from None
+        tarballs = list(Path(tmp).glob("*.tgz"))
+        if proc.returncode != 0 or not tarballs:
+            raise OSError(f"npm pack {spec} failed: {proc.stderr.strip().splitlines()[-1:] or proc.returncode}")
+        digest = _sha256(tarballs[0])
+        if digest != entry["sha256"]:
+            raise OSError(f"{spec}: sha256 {digest} is not the listed {entry['sha256']}; not used")
+        staging = dest.with_name(dest.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        with tarfile.open(tarballs[0]) as tar:
+            for member in tar.getmembers():
+                name = Path(member.name)
+                keep = member.isfile() and (name.suffix.lower() in AUDIO_SUFFIXES or name.name in ("README.md", "package.json"))
+                if keep and len(name.parts) == 2:  # package/<file>: no nesting, no paths out of the folder
+                    with tar.extractfile(member) as src, open(staging / name.name, "wb") as dst:
+                        shutil.copyfileobj(src, dst)
+        shutil.rmtree(dest, ignore_errors=True)
+        staging.rename(dest)
+
+
+def _copy_local(entry: dict, dest: Path, local: Path | None) -> None:
+    if local is None:
+        raise OSError(f"a local library: give --local FOLDER holding {entry['local']}/")
+    src = Path(local) / entry["local"]
+    if not src.is_dir():
+        raise OSError(f"{src} not found")
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(src, dest)
+
+
+def fetch(out: Path, *, local: Path | None = None, npm: str = "npm", names: list[str] | None = None,
+          entries: list[dict] | None = None) -> dict:
+    """Prepare every library of ``entries`` (default: the catalogue), or those named, under ``out``;
+    returns {"ready": [...], "missing": {name: why}}."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ready, missing = [], {}
+    for entry in entries if entries is not None else catalogue():
+        if names and entry["name"] not in names:
+            continue
+        dest = out / entry["name"]
+        if (dest / DONE).exists():
+            ready.append(entry["name"])
+            continue
+        try:
+            if "npm" in entry:
+                _fetch_npm(entry, dest, npm)
+            else:
+                _copy_local(entry, dest, local)
+            SampleLibrary(dest)  # it must load: a map, recordings that read
+        except (OSError, SamplerError) as exc:
+            missing[entry["name"]] = str(exc)
+            continue
+        (dest / DONE).write_text(json.dumps(entry, indent=1))
+        ready.append(entry["name"])
+    return {"ready": ready, "missing": missing}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m corpus.samples", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    f = sub.add_parser("fetch", help="download, check and unpack the libraries")
+    f.add_argument("--out", type=Path, default=Path("data/samples"))
+    f.add_argument("--local", type=Path, help="folder holding the local libraries (e.g. splendid-grand-piano/)")
+    f.add_argument("--npm", default="npm", help="the npm command")
+    f.add_argument("--only", action="append", default=[], metavar="NAME", help="just this library (repeatable)")
+    s = sub.add_parser("list", help="the libraries prepared under --out, by class")
+    s.add_argument("--out", type=Path, default=Path("data/samples"))
+    args = ap.parse_args(argv)
+    if args.command == "list":
+        have = prepared(args.out)
+        for e in catalogue():
+            print(f"{e['code']}  {e['name']:<24} {'ready' if e['name'] in have else 'missing'}  {e['licence']}")
+        return 0
+    result = fetch(args.out, local=args.local, npm=args.npm, names=args.only or None)
+    print(f"ready under {args.out}: {', '.join(result['ready']) or 'none'}")
+    for name, why in result["missing"].items():
+        print(f"missing {name}: {why}", file=sys.stderr)
+    return 1 if result["missing"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

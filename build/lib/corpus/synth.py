@@ -1,0 +1,758 @@
+"""The synthetic IRMAS-style corpus, rendered offline by FluidSynth from General MIDI soundfonts.
+
+    python -m corpus.synth --out data/synth [--scale 0.1] [--seed 0] [--workers 2]
+                             [--extra-soundfonts ../shared/soundfonts] [--solo-share 0.15]
+                             [--gm-soundfont FILE ...]
+
+Writes, in IRMAS's own layout:
+
+- ``<out>/train/<code>/<song>__[<code>][dru|nod][<genre>]<n>__<k>.wav``: 3-second excerpts with one
+  labelled predominant instrument over an accompaniment (or solo), several excerpts per song;
+- ``<out>/validation/`` and ``<out>/test/``: 5-20 s excerpts beside ``.txt`` files naming their 1-4
+  predominant instruments;
+- ``<out>/corpus.json``: how every file was made (soundfonts, programs, levels, seed).
+
+44.1 kHz stereo 16-bit WAV. One synthesizer per worker keeps every soundfont loaded; each song is
+drawn from its own seeded generator, so files are byte-identical for the same seed and arguments
+whatever the number of workers or the order of rendering, and a rerun keeps finished songs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import dataclasses
+import fnmatch
+import json
+import os
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import scipy.signal
+import soundfile as sf
+from tqdm import tqdm
+
+from corpus import acoustics, music
+from corpus.music import Part, Song
+from corpus.sampler import SampleLibrary, Sampler
+from instrec.labels import CODES
+
+SAMPLE_RATE = 44100
+BLOCK = 64  # FluidSynth renders in blocks of 64 samples; events land on block boundaries
+EXCERPT_S = 3.0
+TRAIN_COUNTS = {"cel": 388, "cla": 505, "flu": 451, "gac": 637, "gel": 760, "org": 682,
+                "pia": 721, "sax": 626, "tru": 577, "vio": 580, "voi": 778}
+EVAL_COUNTS = {"validation": 300, "test": 600}
+#: share of evaluation excerpts with 1, 2, 3 and 4 predominant instruments
+POLYPHONY = (0.5, 0.33, 0.13, 0.04)
+#: share of training songs played solo, without accompaniment or drums
+SOLO_SHARE = 0.15
+#: share of a class's lead parts played by real recordings, when the class has any
+REAL_SHARE = 0.6
+DEFAULT_SAMPLES = Path("data/samples")
+
+# General MIDI programs (0-based) per class, each with its playing range (MIDI low, high)
+PROGRAMS: dict[str, list[tuple[int, int, int]]] = {
+    "cel": [(42, 36, 76)],
+    "cla": [(71, 50, 89)],
+    "flu": [(73, 60, 96)],
+    "gac": [(24, 40, 81), (25, 40, 81)],
+    "gel": [(26, 40, 86), (27, 40, 86), (28, 40, 81), (29, 40, 86), (30, 40, 86)],
+    "org": [(16, 36, 96), (17, 36, 96), (18, 36, 96), (19, 36, 96)],
+    "pia": [(0, 28, 100), (1, 28, 100), (2, 28, 100), (3, 28, 100)],
+    "sax": [(64, 56, 87), (65, 49, 81), (66, 44, 76), (67, 36, 69)],
+    "tru": [(56, 54, 84), (59, 54, 82)],
+    "vio": [(40, 55, 96)],
+    "voi": [(52, 45, 79), (53, 45, 79)],
+}
+#: the notes a class plays in any source: the union of its GM programs' ranges
+PLAYING_RANGE = {code: (min(p[1] for p in progs), max(p[2] for p in progs)) for code, progs in PROGRAMS.items()}
+HARMONIC = {"gac", "gel", "org", "pia"}
+VIBRATO = {"cel": (30, 70), "vio": (30, 80), "voi": (25, 70), "flu": (10, 50), "sax": (10, 45), "tru": (0, 30), "cla": (0, 12)}
+DISTORTED_PROGRAMS = {29, 30}
+PADS = [(48, 48, 84), (49, 48, 84), (50, 48, 84), (89, 48, 84), (91, 48, 84)]
+BASSES = [(32, 28, 52), (33, 28, 52), (34, 28, 52), (35, 28, 52), (43, 28, 52)]
+GENRE_WEIGHTS = {  # which genres a class is heard in, roughly as in IRMAS
+    "cel": (1, 6, 1, 1, 1), "cla": (1, 6, 1, 1, 2), "flu": (2, 5, 1, 2, 2), "gac": (5, 1, 4, 2, 2),
+    "gel": (2, 0, 6, 1, 3), "org": (1, 3, 3, 2, 3), "pia": (2, 4, 3, 2, 4), "sax": (1, 0, 2, 3, 5),
+    "tru": (1, 2, 2, 3, 4), "vio": (3, 6, 1, 1, 1), "voi": (3, 1, 5, 3, 3),
+}  # order: cou_fol, cla, pop_roc, lat_sou, jaz_blu
+GENRE_ORDER = ("cou_fol", "cla", "pop_roc", "lat_sou", "jaz_blu")
+DRUM_SHARE = {"cou_fol": 0.6, "cla": 0.05, "pop_roc": 0.85, "lat_sou": 0.75, "jaz_blu": 0.7}
+
+#: Real-sample soundfonts that may be given with --extra-soundfonts: file pattern -> class, and
+#: the velocities and range each sample set covers.
+EXTRA_SOUNDFONTS = {
+    "karoryfer-weresax-alto-forte*": {"code": "sax", "velocity": [64, 127], "range": [49, 80]},
+    "karoryfer-weresax-alto-piano*": {"code": "sax", "velocity": [1, 63], "range": [49, 80]},
+    "karoryfer-shinyguitar-acoustic*": {"code": "gac", "velocity": [1, 127], "range": [40, 81]},
+    "karoryfer-shinyguitar-electric*": {"code": "gel", "velocity": [1, 127], "range": [40, 81], "clean": True},
+    "nyanshell-strat-electric*": {"code": "gel", "velocity": [1, 127], "range": [41, 86], "clean": True},
+    "solfege-voice-chengu*": {"code": "voi", "velocity": [1, 127], "range": [36, 69]},
+}
+
+
+class SynthError(RuntimeError):
+    """FluidSynth or a soundfont is missing, with what to install."""
+
+
+# ---- soundfonts ------------------------------------------------------------------------------
+
+
+#: General MIDI soundfonts from Debian's packages fluid-soundfont-gm, musescore-general-soundfont-small
+#: and csound-soundfont, used when installed
+GM_PATHS = (Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"), Path("/usr/share/sounds/sf3/MuseScore_General.sf3"),
+            Path("/usr/share/sounds/sf2/sf_GMbank.sf2"))
+
+
+def gm_soundfonts(chosen: list[Path] | None = None) -> list[Path]:
+    """The General MIDI soundfonts: ``chosen`` when given, else those of :data:`GM_PATHS` that are
+    installed and TimGM6mb (pretty_midi)."""
+    if chosen:
+        missing = [str(p) for p in chosen if not Path(p).is_file()]
+        if missing:
+            raise SynthError(f"General MIDI soundfont not found: {', '.join(missing)}")
+        return [Path(p) for p in chosen]
+    found = []
+    for p in GM_PATHS:
+        if p.exists():
+            found.append(p)
+    try:
+        import pretty_midi
+
+        tim = Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"
+        if tim.exists():
+            found.append(tim)
+    except ImportError:
+        pass
+    if not found:
+        raise SynthError(
+            "no General MIDI soundfont found: install the Debian packages fluid-soundfont-gm and "
+            "musescore-general-soundfont-small (apt-get install fluid-soundfont-gm "
+            "musescore-general-soundfont-small) or pip install pretty_midi"
+        )
+    return found
+
+
+def extra_soundfonts(folders: list[Path], mapping: dict | None = None) -> dict[str, list[dict]]:
+    """Real-sample soundfonts in ``folders`` that the mapping knows, by class code."""
+    mapping = mapping or EXTRA_SOUNDFONTS
+    out: dict[str, list[dict]] = {}
+    for folder in folders:
+        if not folder.is_dir():
+            raise SynthError(f"{folder}: extra soundfont folder not found")
+        for path in sorted(folder.iterdir()):
+            if path.suffix.lower() not in (".sf2", ".sf3"):
+                continue
+            for pattern, spec in mapping.items():
+                if fnmatch.fnmatch(path.name, pattern):
+                    if spec["code"] not in CODES:
+                        raise SynthError(f"soundfont map: {pattern} -> unknown code {spec['code']!r}")
+                    out.setdefault(spec["code"], []).append({**spec, "path": str(path), "name": path.stem})
+    return out
+
+
+def sample_libraries(folder: Path | None) -> dict[str, list[dict]]:
+    """The recorded-note libraries prepared under ``folder`` by ``python -m corpus.samples fetch``, by class."""
+    if folder is None:
+        return {}
+    from corpus.samples import prepared
+
+    if not Path(folder).is_dir():
+        raise SynthError(f"{folder}: sample library folder not found (python -m corpus.samples fetch --out {folder})")
+    out: dict[str, list[dict]] = {}
+    for name, entry in sorted(prepared(folder).items()):
+        lib = SampleLibrary(Path(folder) / name)
+        out.setdefault(entry["code"], []).append({**entry, "path": str(Path(folder) / name),
+                                                  "low": lib.low, "high": lib.high})
+    return out
+
+
+# ---- the renderer ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """What plays a part: a soundfont preset and the range and velocities it covers."""
+
+    soundfont: str  # path of a soundfont, or of a recorded-note library folder when ``library``
+    bank: int
+    program: int
+    low: int
+    high: int
+    velocity: tuple[int, int] = (1, 127)
+    code: str | None = None
+    clean_electric: bool = False
+    library: bool = False  # played by corpus.sampler from recorded notes
+    sustained: bool = True  # library only: loop notes longer than their recordings
+    release_s: float = 0.15  # library only
+
+    @property
+    def source(self) -> str:
+        """The name of the soundfont file or library that plays the part."""
+        return Path(self.soundfont).name
+
+    def describe(self) -> dict:
+        if self.library:
+            return {"source": self.source, "library": self.source, "code": self.code}
+        return {"source": self.source, "soundfont": self.source, "bank": self.bank, "program": self.program,
+                "code": self.code}
+
+
+class Renderer:
+    """FluidSynth with every soundfont loaded; renders parts to stems.
+
+    A FluidSynth synthesizer carries state from one note to the next that no reset clears (voice
+    slots keep filter and envelope history), so the same part rendered after different parts
+    differs slightly. For byte-identical files, :meth:`renew` makes a fresh synthesizer for each
+    song; FluidSynth's sample cache shares the samples with a first synthesizer kept for that
+    purpose, so a renewal costs about 0.15 s instead of the seconds a first load takes.
+    """
+
+    def __init__(self, soundfonts: list[str], sample_rate: int = SAMPLE_RATE):
+        try:
+            import fluidsynth
+        except (ImportError, OSError) as exc:
+            raise SynthError(
+                f"FluidSynth is not usable ({exc}): install the Debian packages fluidsynth and "
+                "libfluidsynth3 (apt-get install fluidsynth) and pip install pyfluidsynth"
+            ) from None
+        self._fs = fluidsynth
+        self.soundfonts = [str(p) for p in soundfonts]
+        self.sample_rate = sample_rate
+        self._write = fluidsynth.cfunc(
+            "fluid_synth_write_float", ctypes.c_int,
+            ("synth", ctypes.c_void_p, 1), ("len", ctypes.c_int, 1),
+            ("lout", ctypes.c_void_p, 1), ("loff", ctypes.c_int, 1), ("lincr", ctypes.c_int, 1),
+            ("rout", ctypes.c_void_p, 1), ("roff", ctypes.c_int, 1), ("rincr", ctypes.c_int, 1),
+        )
+        self._switches = [
+            fluidsynth.cfunc(name, ctypes.c_int, ("synth", ctypes.c_void_p, 1),
+                             ("fx_group", ctypes.c_int, 1), ("on", ctypes.c_int, 1))
+            for name in ("fluid_synth_reverb_on", "fluid_synth_chorus_on")
+        ]
+        self._cache_holder = self._new_synth()[0]
+        self.synth, self.ids = self._new_synth()
+        self.sampler = Sampler(sample_rate)
+        self._libraries: dict[str, SampleLibrary] = {}
+
+    def _new_synth(self):
+        settings = {"synth.reverb.active": 0, "synth.chorus.active": 0, "synth.polyphony": 512,
+                    "synth.cpu-cores": 1}
+        synth = self._fs.Synth(gain=0.4, samplerate=float(self.sample_rate), **settings)
+        # effects off for real (the settings alone leave them running): instrec adds its own room
+        for switch in self._switches:
+            switch(synth.synth, -1, 0)
+        ids = {}
+        for path in self.soundfonts:
+            sfid = synth.sfload(path)
+            if sfid < 0:
+                raise SynthError(f"{path}: FluidSynth could not load this soundfont")
+            ids[path] = sfid
+        return synth, ids
+
+    def renew(self) -> None:
+        """Replace the synthesizer by a fresh one (see the class docstring)."""
+        self.synth.delete()
+        self.synth, self.ids = self._new_synth()
+
+    def _block(self, t: float) -> int:
+        return int(round(t * self.sample_rate / BLOCK))
+
+    def render(self, part: Part, instrument: Instrument, n_samples: int) -> np.ndarray:
+        """Render one part -> float32 (n_samples, 2); the synthesizer is left silent after."""
+        if instrument.library:
+            lib = self._libraries.get(instrument.soundfont)
+            if lib is None:
+                lib = self._libraries[instrument.soundfont] = SampleLibrary(
+                    instrument.soundfont, sample_rate=self.sample_rate, sustained=instrument.sustained,
+                    release_s=instrument.release_s)
+            return self.sampler.render(part, lib, n_samples)
+        n_blocks = -(-n_samples // BLOCK)
+        out = np.zeros((n_blocks * BLOCK, 2), np.float32)
+        chan = 9 if part.drums else 0
+        synth = self.synth
+        synth.system_reset()
+        synth.program_select(chan, self.ids[instrument.soundfont], instrument.bank, instrument.program)
+        events: list[tuple[int, int, tuple]] = []  # (block, order, action)
+        vlo, vhi = instrument.velocity
+        for n in part.notes:
+            vel = int(np.clip(n.velocity, vlo, vhi))
+            on, off = self._block(n.start), max(self._block(n.end), self._block(n.start) + 1)
+            events.append((on, 1, ("on", n.pitch, vel)))
+            events.append((off, 0, ("off", n.pitch)))
+        for t, cc, value in part.controls:
+            events.append((self._block(t), 2, ("cc", cc, value)))
+        for t, semis in part.bends:
+            events.append((self._block(t), 2, ("bend", int(np.clip(semis / 2 * 8191, -8192, 8191)))))
+        events.sort(key=lambda e: (e[0], e[1], e[2][1]))
+        pos = 0
+        for block, _, action in events:
+            block = min(block, n_blocks)
+            if block > pos:
+                self._render_into(out, pos, block)
+                pos = block
+            kind = action[0]
+            if kind == "on":
+                synth.noteon(chan, action[1], action[2])
+            elif kind == "off":
+                synth.noteoff(chan, action[1])
+            elif kind == "cc":
+                synth.cc(chan, action[1], action[2])
+            else:
+                synth.pitch_bend(chan, action[1])
+        if pos < n_blocks:
+            self._render_into(out, pos, n_blocks)
+        synth.all_sounds_off(chan)
+        return out[:n_samples]
+
+    def _render_into(self, out: np.ndarray, start_block: int, end_block: int) -> None:
+        view = out[start_block * BLOCK : end_block * BLOCK]
+        # interleaved stereo written straight into the (n, 2) float32 array
+        self._write(self.synth.synth, view.shape[0], view.ctypes.data, 0, 2, view.ctypes.data, 1, 2)
+
+
+# ---- effects and mixing ----------------------------------------------------------------------
+
+
+def rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
+
+
+def amp_stage(x: np.ndarray, rng: np.random.Generator, sr: int) -> np.ndarray:
+    """Guitar amplifier: pre-emphasis, tanh overdrive, a 4x12 cabinet-like low-pass."""
+    drive = float(rng.uniform(3, 30))
+    b, a = scipy.signal.butter(1, 300 / (sr / 2), "high")
+    pre = scipy.signal.lfilter(b, a, x, axis=0) * 0.6 + 0.4 * x
+    y = np.tanh(drive * pre / (np.max(np.abs(pre)) + 1e-9))
+    b, a = scipy.signal.butter(2, float(rng.uniform(3000, 6000)) / (sr / 2), "low")
+    return scipy.signal.lfilter(b, a, y, axis=0).astype(np.float32)
+
+
+def tilt_eq(x: np.ndarray, amount: float, sr: int) -> np.ndarray:
+    """Spectral tilt around 1 kHz: amount > 0 brightens, < 0 darkens."""
+    b, a = scipy.signal.butter(1, 1000 / (sr / 2), "low")
+    low = scipy.signal.lfilter(b, a, x, axis=0)
+    return ((1 - amount) * low + (1 + amount) * (x - low)).astype(np.float32)
+
+
+def chorus(x: np.ndarray, rng: np.random.Generator, sr: int) -> np.ndarray:
+    """A modulated-delay copy mixed in (a chorus pedal or ensemble doubling)."""
+    n = np.arange(len(x))
+    delay = (0.015 + 0.004 * np.sin(2 * np.pi * float(rng.uniform(0.3, 1.5)) * n / sr)) * sr
+    idx = np.clip(n - delay, 0, len(x) - 1)
+    i0 = idx.astype(int)
+    w = (idx - i0)[:, None]
+    wet = x[i0] * (1 - w) + x[np.minimum(i0 + 1, len(x) - 1)] * w
+    return (x + float(rng.uniform(0.3, 0.7)) * wet).astype(np.float32)
+
+
+def reverb(x: np.ndarray, rng: np.random.Generator, sr: int) -> tuple[np.ndarray, dict]:
+    """Convolution with a synthetic stereo room: decaying noise after a pre-delay."""
+    rt60 = float(rng.uniform(0.2, 2.5))
+    wet = float(rng.uniform(0.05, 0.45))
+    n = int(rt60 * sr)
+    t = np.arange(n) / sr
+    ir = rng.standard_normal((n, 2)) * np.exp(-6.9 * t / rt60)[:, None]
+    b, a = scipy.signal.butter(1, float(rng.uniform(2000, 8000)) / (sr / 2), "low")
+    ir = scipy.signal.lfilter(b, a, ir, axis=0)
+    ir = np.concatenate([np.zeros((int(rng.uniform(0.005, 0.03) * sr), 2)), ir])
+    ir /= np.sqrt(np.sum(ir**2, axis=0, keepdims=True)) + 1e-12
+    y = scipy.signal.fftconvolve(x, ir, axes=0)[: len(x)]
+    out = (1 - wet) * x + wet * y * (rms(x) / (rms(y) + 1e-12))
+    return out.astype(np.float32), {"rt60_s": round(rt60, 3), "wet": round(wet, 3)}
+
+
+def db(x: float) -> float:
+    return 10 ** (x / 20)
+
+
+# ---- what to render --------------------------------------------------------------------------
+
+
+class Catalogue:
+    """Instruments available to the corpus: GM programs in every GM soundfont, plus real recordings
+    (real-sample soundfonts and recorded-note libraries), by class.
+
+    A lead part of a class that has real recordings is played by one of them with probability
+    ``real_share``, each real source equally likely; otherwise by a GM program of the class in one
+    of the GM soundfonts, each equally likely."""
+
+    def __init__(self, gm: list[Path], extras: dict[str, list[dict]], real_share: float,
+                 libraries: dict[str, list[dict]] | None = None):
+        if not 0 <= real_share <= 1:
+            raise ValueError(f"real_share must be within 0..1, got {real_share}")
+        self.gm = [str(p) for p in gm]
+        self.extras = extras
+        self.libraries = libraries or {}
+        self.real_share = real_share
+
+    @property
+    def soundfonts(self) -> list[str]:
+        return self.gm + [e["path"] for specs in self.extras.values() for e in specs]
+
+    def real(self, code: str) -> list[Instrument]:
+        """The real-recording instruments of a class: soundfonts first, then libraries, in name order."""
+        out = []
+        for spec in self.extras.get(code, []):
+            lo, hi = spec["range"]
+            out.append(Instrument(spec["path"], 0, 0, lo, hi, tuple(spec["velocity"]), code, bool(spec.get("clean"))))
+        for spec in self.libraries.get(code, []):
+            out.append(Instrument(spec["path"], 0, 0, spec["low"], spec["high"], (1, 127), code,
+                                  bool(spec.get("clean")), library=True, sustained=bool(spec.get("sustained", True)),
+                                  release_s=float(spec.get("release_s", 0.15))))
+        return out
+
+    def sources(self, code: str) -> list[str]:
+        """Every distinct source a class can be played by (each GM soundfont counts as one)."""
+        return [Path(p).name for p in self.gm] + [i.source for i in self.real(code)]
+
+    def for_class(self, code: str, rng: np.random.Generator) -> Instrument:
+        real = self.real(code)
+        if real and rng.random() < self.real_share:
+            chosen = real[int(rng.integers(len(real)))]
+            lo, hi = PLAYING_RANGE[code]
+            return dataclasses.replace(chosen, low=max(chosen.low, lo), high=min(chosen.high, hi))
+        program, lo, hi = PROGRAMS[code][int(rng.integers(len(PROGRAMS[code])))]
+        font = self.gm[int(rng.integers(len(self.gm)))]
+        clean = code == "gel" and program not in DISTORTED_PROGRAMS
+        return Instrument(font, 0, program, lo, hi, (1, 127), code, clean)
+
+    def other(self, table: list[tuple[int, int, int]], rng: np.random.Generator) -> Instrument:
+        program, lo, hi = table[int(rng.integers(len(table)))]
+        return Instrument(self.gm[int(rng.integers(len(self.gm)))], 0, program, lo, hi)
+
+    def drums(self, rng: np.random.Generator) -> Instrument:
+        return Instrument(self.gm[int(rng.integers(len(self.gm)))], 128, 0, 27, 87)
+
+
+def lead_part(code: str, inst: Instrument, song: Song, rng: np.random.Generator, *, voice_index: int = 0,
+              style: str | None = None) -> tuple[Part, str]:
+    """The idiomatic part for a predominant instrument, and a word saying what it plays."""
+    lo, hi = inst.low, inst.high
+    use_real = bool(song.voices) and rng.random() < 0.75
+    harmonic = code in HARMONIC and not (code == "gel" and rng.random() < 0.4) and not (
+        code in ("org", "pia") and rng.random() < 0.2)
+    if style is None:
+        style = str(rng.choice(["normal", "legato", "staccato", "separate", "long"], p=[0.3, 0.3, 0.1, 0.15, 0.15]))
+    if harmonic:
+        if code in ("org", "pia") and use_real and len(song.voices) >= 3:
+            notes = [n for v in song.voices for n in music.fit_range(v, lo, hi)]
+            what = "chorale"
+        else:
+            choices = {"pia": ["block", "arpeggio", "block"], "org": ["pad", "block", "pad"],
+                       "gac": ["strum", "arpeggio", "strum"], "gel": ["strum", "power", "arpeggio"]}[code]
+            what = str(rng.choice(choices))
+            notes = music.chords_part(song, rng, lo, min(hi, lo + 30), what)
+        part = Part(notes=music.articulate(notes, rng, "normal" if what != "pad" else "legato", (60, 110)))
+        if code == "pia" and rng.random() < 0.5:
+            part.controls += [(c.start, 64, 127) for c in song.chords] + [(c.end - 0.02, 64, 0) for c in song.chords]
+            part.controls.sort()
+        return part, what
+    if use_real:
+        voice = song.voices[min(voice_index, len(song.voices) - 1)]
+        notes, what = music.fit_range(voice, lo, hi), "real melody"
+    else:
+        notes, what = music.melody(song, rng, lo, hi, density=float(rng.uniform(0.5, 1.2))), "generated melody"
+    part = Part(notes=music.articulate(notes, rng, style, (int(rng.integers(40, 80)), int(rng.integers(85, 127)))))
+    if code in VIBRATO:
+        music.vibrato_controls(part, rng, VIBRATO[code])
+    if code == "gel":
+        music.bends(part, rng, share=0.25)
+    if code == "sax":
+        music.bends(part, rng, share=0.15, scoop=True)
+    if style in ("separate", "long"):
+        what = f"{style} notes"
+    return part, what
+
+
+def make_song(rng: np.random.Generator, material: list[dict], duration: float, genre: str) -> Song:
+    tempo = float(rng.uniform(60, 160))
+    if material and rng.random() < 0.55:
+        piece = material[int(rng.integers(len(material)))]
+        return music.song_from_material(piece, rng, duration, tempo * (0.7 if piece["kind"] == "chorale" else 1.0))
+    return music.generated_song(rng, duration, tempo, genre)
+
+
+def render_mix(renderer: Renderer, catalogue: Catalogue, rng: np.random.Generator, material: list[dict],
+               labels: list[str], duration: float, genre: str, drums: bool, solo: bool,
+               chain: bool = True) -> tuple[np.ndarray, dict]:
+    """Render a song with ``labels`` predominant over an accompaniment -> float32 (n, 2) and a record.
+
+    With ``chain`` the mix goes through a simulated room (else the synthetic reverb) and a recording
+    chain (:mod:`corpus.acoustics`)."""
+    sr = renderer.sample_rate
+    n = int(round(duration * sr))
+    song = make_song(rng, material, duration + 0.5, genre)
+    record: dict = {"labels": labels, "genre": genre, "drums": drums, "solo": solo, "source": song.source,
+                    "tempo_bpm": round(60 / song.beat, 1), "parts": []}
+    leads = []
+    order = rng.permutation(max(len(song.voices), 1))
+    for i, code in enumerate(labels):
+        inst = catalogue.for_class(code, rng)
+        part, what = lead_part(code, inst, song, rng, voice_index=int(order[i % len(order)]))
+        stem = renderer.render(part, inst, n)
+        if code == "gel" and inst.clean_electric and rng.random() < 0.55:
+            stem = amp_stage(stem, rng, sr)
+            what += ", amp"
+        if rng.random() < 0.2:
+            stem = chorus(stem, rng, sr)
+        leads.append(stem / (rms(stem) + 1e-9) * db(float(rng.uniform(-3, 0)) if len(labels) > 1 else 0.0))
+        record["parts"].append({**inst.describe(), "role": "predominant", "plays": what, "notes": len(part.notes),
+                                "rms": rms(stem)})
+    mix = np.sum(leads, axis=0)
+    if not solo:
+        accomp_level = db(-float(rng.uniform(4, 16)))
+        accomp = []
+        if rng.random() < 0.8:
+            inst = catalogue.other(music_table("bass"), rng)
+            accomp.append((Part(notes=music.articulate(music.bass_line(song, rng, genre), rng, "normal", (70, 100))), inst, "bass"))
+        if rng.random() < 0.5:
+            inst = catalogue.other(music_table("pad"), rng)
+            accomp.append((Part(notes=music.chords_part(song, rng, inst.low, inst.low + 24, "pad")), inst, "pad"))
+        others = [c for c in ("pia", "gac", "org", "gel") if c not in labels]
+        if others and rng.random() < 0.35:
+            code = others[int(rng.integers(len(others)))]
+            inst = catalogue.for_class(code, rng)
+            style = {"pia": "block", "gac": "strum", "org": "pad", "gel": "strum"}[code]
+            accomp.append((Part(notes=music.chords_part(song, rng, inst.low, inst.low + 24, style)), inst, "comping"))
+        for part, inst, role in accomp:
+            stem = renderer.render(part, inst, n)
+            mix = mix + stem / (rms(stem) + 1e-9) * accomp_level * float(rng.uniform(0.5, 1.0))
+            record["parts"].append({**inst.describe(), "role": role, "notes": len(part.notes), "rms": rms(stem)})
+        record["accompaniment_db"] = round(20 * np.log10(accomp_level), 2)
+    if drums:
+        inst = catalogue.drums(rng)
+        part = music.drum_part(song, rng, genre)
+        stem = renderer.render(part, inst, n)
+        mix = mix + stem / (rms(stem) + 1e-9) * db(-float(rng.uniform(3, 12)))
+        record["parts"].append({**inst.describe(), "role": "drums", "notes": len(part.notes), "rms": rms(stem)})
+    mix = tilt_eq(mix, float(rng.uniform(-0.5, 0.5)), sr)
+    if chain and rng.random() < acoustics.STAGES["room"]:
+        mix, record["room"] = acoustics.room(mix, rng, sr)
+    else:
+        mix, record["reverb"] = reverb(mix, rng, sr)
+    noise_db = float(rng.uniform(-75, -40))
+    mix = mix + rng.standard_normal(mix.shape).astype(np.float32) * rms(mix) * db(noise_db)
+    peak_db = float(rng.uniform(-20, -1))
+    mix = mix / (np.max(np.abs(mix)) + 1e-9) * db(peak_db)
+    if chain:  # microphone, compression, background, lossy encoding
+        mix, record["recording"] = acoustics.recording_chain(mix, rng, sr, {**acoustics.STAGES, "room": 0.0})
+    record.update(noise_db=round(noise_db, 1), peak_dbfs=round(peak_db, 1))
+    return mix.astype(np.float32), record
+
+
+def music_table(kind: str) -> list[tuple[int, int, int]]:
+    return {"bass": BASSES, "pad": PADS}[kind]
+
+
+# ---- the corpus plan -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    """One song to render: its split, its files, and the seed of its own generator."""
+
+    split: str
+    key: str  # unique: also the name of its record
+    labels: tuple[str, ...]
+    files: tuple[str, ...]  # relative to the corpus root
+    seed: tuple[int, ...]
+    duration: float
+    genre: str
+    drums: bool
+    solo: bool
+
+
+def plan(seed: int, scale: float, solo_share: float = SOLO_SHARE) -> list[Job]:
+    """Every song of the corpus; depends only on ``seed``, ``scale`` and ``solo_share`` (the share of
+    training songs played without accompaniment; the same draws decide, so a corpus at another share
+    differs only in which songs are solo)."""
+    jobs: list[Job] = []
+    for ci, code in enumerate(CODES):
+        target = max(1, round(TRAIN_COUNTS[code] * scale))
+        done, song = 0, 0
+        while done < target:
+            rng = np.random.default_rng([seed, 0, ci, song])
+            k = int(min(rng.integers(1, 5), target - done))
+            genre = str(rng.choice(GENRE_ORDER, p=np.array(GENRE_WEIGHTS[code]) / sum(GENRE_WEIGHTS[code])))
+            solo = bool(rng.random() < solo_share)
+            drums = (not solo) and bool(rng.random() < DRUM_SHARE[genre])
+            stem = f"{song:04d}__[{code}][{'dru' if drums else 'nod'}][{genre}]{done + 1:04d}"
+            files = tuple(f"train/{code}/{stem}__{i + 1}.wav" for i in range(k))
+            jobs.append(Job("train", f"train-{code}-{song:04d}", (code,), files, (seed, 0, ci, song, 1),
+                            k * EXCERPT_S, genre, drums, solo))
+            done += k
+            song += 1
+    for si, (split_name, count) in enumerate(EVAL_COUNTS.items(), start=1):
+        for i in range(max(2, round(count * scale))):
+            rng = np.random.default_rng([seed, si, i])
+            n_labels = int(rng.choice([1, 2, 3, 4], p=POLYPHONY))
+            labels = tuple(sorted(rng.choice(CODES, size=n_labels, replace=False), key=CODES.index))
+            weights = np.sum([GENRE_WEIGHTS[c] for c in labels], axis=0) + 0.5
+            genre = str(rng.choice(GENRE_ORDER, p=weights / weights.sum()))
+            solo = n_labels == 1 and bool(rng.random() < 0.1)
+            drums = (not solo) and bool(rng.random() < DRUM_SHARE[genre])
+            duration = float(np.round(rng.uniform(5, 20), 2))
+            name = f"{split_name}/synth-{i:04d}-{genre}.wav"
+            jobs.append(Job(split_name, f"{split_name}-{i:04d}", labels, (name,), (seed, si, i, 1),
+                            duration, genre, drums, solo))
+    return jobs
+
+
+# ---- workers ---------------------------------------------------------------------------------
+
+_STATE: dict = {}
+
+
+def _init_worker(soundfonts: list[str], catalogue: Catalogue, material: list[dict], chain: bool) -> None:
+    _STATE["renderer"] = Renderer(soundfonts)
+    _STATE["catalogue"] = catalogue
+    _STATE["material"] = material
+    _STATE["chain"] = chain
+
+
+def _write_wav(path: Path, audio: np.ndarray) -> None:
+    tmp = path.with_suffix(".tmp.wav")
+    sf.write(str(tmp), audio, SAMPLE_RATE, subtype="PCM_16")
+    os.replace(tmp, path)
+
+
+def render_job(job: Job, out: Path) -> dict:
+    """Render one song, cut it into its files, write them and their record; return the record."""
+    record_path = out / "records" / f"{job.key}.json"
+    if record_path.exists() and all((out / f).exists() for f in job.files):
+        return json.loads(record_path.read_text())
+    rng = np.random.default_rng(list(job.seed))
+    _STATE["renderer"].renew()
+    lead_in = 0.25 if job.split == "train" else 0.0
+    mix, record = render_mix(_STATE["renderer"], _STATE["catalogue"], rng, _STATE["material"], list(job.labels),
+                             job.duration + lead_in, job.genre, job.drums, job.solo, chain=_STATE["chain"])
+    per = int(EXCERPT_S * SAMPLE_RATE)
+    start = int(lead_in * SAMPLE_RATE)
+    for i, rel in enumerate(job.files):
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if job.split == "train":
+            piece = mix[start + i * per : start + (i + 1) * per]
+            piece = piece / (np.max(np.abs(piece)) + 1e-9) * np.max(np.abs(mix))
+        else:
+            piece = mix[: int(round(job.duration * SAMPLE_RATE))]
+            path.with_suffix(".txt").write_text("".join(f"{c}\n" for c in job.labels))
+        _write_wav(path, piece)
+    record.update(key=job.key, split=job.split, files=list(job.files), seed=list(job.seed))
+    record_path.parent.mkdir(parents=True, exist_ok=True)
+    record_path.write_text(json.dumps(record, indent=1))
+    return record
+
+
+def _run(args: tuple[Job, Path]) -> dict:
+    return render_job(*args)
+
+
+def render_corpus(out: Path, *, scale: float = 1.0, seed: int = 0, workers: int = 1,
+                  extra_folders: list[Path] | None = None, soundfont_map: dict | None = None,
+                  samples: Path | None = None, real_share: float = REAL_SHARE, solo_share: float = SOLO_SHARE,
+                  material_pieces: int = 60, gm: list[Path] | None = None, chain: bool = True,
+                  progress: bool = True) -> dict:
+    """Render (or finish rendering) the corpus into ``out``; returns the summary."""
+    if not 0 <= solo_share <= 1:
+        raise ValueError(f"solo_share must be within 0..1, got {solo_share}")
+    t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    catalogue = Catalogue(gm_soundfonts(gm), extra_soundfonts(extra_folders or [], soundfont_map), real_share,
+                          sample_libraries(samples))
+    material = music.load_material(out / "material.json", n_chorales=material_pieces, n_tunes=material_pieces)
+    jobs = plan(seed, scale, solo_share)
+    args = [(job, out) for job in jobs]
+    bar = tqdm(total=len(jobs), desc="rendering songs", unit="song", disable=not progress)
+    records = []
+    if workers <= 1:
+        _init_worker(catalogue.soundfonts, catalogue, material, chain)
+        for a in args:
+            records.append(_run(a))
+            bar.update()
+    else:
+        with get_context("spawn").Pool(workers, _init_worker, (catalogue.soundfonts, catalogue, material, chain)) as pool:
+            for rec in pool.imap_unordered(_run, args, chunksize=1):
+                records.append(rec)
+                bar.update()
+    bar.close()
+    records.sort(key=lambda r: r["key"])
+    summary = summarise(records, time.perf_counter() - t0)
+    manifest = {"seed": seed, "scale": scale, "sample_rate": SAMPLE_RATE,
+                "soundfonts": [Path(p).name for p in catalogue.soundfonts],
+                "gm_soundfonts": [Path(p).name for p in catalogue.gm], "real_share": real_share,
+                "libraries": sorted(Path(e["path"]).name for specs in catalogue.libraries.values() for e in specs),
+                "sources": {code: catalogue.sources(code) for code in CODES},
+                "solo_share": solo_share, "recording_chain": chain,
+                "summary": summary, "records": records}
+    (out / "corpus.json").write_text(json.dumps(manifest, indent=1))
+    return summary
+
+
+def summarise(records: list[dict], seconds: float) -> dict:
+    counts: dict[str, Counter] = {}
+    for r in records:
+        n_files = len(r["files"])
+        c = counts.setdefault(r["split"], Counter())
+        for code in r["labels"]:
+            c[code] += n_files
+        c["files"] += n_files
+    return {"counts": {k: dict(v) for k, v in counts.items()}, "seconds": round(seconds, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m corpus.synth", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, required=True, help="corpus folder (created; finished songs are kept)")
+    ap.add_argument("--scale", type=float, default=1.0, help="fraction of IRMAS's counts to render")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--extra-soundfonts", type=Path, action="append", default=[], metavar="DIR",
+                    help="folder of real-sample soundfonts (see the README); repeatable")
+    ap.add_argument("--soundfont-map", type=Path, help="JSON: file pattern -> {code, velocity, range}")
+    ap.add_argument("--samples", type=Path, default=DEFAULT_SAMPLES if DEFAULT_SAMPLES.is_dir() else None,
+                    metavar="DIR", help="recorded-note libraries prepared by `python -m corpus.samples fetch` "
+                    f"(default {DEFAULT_SAMPLES} when it exists)")
+    ap.add_argument("--real-share", type=float, default=REAL_SHARE,
+                    help="share of a class's lead parts played by real recordings (soundfonts given with "
+                    "--extra-soundfonts and libraries in --samples), when it has any")
+    ap.add_argument("--gm-soundfont", type=Path, action="append", default=[], metavar="FILE",
+                    help="General MIDI soundfont to play every part from, instead of the default three; repeatable")
+    ap.add_argument("--solo-share", type=float, default=SOLO_SHARE,
+                    help="share of training songs played solo, without accompaniment")
+    ap.add_argument("--material-pieces", type=int, default=60,
+                    help="chorales and tunes taken from music21's corpus (each)")
+    ap.add_argument("--no-recording-chain", dest="chain", action="store_false",
+                    help="the synthetic reverb and noise floor only: no simulated rooms, microphones, "
+                    "compression, background noise or lossy encoding")
+    args = ap.parse_args(argv)
+    if args.scale <= 0:
+        ap.error("--scale must be positive")
+    mapping = json.loads(args.soundfont_map.read_text()) if args.soundfont_map else None
+    try:
+        summary = render_corpus(args.out, scale=args.scale, seed=args.seed, workers=args.workers,
+                                extra_folders=args.extra_soundfonts, soundfont_map=mapping,
+                                samples=args.samples, real_share=args.real_share, solo_share=args.solo_share,
+                                gm=args.gm_soundfont, chain=args.chain,
+                                material_pieces=args.material_pieces)
+    except (SynthError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for split, counts in summary["counts"].items():
+        files = counts.pop("files")
+        print(f"{split:<11}{files:>6} files  " + " ".join(f"{c}:{counts.get(c, 0)}" for c in CODES))
+    sources = json.loads((args.out / "corpus.json").read_text())["sources"]
+    for code in CODES:
+        print(f"{code}: {len(sources[code])} sources ({', '.join(sources[code])})")
+    print(f"rendered in {summary['seconds']:.0f} s -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,219 @@
+"""Decoding and checking audio: any file libsndfile reads -> mono float32 at the analysis rate.
+
+Every failure a user can cause (missing, empty, truncated or non-audio file, NaN samples,
+silence, absurd sample rates, too long) is an :class:`AudioError` with a message a person
+can act on. Nothing here returns NaN, divides by zero or reads a whole huge file into memory
+to find out it is too long.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from .params import DEFAULT, FeatureParams
+
+#: Extensions offered when a folder is given; decoding itself trusts the content, not the name.
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff")
+#: Longest audio :func:`load` accepts by default (s); the recognizer streams longer files.
+DEFAULT_MAX_DURATION_S = 20 * 60.0
+#: A signal whose peak is below this is silent: one 16-bit LSB is 3.1e-5 (-90 dBFS).
+SILENCE_PEAK = 1e-5
+#: Recordings below this rate cannot hold the frequencies the features look at.
+MIN_SAMPLE_RATE = 4000
+MAX_SAMPLE_RATE = 768_000
+
+
+class AudioError(ValueError):
+    """Audio that cannot be analysed, with a message saying why."""
+
+
+def _name(path: str | os.PathLike) -> str:
+    return os.path.basename(os.fspath(path)) or os.fspath(path)
+
+
+def _reason(exc: Exception, path: Path) -> str:
+    """libsndfile's words without the file's path (messages name the file once, by its name)."""
+    text = str(exc).replace(f"'{path}'", "the file").replace(str(path), "the file")
+    return text[0].lower() + text[1:] if text else type(exc).__name__
+
+
+def probe(path: str | os.PathLike, *, what: str | None = None) -> sf._SoundFileInfo:
+    """Open the header of ``path``; AudioError when it is missing or not audio libsndfile reads.
+
+    ``what`` names the file in messages (default: its base name; the app passes the name the
+    user uploaded, never the server's path).
+    """
+    path = Path(path)
+    what = what or _name(path)
+    if not path.exists():
+        raise AudioError(f"{what}: file not found")
+    if path.is_dir():
+        raise AudioError(f"{what}: is a folder, not an audio file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{what}: file is empty (0 bytes)")
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise AudioError(
+            f"{what}: not a readable audio file (WAV, FLAC, OGG or MP3 expected): {_reason(exc, path)}"
+        ) from None
+    if info.frames <= 0:
+        raise AudioError(f"{what}: holds no audio samples")
+    if not MIN_SAMPLE_RATE <= info.samplerate <= MAX_SAMPLE_RATE:
+        raise AudioError(
+            f"{what}: sample rate {info.samplerate} Hz is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz"
+        )
+    return info
+
+
+def to_mono(y: np.ndarray) -> np.ndarray:
+    """(samples,) or (samples, channels) -> (samples,) float32, the mean of the channels."""
+    y = np.asarray(y, dtype=np.float32)
+    return y.mean(axis=1) if y.ndim == 2 else y
+
+
+def check_finite(y: np.ndarray, what: str) -> None:
+    if not np.isfinite(y).all():
+        bad = int(np.count_nonzero(~np.isfinite(y)))
+        raise AudioError(f"{what}: {bad} samples are NaN or infinite")
+
+
+def prepare(
+    y: np.ndarray,
+    sample_rate: int,
+    *,
+    params: FeatureParams = DEFAULT,
+    what: str = "audio",
+    max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
+) -> np.ndarray:
+    """Samples in memory -> mono float32 at ``params.sample_rate``, peak-normalised to 1.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,) or (n, channels)]
+        Samples in any float or integer type (integers are not rescaled: only the peak matters).
+    sample_rate : int
+        Rate of ``y`` in Hz.
+    """
+    y = np.asarray(y)
+    if y.ndim not in (1, 2) or y.size == 0 or y.shape[0] == 0:
+        raise AudioError(f"{what}: holds no audio samples")
+    if not isinstance(sample_rate, (int, np.integer)) or not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise AudioError(f"{what}: sample rate {sample_rate!r} Hz is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz")
+    duration = y.shape[0] / sample_rate
+    if max_duration_s is not None and duration > max_duration_s:
+        raise AudioError(f"{what}: {duration:.0f} s long, over the limit of {max_duration_s:.0f} s")
+    y = to_mono(y.astype(np.float32, copy=False))
+    check_finite(y, what)
+    y = resample(y, sample_rate, params.sample_rate)
+    return normalise(y, what)
+
+
+def resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """High-quality (soxr HQ) resampling of a mono float32 signal."""
+    if orig_sr == target_sr:
+        return np.ascontiguousarray(y, dtype=np.float32)
+    return soxr.resample(y, orig_sr, target_sr, quality="HQ").astype(np.float32, copy=False)
+
+
+def normalise(y: np.ndarray, what: str = "audio") -> np.ndarray:
+    """Divide by the peak absolute value; AudioError for silence instead of dividing by ~0."""
+    peak = float(np.max(np.abs(y))) if y.size else 0.0
+    if peak < SILENCE_PEAK:
+        level = "digital silence" if peak == 0 else f"peak {20 * np.log10(peak):.0f} dBFS"
+        raise AudioError(f"{what}: audio is silent ({level}); nothing to recognise")
+    return (y / peak).astype(np.float32, copy=False)
+
+
+def load(
+    path: str | os.PathLike,
+    *,
+    params: FeatureParams = DEFAULT,
+    max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
+    what: str | None = None,
+) -> np.ndarray:
+    """Decode ``path`` -> mono float32 at ``params.sample_rate``, peak-normalised to 1.
+
+    Returns
+    -------
+    y : np.ndarray [shape=(n,), dtype=float32]
+    """
+    what = what or _name(path)
+    info = probe(path, what=what)
+    duration = info.frames / info.samplerate
+    if max_duration_s is not None and duration > max_duration_s:
+        raise AudioError(f"{what}: {duration:.0f} s long, over the limit of {max_duration_s:.0f} s")
+    try:
+        y, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioError(f"{what}: audio data is damaged or truncated: {_reason(exc, Path(path))}") from None
+    if y.shape[0] == 0:
+        raise AudioError(f"{what}: holds no audio samples (truncated?)")
+    return prepare(y, sr, params=params, what=what, max_duration_s=None)
+
+
+def stream(
+    path: str | os.PathLike,
+    *,
+    params: FeatureParams = DEFAULT,
+    block_s: float = 60.0,
+    max_duration_s: float | None = None,
+    what: str | None = None,
+) -> Iterator[np.ndarray]:
+    """Decode ``path`` in blocks: mono float32 at ``params.sample_rate``, *not* normalised.
+
+    Memory stays bounded by ``block_s`` whatever the file's length. The blocks concatenated
+    equal :func:`load` before normalisation, up to the resampler's streaming edge effects
+    (soxr's stream mode is exact: it gives the same samples as one call).
+    """
+    what = what or _name(path)
+    info = probe(path, what=what)
+    duration = info.frames / info.samplerate
+    if max_duration_s is not None and duration > max_duration_s:
+        raise AudioError(f"{what}: {duration:.0f} s long, over the limit of {max_duration_s:.0f} s")
+    rs = None if info.samplerate == params.sample_rate else soxr.ResampleStream(
+        info.samplerate, params.sample_rate, 1, dtype="float32", quality="HQ"
+    )
+    blocksize = max(1, int(block_s * info.samplerate))
+    try:
+        with sf.SoundFile(str(path)) as f:
+            while True:
+                block = f.read(blocksize, dtype="float32", always_2d=True)
+                last = block.shape[0] < blocksize
+                y = to_mono(block)
+                check_finite(y, what)
+                if rs is not None:
+                    y = rs.resample_chunk(y, last=last)
+                if y.size:
+                    yield y.astype(np.float32, copy=False)
+                if last:
+                    break
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioError(f"{what}: audio data is damaged or truncated: {_reason(exc, Path(path))}") from None
+
+
+def n_windows(n_samples: int, params: FeatureParams = DEFAULT) -> int:
+    """Windows cut from ``n_samples`` samples at the analysis rate.
+
+    The rule: full windows are kept; a last partial window is kept (zero-padded) when it holds
+    at least ``params.min_last_window`` of a window (half a second by default) and dropped
+    otherwise; audio shorter than one window still gives one (zero-padded) window.
+    """
+    full, rest = divmod(int(n_samples), params.window_samples)
+    if rest >= params.min_last_window * params.window_samples:
+        full += 1
+    return max(full, 1)
+
+
+def pad_to_windows(y: np.ndarray, params: FeatureParams = DEFAULT) -> np.ndarray:
+    """Zero-pad or trim ``y`` to exactly :func:`n_windows` windows of samples."""
+    n = n_windows(len(y), params) * params.window_samples
+    if len(y) >= n:
+        return y[:n]
+    return np.concatenate([y, np.zeros(n - len(y), dtype=y.dtype)])

@@ -1,0 +1,85 @@
+"""Command line: ``instrec predict PATH... [--json]``, ``instrec info`` and ``instrec serve``
+(``python -m instrec`` is the same).
+
+Exit codes of ``predict``: 0 when every file succeeded, 1 when some failed (each failure is
+reported, as a JSON error object with ``--json``, and the batch goes on), 2 for bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .audio import AUDIO_EXTENSIONS, AudioError
+from .labels import CODES
+from .recognizer import ModelError, Recognizer
+
+
+def expand(paths: list[Path]) -> list[Path]:
+    """Files as given; folders -> every audio file inside (recursively, sorted)."""
+    out = []
+    for p in paths:
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
+        else:
+            out.append(p)
+    return out
+
+
+def table(results: list[dict]) -> str:
+    lines = [f"{'file':<40} {'seconds':>8}  instruments (score)"]
+    for r in results:
+        name = str(r.get("file"))[-40:]
+        if "error" in r:
+            lines.append(f"{name:<40} {'':>8}  error: {r['error']}")
+            continue
+        present = ", ".join(f"{c} ({r['scores'][c]:.2f})" for c in r["instruments"]) or "none over threshold"
+        best = max(CODES, key=lambda c: r["scores"][c])
+        lines.append(f"{name:<40} {r['duration_s']:>8.1f}  {present}   [top: {best} {r['scores'][best]:.2f}]")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="instrec", description="Which IRMAS instruments play in a recording.")
+    ap.add_argument("--models", type=Path, help="folder with the ONNX models and manifest.json "
+                    "(default: INSTREC_MODELS, else the models shipped in the package)")
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("predict", help="recognise instruments in files or folders")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p.add_argument("--json", action="store_true", help="print a JSON array of answers")
+    sub.add_parser("info", help="the models, their training data and metrics, the execution provider")
+    s = sub.add_parser("serve", help="the web app and HTTP API (needs the app extra: pip install 'instrec[app]')")
+    s.add_argument("--host", help="default GRADIO_SERVER_NAME, else 127.0.0.1")
+    s.add_argument("--port", type=int, help="default GRADIO_SERVER_PORT, else 7860")
+    args = ap.parse_args(argv)
+    if args.command == "serve":
+        try:
+            from .app import serve
+        except ImportError as exc:
+            print(f"error: the app needs gradio ({exc}): pip install 'instrec[app]'", file=sys.stderr)
+            return 2
+        serve(args.host, args.port, args.models)
+        return 0
+    try:
+        rec = Recognizer(args.models)
+    except (ModelError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "info":
+        print(json.dumps(rec.info(), indent=1))
+        return 0
+    files = expand(args.paths)
+    if not files:
+        print("error: no audio files found in " + ", ".join(map(str, args.paths)), file=sys.stderr)
+        return 2
+    results, failed = [], 0
+    for f in files:
+        try:
+            results.append(rec.predict(f).to_dict())
+        except AudioError as exc:
+            failed += 1
+            results.append({"error": str(exc), "file": str(f)})
+    print(json.dumps(results, indent=1) if args.json else table(results))
+    return 1 if failed else 0

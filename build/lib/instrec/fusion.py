@@ -1,0 +1,98 @@
+"""From window probabilities to instruments present: aggregation, thresholds, fusion rules.
+
+Shared by threshold tuning, evaluation and the recognizer, so all three decide the same way.
+
+Aggregation of a file's windows (per model):
+    S1  mean of the window probabilities;
+    S2  Han et al.: sum over windows, then divided by the largest class sum (the top class -> 1).
+
+Fusion of the three models (per instrument):
+    "and"   the seed's rule: present when every model's score exceeds that model's own threshold;
+    "mean"  Rajan's score-level fusion: the mean of the models' scores against one threshold.
+
+Every decision is also given as a fused score in [0, 1] whose decision boundary is 0.5: a score s
+against threshold t is mapped piecewise-linearly so that 0 -> 0, t -> 0.5, 1 -> 1; the "and"
+rule takes the smallest mapped score over the models. An instrument is present when its fused
+score is at least 0.5, so scores and decisions never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+AGGREGATIONS = ("S1", "S2")
+RULES = ("and", "mean")
+
+
+def aggregate(window_probs: np.ndarray, method: str = "S1") -> np.ndarray:
+    """(n_windows, 11) -> (11,) file scores in [0, 1]."""
+    p = np.asarray(window_probs, dtype=np.float64)
+    if p.ndim != 2 or p.shape[0] == 0:
+        raise ValueError(f"expected (n_windows >= 1, classes) probabilities, got shape {p.shape}")
+    if method == "S1":
+        return p.mean(axis=0)
+    if method == "S2":
+        s = p.sum(axis=0)
+        return s / max(s.max(), 1e-12)
+    raise ValueError(f"unknown aggregation {method!r}; expected one of {AGGREGATIONS}")
+
+
+def calibrate(score: np.ndarray, threshold: np.ndarray) -> np.ndarray:
+    """Map scores so that each threshold lands on 0.5 (piecewise linear, monotone, [0,1] -> [0,1]).
+
+    Exactly ``score >= threshold`` becomes ``mapped >= 0.5``, thresholds 0 and 1 included, so the
+    decision is the one tuned on the grid of :mod:`training.thresholds`.
+    """
+    s = np.clip(np.asarray(score, np.float64), 0.0, 1.0)
+    t = np.broadcast_to(np.asarray(threshold, np.float64), s.shape)
+    below = 0.5 * np.divide(s, t, out=np.zeros_like(s), where=t > 0)
+    above = 0.5 + 0.5 * np.divide(s - t, 1 - t, out=np.zeros_like(s), where=t < 1)
+    return np.where(s < t, below, above)
+
+
+def report(score: float) -> float:
+    """A fused score rounded to 4 decimals for display without crossing the 0.5 boundary:
+    an absent instrument's 0.49996 is shown as 0.4999, never as 0.5."""
+    score = float(score)
+    return np.floor(score * 1e4) / 1e4 if score < 0.5 else round(score, 4)
+
+
+@dataclass
+class Fusion:
+    """A complete decision rule, as stored in ``thresholds.json`` and the ONNX manifest."""
+
+    models: tuple[str, ...]
+    rule: str = "and"
+    aggregation: str = "S1"
+    #: "and": representation -> 11 thresholds; "mean": {"mean": 11 thresholds}
+    thresholds: dict[str, list[float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            raise ValueError(f"unknown fusion rule {self.rule!r}; expected one of {RULES}")
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"unknown aggregation {self.aggregation!r}")
+        needed = self.models if self.rule == "and" else ("mean",)
+        missing = [k for k in needed if k not in self.thresholds]
+        if missing:
+            raise ValueError(f"fusion rule {self.rule!r} needs thresholds for {missing}")
+
+    def fused_score(self, scores: dict[str, np.ndarray]) -> np.ndarray:
+        """{representation: (..., 11) aggregated scores} -> (..., 11) fused scores in [0, 1]."""
+        if self.rule == "mean":
+            mean = np.mean([scores[m] for m in self.models], axis=0)
+            return calibrate(mean, np.asarray(self.thresholds["mean"]))
+        return np.min([calibrate(scores[m], np.asarray(self.thresholds[m])) for m in self.models], axis=0)
+
+    def decide(self, scores: dict[str, np.ndarray]) -> np.ndarray:
+        return self.fused_score(scores) >= 0.5
+
+    def to_dict(self) -> dict:
+        return {"models": list(self.models), "rule": self.rule, "aggregation": self.aggregation,
+                "thresholds": {k: [round(float(x), 4) for x in v] for k, v in self.thresholds.items()}}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Fusion:
+        return cls(tuple(d["models"]), d["rule"], d["aggregation"], {k: list(v) for k, v in d["thresholds"].items()})

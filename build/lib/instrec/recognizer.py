@@ -1,0 +1,239 @@
+"""Fused inference with the exported ONNX models: any audio in, instruments out.
+
+    from instrec.recognizer import Recognizer
+    rec = Recognizer()                      # the models shipped in instrec/models/, CUDA when usable
+    rec.predict("song.flac").to_dict()      # the JSON contract of the README
+
+One :class:`Recognizer` serves the command line, the app, the REST route and the tests. It loads
+the manifest and the three onnxruntime sessions once, checks each model's sha256 and the feature
+parameters, and is safe to call from several threads (onnxruntime sessions are; nothing else is
+shared and mutable).
+
+Long audio is processed in chunks of ``chunk_windows`` windows with 2 s of real audio as context
+on both sides, so peak memory does not grow with duration beyond the per-window results; the
+chunk boundaries are placed so that every representation gives the same frames as the whole
+file would (see :func:`instrec.features.context_samples`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import audio, features
+from .audio import AudioError
+from .fusion import Fusion, aggregate, report
+from .labels import CODES
+from .params import FeatureParams
+
+#: Where the shipped models live (package data; ``--models`` or ``INSTREC_MODELS`` point elsewhere).
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+
+
+def default_models_dir() -> Path:
+    """``INSTREC_MODELS`` when set, else the models shipped in the package."""
+    return Path(os.environ.get("INSTREC_MODELS") or MODELS_DIR)
+
+
+#: Longest audio accepted by default (s). Longer files are refused before decoding.
+DEFAULT_MAX_DURATION_S = 2 * 3600.0
+#: Files up to this long are decoded in one go; longer ones are streamed twice (peak, then features).
+WHOLE_FILE_S = 600.0
+MANIFEST_FORMAT = 1
+
+
+class ModelError(RuntimeError):
+    """Models that are missing, damaged or made for another version, with what to do."""
+
+
+@dataclass
+class Prediction:
+    """The answer for one file or array (see :meth:`to_dict` for the JSON contract)."""
+
+    file: str | None
+    duration_s: float
+    instruments: list[str]
+    scores: dict[str, float]
+    models: dict[str, dict[str, float]]
+    timeline: list[dict]
+    provider: str
+    fusion: dict = field(default_factory=dict)
+    #: per representation, (n_windows, 11) window probabilities (for plots; not in the JSON)
+    window_probabilities: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict:
+        return {"file": self.file, "duration_s": round(self.duration_s, 3), "instruments": self.instruments,
+                "scores": self.scores, "models": self.models, "timeline": self.timeline, "provider": self.provider,
+                "fusion": self.fusion}
+
+
+def cuda_usable() -> bool:
+    """True when a CUDA driver answers and sees a device (checked without onnxruntime's logs)."""
+    try:
+        cuda = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    count = ctypes.c_int(0)
+    return cuda.cuInit(0) == 0 and cuda.cuDeviceGetCount(ctypes.byref(count)) == 0 and count.value > 0
+
+
+def load_manifest(models_dir: Path) -> dict:
+    path = Path(models_dir) / "manifest.json"
+    if not path.exists():
+        raise ModelError(f"no models in {models_dir} (manifest.json missing): export them with "
+                         "`python export/to_onnx.py`, or point --models (INSTREC_MODELS) at a folder that has them")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{path} is not valid JSON: {exc}") from None
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise ModelError(f"{path}: manifest format {manifest.get('format')!r} is not {MANIFEST_FORMAT}; "
+                         "upgrade instrec or re-export the models")
+    if manifest.get("classes") != list(CODES):
+        raise ModelError(f"{path}: class order {manifest.get('classes')} is not instrec's {list(CODES)}")
+    return manifest
+
+
+def sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class Recognizer:
+    """Loads the ONNX models once; :meth:`predict` turns audio into a :class:`Prediction`."""
+
+    def __init__(self, models_dir: str | os.PathLike | None = None, *, providers: list[str] | None = None,
+                 batch_size: int = 64, chunk_windows: int = 64, max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
+                 whole_file_s: float = WHOLE_FILE_S):
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise ModelError(f"onnxruntime is not installed ({exc}): pip install instrec (or instrec[gpu])") from None
+        self.models_dir = Path(models_dir) if models_dir is not None else default_models_dir()
+        self.manifest = load_manifest(self.models_dir)
+        self.params = FeatureParams.from_dict(self.manifest["feature_params"])
+        self.fusion = Fusion.from_dict(self.manifest["fusion"])
+        if chunk_windows % 4:
+            raise ValueError("chunk_windows must be a multiple of 4 (see instrec.features.context_samples)")
+        self.batch_size, self.chunk_windows, self.max_duration_s = batch_size, chunk_windows, max_duration_s
+        self.whole_file_s = whole_file_s
+        self.sessions = {}
+        for rep in self.fusion.models:
+            info = self.manifest["models"].get(rep)
+            if info is None:
+                raise ModelError(f"manifest lists no model for {rep!r}, which the fusion rule uses")
+            path = self.models_dir / info["file"]
+            if not path.exists():
+                raise ModelError(f"{path} missing: re-export the models")
+            digest = sha256(path)
+            if digest != info["sha256"]:
+                raise ModelError(f"{path}: sha256 {digest[:16]}... does not match the manifest's "
+                                 f"{info['sha256'][:16]}...: the file is damaged or was replaced; re-export it")
+            self.sessions[rep] = self._session(ort, path, providers)
+        self.provider = next(iter(self.sessions.values())).get_providers()[0]
+
+    @staticmethod
+    def _session(ort, path: Path, providers: list[str] | None):
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only
+        if providers is None:
+            providers = ["CPUExecutionProvider"]
+            if "CUDAExecutionProvider" in ort.get_available_providers() and cuda_usable():
+                if hasattr(ort, "preload_dlls"):
+                    try:
+                        ort.preload_dlls()
+                    except Exception:  # CUDA libraries not installed: onnxruntime falls back to CPU
+                        pass
+                providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+
+    # ---- audio in ----------------------------------------------------------------------------
+
+    def _blocks_from_path(self, path: Path, what: str) -> tuple[Iterator[np.ndarray], float]:
+        info = audio.probe(path, what=what)
+        duration = info.frames / info.samplerate
+        if self.max_duration_s is not None and duration > self.max_duration_s:
+            raise AudioError(f"{what}: {duration:.0f} s long, over the limit of {self.max_duration_s:.0f} s")
+        if duration <= self.whole_file_s:
+            return iter([audio.load(path, params=self.params, max_duration_s=None, what=what)]), duration
+        peak = 0.0
+        for block in audio.stream(path, params=self.params, what=what):
+            peak = max(peak, float(np.max(np.abs(block))))
+        if peak < audio.SILENCE_PEAK:
+            audio.normalise(np.zeros(1, np.float32), what)  # raises the silence error
+        return (block / peak for block in audio.stream(path, params=self.params, what=what)), duration
+
+    # ---- inference ---------------------------------------------------------------------------
+
+    def window_probabilities(self, blocks: Iterable[np.ndarray]) -> dict[str, np.ndarray]:
+        """Prepared audio blocks (normalised, at the analysis rate) -> rep -> (n_windows, 11)."""
+        out: dict[str, list[np.ndarray]] = {rep: [] for rep in self.sessions}
+        stream = features.stream_windows(blocks, params=self.params, representations=tuple(self.sessions),
+                                         chunk_windows=self.chunk_windows)
+        for feats in stream:
+            for rep, windows in feats.items():
+                session = self.sessions[rep]
+                for i in range(0, len(windows), self.batch_size):
+                    out[rep].append(session.run(None, {session.get_inputs()[0].name: windows[i : i + self.batch_size]})[0])
+        return {rep: np.concatenate(v) for rep, v in out.items()}
+
+    def predict(self, source: str | os.PathLike | np.ndarray, sample_rate: int | None = None, *,
+                name: str | None = None) -> Prediction:
+        """Recognise the instruments in a file, or in samples ``(n,)`` / ``(n, channels)`` at ``sample_rate``."""
+        if isinstance(source, np.ndarray):
+            if sample_rate is None:
+                raise ValueError("predict(array) needs the sample_rate")
+            y = audio.prepare(source, sample_rate, params=self.params, what=name or "audio",
+                              max_duration_s=self.max_duration_s)
+            blocks, duration, label = iter([y]), source.shape[0] / sample_rate, name
+        else:
+            path = Path(source)
+            label = name or path.name
+            blocks, duration = self._blocks_from_path(path, label)
+        probs = self.window_probabilities(blocks)
+        return self._answer(probs, duration, label)
+
+    def _answer(self, probs: dict[str, np.ndarray], duration: float, label: str | None) -> Prediction:
+        fusion = self.fusion
+        file_scores = {rep: aggregate(p, fusion.aggregation) for rep, p in probs.items()}
+        fused = fusion.fused_score(file_scores)
+        n = len(next(iter(probs.values())))
+        window_scores = {rep: np.stack([aggregate(p[i : i + 1], fusion.aggregation) for i in range(n)])
+                         for rep, p in probs.items()}
+        window_fused = fusion.fused_score(window_scores)
+        step = self.params.window_duration_s
+        timeline = [
+            {"start_s": round(i * step, 3), "end_s": round(min((i + 1) * step, max(duration, step)), 3),
+             "instruments": [c for c, s in zip(CODES, window_fused[i]) if s >= 0.5],
+             "scores": {c: report(s) for c, s in zip(CODES, window_fused[i])}}
+            for i in range(n)
+        ]
+        return Prediction(
+            file=label,
+            duration_s=float(duration),
+            instruments=[c for c, s in zip(CODES, fused) if s >= 0.5],
+            scores={c: report(s) for c, s in zip(CODES, fused)},
+            models={rep: {c: round(float(s), 4) for c, s in zip(CODES, sc)} for rep, sc in file_scores.items()},
+            timeline=timeline,
+            provider=self.provider,
+            fusion={"rule": fusion.rule, "aggregation": fusion.aggregation, "models": list(fusion.models)},
+            window_probabilities=probs,
+        )
+
+    def info(self) -> dict:
+        m = self.manifest
+        return {"models_dir": str(self.models_dir), "provider": self.provider, "classes": m["classes"],
+                "fusion": m["fusion"], "models": m["models"], "training_data": m.get("training_data"),
+                "validation": m.get("validation"), "test": m.get("test"), "versions": m.get("versions"),
+                "created": m.get("created")}

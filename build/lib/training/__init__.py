@@ -1,0 +1,1 @@
+"""Training, evaluation, data and export helpers for instrec (needs PyTorch for models)."""

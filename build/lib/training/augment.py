@@ -1,0 +1,126 @@
+"""Augmentations applied to batches of cached feature windows, switchable from the training command.
+
+    crop      a random 100-frame window across the boundary with the file's next window
+    stretch   time stretch by 0.8-1.25 (linear interpolation along time)
+    freqmask  one band of up to an eighth of the bins set to the window's mean (SpecAugment)
+    mix       half the windows mixed with a window of another class; the target is the union
+              (log-mel: sum of magnitudes; modgd and chroma: weighted sum)
+    pitch     shift by -2..+2 semitones: the frequency axis resampled at the shifted frequencies
+              (mel centres, modgd's linear bins), the chromagram rolled by whole bins
+    eq        log-mel only: a random smooth gain curve (a tilt of up to +-6 dB at the ends plus one
+              broad +-6 dB bump), as a microphone, room or tone control would colour a recording
+    noise     log-mel only: a background of coloured noise 15-45 dB under the window's mean magnitude
+              (a tilted floor with Rayleigh-distributed cells), as hiss, room tone and breath put under
+              real recordings
+
+Working on cached features keeps epochs bound by the model, not by audio processing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from instrec import features
+from instrec.params import DEFAULT, FeatureParams
+
+AUGMENTATIONS = ("crop", "stretch", "freqmask", "mix", "pitch", "eq", "noise")
+#: Augmentations that only make sense for some representations.
+ONLY_FOR = {"eq": ("mel",), "noise": ("mel",)}
+NEPER_PER_DB = np.log(10) / 20
+
+
+def unsupported(augment: tuple[str, ...], representation: str) -> list[str]:
+    """The augmentations in ``augment`` that ``representation`` does not support."""
+    return [a for a in augment if representation not in ONLY_FOR.get(a, (representation,))]
+
+
+def _shift_frequency(x: np.ndarray, semitones: np.ndarray, representation: str,
+                     params: FeatureParams = DEFAULT) -> np.ndarray:
+    """Shift each window (B, 1, F, T) up by ``semitones[b]``: the value at frequency f moves to f * ratio."""
+    B, _, F, _ = x.shape
+    if representation == "cqt":  # chroma: a circular axis of bins_per_semitone bins per semitone
+        steps = np.rint(semitones * params.bins_per_semitone).astype(int)
+        return np.stack([np.roll(x[b], steps[b], axis=1) for b in range(B)])
+    freqs = features.bin_frequencies(representation, params=params)[:F]
+    out = np.empty_like(x)
+    for b in range(B):
+        source = freqs / 2 ** (semitones[b] / 12)  # where each bin's new content comes from
+        pos = np.interp(source, freqs, np.arange(F), left=0.0, right=F - 1.0)
+        i0 = np.minimum(pos.astype(int), F - 2)
+        w = (pos - i0).astype(np.float32)[:, None]
+        out[b] = x[b][:, i0] * (1 - w) + x[b][:, i0 + 1] * w
+    return out
+
+
+def _add_noise(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Log-mel windows (B, 1, F, T) with a noise floor added in the magnitude domain."""
+    B, _, F, T = x.shape
+    level = np.exp(x).mean(axis=(1, 2, 3), keepdims=True) * 10 ** (-rng.uniform(15, 45, (B, 1, 1, 1)) / 20)
+    shape = np.exp(_eq_curves(B, F, rng))  # (B, 1, F, 1) colour of the floor
+    cells = rng.rayleigh(np.sqrt(2 / np.pi), size=x.shape)  # mean 1: the floor's level is ``level``
+    return np.log(np.exp(x) + (level * shape * cells).astype(np.float32)).astype(np.float32)
+
+
+def _eq_curves(B: int, F: int, rng: np.random.Generator) -> np.ndarray:
+    """(B, 1, F, 1) smooth gains in nepers: a tilt and one raised-cosine bump on a 0..1 axis."""
+    axis = np.linspace(0.0, 1.0, F)
+    tilt = rng.uniform(-12, 12, (B, 1)) * (axis - 0.5)
+    centre, width = rng.uniform(0, 1, (B, 1)), rng.uniform(0.1, 0.4, (B, 1))
+    bump = rng.uniform(-6, 6, (B, 1)) * 0.5 * (1 + np.cos(np.pi * np.clip((axis - centre) / width, -1, 1)))
+    return ((tilt + bump) * NEPER_PER_DB).astype(np.float32)[:, None, :, None]
+
+
+def _context(windows: np.ndarray, file_index: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Each window followed by the next window of the same file (or itself): (B, 1, F, 2T)."""
+    nxt = np.minimum(idx + 1, len(windows) - 1)
+    same = file_index[nxt] == file_index[idx]
+    nxt = np.where(same, nxt, idx)
+    return np.concatenate([windows[idx], windows[nxt]], axis=-1)
+
+
+def batch(features, idx: np.ndarray, targets: np.ndarray, augment: tuple[str, ...], rng: np.random.Generator,
+          representation: str = "mel") -> tuple[np.ndarray, np.ndarray]:
+    """Windows ``idx`` of a :class:`~training.cache.FeatureSet`, augmented -> (x, y) float32."""
+    x = np.array(features.windows[idx], dtype=np.float32)
+    y = np.array(targets[idx], dtype=np.float32)
+    if not augment:
+        return x, y
+    B, _, F, T = x.shape
+    if "crop" in augment or "stretch" in augment:
+        ctx = _context(features.windows, features.file_index, idx)
+        rate = rng.uniform(0.8, 1.25, B) if "stretch" in augment else np.ones(B)
+        span = T * rate
+        offset = rng.uniform(0, np.maximum(2 * T - 1 - span, 0)) if "crop" in augment else np.zeros(B)
+        for b in range(B):
+            pos = np.clip(offset[b] + np.arange(T) * rate[b], 0, 2 * T - 1)
+            i0 = pos.astype(int)
+            i1 = np.minimum(i0 + 1, 2 * T - 1)
+            w = (pos - i0).astype(np.float32)
+            x[b] = ctx[b][..., i0] * (1 - w) + ctx[b][..., i1] * w
+    if "freqmask" in augment:
+        for b in range(B):
+            width = int(rng.integers(1, max(2, F // 8)))
+            start = int(rng.integers(0, F - width))
+            x[b, :, start : start + width] = x[b].mean()
+    if "pitch" in augment:
+        x = _shift_frequency(x, rng.uniform(-2, 2, B), representation)
+    if "eq" in augment and representation == "mel":
+        floor = np.float32(np.log(DEFAULT.log_floor))
+        x = np.maximum(x + _eq_curves(B, F, rng), floor)
+    if "noise" in augment and representation == "mel":
+        x = _add_noise(x, rng)
+    if "mix" in augment:
+        partner = rng.permutation(B)
+        differs = (y * y[partner]).sum(1) == 0
+        chosen = differs & (rng.random(B) < 0.5)
+        gain = rng.uniform(0.3, 1.0, B).astype(np.float32)[:, None, None, None]
+        other = x[partner]
+        if representation == "mel":
+            mixed = np.log(np.exp(x) + gain * np.exp(other))
+        else:
+            mixed = (x + gain * other) / (1 + gain)
+            if representation == "cqt":
+                mixed /= np.maximum(mixed.max(axis=2, keepdims=True), 1e-6)
+        x = np.where(chosen[:, None, None, None], mixed, x).astype(np.float32)
+        y = np.where(chosen[:, None], np.maximum(y, y[partner]), y)
+    return x, y

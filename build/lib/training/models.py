@@ -1,0 +1,115 @@
+"""The seed's CNNs: Table 5 for the mel-spectrogram and modgdgram, Table 6 for the CQT chromagram.
+
+Built from one reusable :class:`ConvBlock` (two 3x3 convolutions with LeakyReLU(0.33), 3x3 max
+pooling with stride 3, dropout 0.25). Global max pooling is a reduction (``amax``), so the ONNX
+graph has no fixed sizes but the batch axis is free. The model standardises its input with
+per-bin statistics of the training set (buffers, saved and exported with the weights) and ends
+with the activation it was trained for, so it outputs probabilities.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from instrec.labels import N_CLASSES
+
+#: Filters of each block, per representation (seed Tables 5 and 6).
+FILTERS = {
+    "mel": ((8, 16), (24, 32), (64, 128), (256, 512)),
+    "modgd": ((8, 16), (24, 32), (64, 128), (256, 512)),
+    "cqt": ((24, 32), (64, 128), (256, 512)),
+}
+
+
+class ConvBlock(nn.Module):
+    def __init__(self, in_channels: int, filters: tuple[int, int], dropout: float = 0.25):
+        super().__init__()
+        a, b = filters
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, a, 3, padding=1),
+            nn.LeakyReLU(0.33),
+            nn.Conv2d(a, b, 3, padding=1),
+            nn.LeakyReLU(0.33),
+            nn.MaxPool2d(3, stride=3),
+            nn.Dropout(dropout),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class InstrumentCNN(nn.Module):
+    """(batch, 1, F, 100) feature windows -> (batch, 11) probabilities.
+
+    Parameters
+    ----------
+    representation : "mel" | "modgd" | "cqt"
+        Picks the filters of Table 5 (mel, modgd) or Table 6 (cqt).
+    n_bins : int
+        F, the input's frequency bins (128 or 36); used for the normalisation buffers.
+    activation : "softmax" | "sigmoid"
+        The output layer the model was trained with (categorical or binary cross-entropy).
+    max_hz : float, optional
+        Band limit: input bins centred above this frequency are ignored (set to their training
+        mean), so the model cannot learn from how much high-frequency content a source has.
+        Set the bins with :meth:`set_band_limit`.
+    """
+
+    def __init__(self, representation: str, n_bins: int, activation: str = "softmax", hidden: int = 1024,
+                 max_hz: float | None = None):
+        super().__init__()
+        if representation not in FILTERS:
+            raise ValueError(f"unknown representation {representation!r}")
+        if activation not in ("softmax", "sigmoid"):
+            raise ValueError(f"unknown activation {activation!r}")
+        self.representation, self.n_bins, self.activation = representation, n_bins, activation
+        self.register_buffer("mean", torch.zeros(1, 1, n_bins, 1))
+        self.register_buffer("std", torch.ones(1, 1, n_bins, 1))
+        self.max_hz = max_hz
+        self.register_buffer("keep", torch.ones(1, 1, n_bins, 1))  # 1 for the bins the model sees
+        blocks, channels = [], 1
+        for filters in FILTERS[representation]:
+            blocks.append(ConvBlock(channels, filters))
+            channels = filters[1]
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Sequential(nn.Linear(channels, hidden), nn.LeakyReLU(0.33), nn.Dropout(0.5),
+                                  nn.Linear(hidden, N_CLASSES))
+
+    @property
+    def kwargs(self) -> dict:
+        """Constructor arguments, saved in checkpoints so the model can be rebuilt."""
+        return {"representation": self.representation, "n_bins": self.n_bins, "activation": self.activation,
+                "hidden": self.head[0].out_features, "max_hz": self.max_hz}
+
+    def set_normalisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Per-bin statistics of the training windows, shape (F,)."""
+        self.mean.copy_(mean.reshape(self.mean.shape))
+        self.std.copy_(std.clamp_min(1e-3).reshape(self.std.shape))
+
+    def set_band_limit(self, bin_hz, max_hz: float | None) -> None:
+        """Ignore the bins whose centre frequency (``bin_hz``, shape (F,)) is above ``max_hz``."""
+        keep = torch.ones(self.n_bins) if max_hz is None else torch.as_tensor(bin_hz <= max_hz, dtype=torch.float32)
+        self.keep.copy_(keep.reshape(self.keep.shape))
+        self.max_hz = max_hz
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - self.mean) / self.std * self.keep  # (batch, 1, F, 100); ignored bins at their mean
+        x = self.blocks(x)  # (batch, 512, 1, 1) for mel/modgd; (batch, 512, 1, 3) for cqt
+        x = torch.amax(x, dim=(2, 3))  # global max pooling -> (batch, 512)
+        return self.head(x)  # (batch, 11)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.logits(x)
+        return torch.softmax(z, dim=-1) if self.activation == "softmax" else torch.sigmoid(z)
+
+
+def from_checkpoint(checkpoint: dict) -> InstrumentCNN:
+    """Rebuild a model from a checkpoint written by :mod:`training.train`."""
+    if checkpoint.get("model_class") != "InstrumentCNN":
+        raise ValueError(f"checkpoint holds a {checkpoint.get('model_class')!r}, not an InstrumentCNN")
+    model = InstrumentCNN(**checkpoint["model_kwargs"])
+    state = dict(checkpoint["state_dict"])
+    state.setdefault("keep", torch.ones_like(model.keep))  # checkpoints from before the band limit
+    model.load_state_dict(state)
+    return model.eval()

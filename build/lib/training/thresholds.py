@@ -1,0 +1,209 @@
+"""Per-instrument thresholds and the fusion rule, tuned on a validation set.
+
+    python -m training.thresholds --run runs/default [--validation DIR]
+
+For each model alone, each instrument's threshold is the one of 0.00, 0.01, ..., 1.00 that
+maximises its F1. For the seed's fusion ("and": every model over its own threshold) the
+thresholds of the fused models are searched jointly, 101^k combinations per instrument, as
+matrix products over 0/1 decision matrices. Rajan's score-level fusion ("mean") gets one
+threshold per instrument. Both window aggregations (S1, S2) are tried; the rule and
+aggregation with the best validation micro F1 for all three models is chosen.
+
+Validation data: ``--validation DIR`` (IRMAS testing or training layout), else the corpus's
+``validation/`` folder beside ``train/``, else the song-aware 15 % held out of the training data
+(the same split as training). Never the test set. Writes ``<run>/thresholds.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from instrec.fusion import AGGREGATIONS, RULES, Fusion, aggregate
+from instrec.labels import CODES
+from instrec.params import REPRESENTATIONS
+from training.cache import load_features
+from training.checkpoints import Checkpoint, load_run, pick_device, predict_windows
+from training.datasets import Dataset, read_any, read_training, split, training_root
+from training.metrics import evaluate
+
+GRID = np.round(np.arange(101) / 100, 2)
+#: The configurations of the seed's Tables 8-10.
+CONFIGS = {"mel": ("mel",), "mel+modgd": ("mel", "modgd"), "mel+modgd+cqt": ("mel", "modgd", "cqt")}
+
+
+# ---- searches --------------------------------------------------------------------------------
+
+
+def _decisions(scores: np.ndarray) -> np.ndarray:
+    """(N,) scores -> (101, N) float32: score >= threshold for every threshold of the grid."""
+    return (scores[None, :] >= GRID[:, None]).astype(np.float32)
+
+
+def _f1(tp: np.ndarray, predicted: np.ndarray, positives: float) -> np.ndarray:
+    return np.where(predicted + positives > 0, 2 * tp / np.maximum(predicted + positives, 1e-12), 0.0)
+
+
+def search_and(scores: list[np.ndarray], y: np.ndarray) -> tuple[tuple[float, ...], float]:
+    """Joint thresholds of 1-3 models for one instrument under the "and" rule.
+
+    Parameters
+    ----------
+    scores : list of np.ndarray [shape=(N,)]
+        Each model's file scores for this instrument.
+    y : np.ndarray [shape=(N,)]
+        0/1 truth.
+
+    Returns
+    -------
+    (thresholds, f1): the best combination (the middle of equals, see :func:`_middle_of_ties`) and its F1.
+    """
+    y = np.asarray(y, np.float32)
+    positives = float(y.sum())
+    if positives == 0:  # nothing to find: predict nothing
+        return tuple(1.0 for _ in scores), 0.0
+    D = [_decisions(np.asarray(s, np.float64)) for s in scores]
+    if len(D) == 1:
+        tp, pred = D[0] @ y, D[0].sum(1)
+    elif len(D) == 2:
+        tp, pred = (D[0] * y) @ D[1].T, D[0] @ D[1].T  # (101, 101)
+    elif len(D) == 3:
+        n = len(y)
+        pair_tp = ((D[0] * y)[:, None, :] * D[1][None, :, :]).reshape(-1, n)  # (101*101, N)
+        pair = (D[0][:, None, :] * D[1][None, :, :]).reshape(-1, n)
+        tp, pred = (pair_tp @ D[2].T).reshape(101, 101, 101), (pair @ D[2].T).reshape(101, 101, 101)
+    else:
+        raise ValueError("the joint search takes 1 to 3 models")
+    f1 = _f1(tp, pred, positives)
+    best = _middle_of_ties(f1)
+    return tuple(float(GRID[i]) for i in best), float(f1[best])
+
+
+def _middle_of_ties(f1: np.ndarray) -> tuple[int, ...]:
+    """Index of the best F1; among equal F1s, the one nearest the middle (per-axis median) of them.
+
+    Taking the first of equals would put a threshold at 0.00 whenever a model is not needed to
+    reach the best F1 on the validation set, and that model would then never take part in the
+    "and" rule; the middle of the tied range keeps the widest margin on both sides.
+    """
+    tied = np.argwhere(np.isclose(f1, f1.max()))  # (n_tied, n_models)
+    centre = np.median(tied, axis=0)
+    return tuple(int(i) for i in tied[np.argmin(((tied - centre) ** 2).sum(axis=1))])
+
+
+def best_threshold(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Best single threshold (the one-model case of :func:`search_and`)."""
+    (t,), f1 = search_and([scores], y)
+    return t, f1
+
+
+def tune_fusion(scores: dict[str, np.ndarray], y: np.ndarray, models: tuple[str, ...], rule: str,
+                aggregation: str) -> Fusion:
+    """Thresholds for ``models`` under ``rule``, from aggregated (N, 11) scores per model."""
+    thresholds: dict[str, list[float]] = {}
+    if rule == "mean":
+        mean = np.mean([scores[m] for m in models], axis=0)
+        thresholds["mean"] = [best_threshold(mean[:, c], y[:, c])[0] for c in range(len(CODES))]
+    elif len(models) == 1:
+        thresholds[models[0]] = [best_threshold(scores[models[0]][:, c], y[:, c])[0] for c in range(len(CODES))]
+    else:
+        per_class = [search_and([scores[m][:, c] for m in models], y[:, c])[0] for c in range(len(CODES))]
+        thresholds = {m: [t[k] for t in per_class] for k, m in enumerate(models)}
+    return Fusion(models, rule, aggregation, thresholds)
+
+
+# ---- scoring files ---------------------------------------------------------------------------
+
+
+def window_probabilities(models: dict[str, Checkpoint], dataset: Dataset, cache_dir: Path, device: torch.device,
+                         progress: bool = True) -> tuple[dict[str, list[np.ndarray]], list[int]]:
+    """Per representation, each readable file's (n_windows, 11) probabilities; and the kept files.
+
+    Windows are computed with the feature parameters each model was trained on."""
+    out, keep = {}, None
+    for rep, ckpt in models.items():
+        fs = load_features(dataset, rep, cache_dir, params=ckpt.params, progress=progress)
+        probs = predict_windows(ckpt.model.to(device), fs.windows, device)
+        slices = fs.file_slices()
+        readable = [i for i, s in enumerate(slices) if s.stop > s.start]
+        keep = readable if keep is None else sorted(set(keep) & set(readable))
+        out[rep] = {i: probs[slices[i]] for i in readable}
+    return {rep: [d[i] for i in keep] for rep, d in out.items()}, keep
+
+
+def file_scores(window_probs: dict[str, list[np.ndarray]], aggregation: str) -> dict[str, np.ndarray]:
+    return {rep: np.stack([aggregate(p, aggregation) for p in files]) for rep, files in window_probs.items()}
+
+
+def validation_set(run_args: dict, validation: Path | None) -> tuple[Dataset, str]:
+    if validation is not None:
+        return read_any(validation), str(validation)
+    data = Path(run_args["data"])
+    sibling = data / "validation" if (data / "validation").is_dir() else data.parent / "validation"
+    if sibling.is_dir() and any(sibling.glob("*.txt")):
+        return read_any(sibling), str(sibling)
+    held_out = split(read_training(training_root(data)), seed=run_args.get("seed", 0))[1]
+    return held_out, f"{training_root(data)} (held-out 15 %)"
+
+
+def tune(run: Path, validation: Path | None = None, *, cache_dir: Path | None = None, device: str | None = None,
+         progress: bool = True) -> dict:
+    t0 = time.perf_counter()
+    run = Path(run)
+    dev = pick_device(device)
+    models = load_run(run, REPRESENTATIONS)
+    args = models["mel"].meta["training_args"]
+    dataset, described = validation_set(args, validation)
+    probs, keep = window_probabilities(models, dataset, Path(cache_dir or run / "cache"), dev, progress)
+    y = dataset.targets()[keep]
+    results: dict = {}
+    for aggregation in AGGREGATIONS:
+        scores = file_scores(probs, aggregation)
+        for name, reps in CONFIGS.items():
+            if not all(r in models for r in reps):
+                continue
+            for rule in RULES if len(reps) > 1 else ("and",):
+                fusion = tune_fusion(scores, y, reps, rule, aggregation)
+                metrics = evaluate(y, fusion.decide(scores), fusion.fused_score(scores))
+                results.setdefault(name, []).append({"fusion": fusion.to_dict(), "validation": _headline(metrics)})
+    best = {name: max(options, key=lambda o: o["validation"]["f1_micro"]) for name, options in results.items()}
+    chosen = best["mel+modgd+cqt"] if "mel+modgd+cqt" in best else best[max(best, key=lambda k: len(k))]
+    out = {"fusion": chosen["fusion"], "validation_data": described, "n_validation_files": len(y),
+           "best_per_config": best, "all": results, "seconds": round(time.perf_counter() - t0, 1)}
+    (run / "thresholds.json").write_text(json.dumps(out, indent=1))
+    return out
+
+
+def _headline(m: dict) -> dict:
+    return {k: round(v, 4) for k, v in m.items() if k != "per_instrument"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m training.thresholds", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--run", type=Path, default=Path("runs/default"), help="folder with mel/, modgd/, cqt/ best.pt")
+    ap.add_argument("--validation", type=Path, help="validation data (default: see above)")
+    ap.add_argument("--cache", type=Path)
+    ap.add_argument("--device")
+    args = ap.parse_args(argv)
+    try:
+        out = tune(args.run, args.validation, cache_dir=args.cache, device=args.device)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"validation: {out['validation_data']} ({out['n_validation_files']} files)")
+    for name, best in out["best_per_config"].items():
+        f = best["fusion"]
+        print(f"{name:<15} rule {f['rule']:<5} {f['aggregation']}  micro F1 {best['validation']['f1_micro']:.3f}  "
+              f"macro F1 {best['validation']['f1_macro']:.3f}")
+    print(f"chosen: {out['fusion']['rule']} / {out['fusion']['aggregation']} -> {args.run / 'thresholds.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
