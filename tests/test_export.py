@@ -115,3 +115,25 @@ def test_real_audio_reads_training_layouts_and_low_passes(tiny_corpus):
     assert abs(20 * np.log10(rms(lowpass(low, 4000, 22050)) / rms(low))) < 0.1
     assert 20 * np.log10(rms(lowpass(high, 4000, 22050)) / rms(high)) < -30
     assert lowpass(low, None, 22050) is low
+
+
+def test_served_decisions_are_the_tuned_decisions(tiny_run, tiny_corpus, recognizer):
+    # the decisions tuned on the validation files (PyTorch, thresholds.json's fusion) are exactly the
+    # recognizer's on the same files (ONNX, the manifest's fusion), file by file
+    from pathlib import Path
+
+    from instrec.fusion import Fusion
+    from instrec.labels import CODES
+    from training.checkpoints import load_run, pick_device
+    from training.datasets import read_testing
+    from training.thresholds import file_scores, window_probabilities
+
+    tuned = Fusion.from_dict(json.loads((tiny_run / "thresholds.json").read_text())["fusion"])
+    dataset = read_testing(tiny_corpus / "validation")
+    probs, keep = window_probabilities(load_run(tiny_run, tuned.models), dataset, Path(tiny_run / "cache"),
+                                       pick_device("cpu"), progress=False)
+    decided = tuned.decide(file_scores(probs, tuned.aggregation))
+    assert len(keep) == len(dataset) >= 2
+    for row, i in zip(decided, keep):
+        served = recognizer.predict(dataset.excerpts[i].path).instruments
+        assert served == [c for c, d in zip(CODES, row) if d], dataset.excerpts[i].path.name
