@@ -133,21 +133,21 @@ def test_tiny_end_to_end(tiny_run, tiny_corpus):
 
 
 def test_other_feature_parameters_travel_from_training_to_serving(tiny_corpus, tmp_path):
-    # a mel CNN on 64 bands (not the default 128): thresholds, evaluation, export and the recognizer
-    # all compute 64-band windows because they take the parameters from the checkpoint
+    # a mel CNN on 96 bands (not the default 128; its four 3x3 poolings need at least 81): thresholds,
+    # evaluation, export and the recognizer all compute 96-band windows, taking the checkpoint's parameters
     from instrec.params import FeatureParams
     from instrec.recognizer import Recognizer
     from training.export import export
 
-    params = FeatureParams(n_mels=64)
+    params = FeatureParams(n_mels=96)
     train(tiny_corpus, "mel", tmp_path / "run", epochs=1, batch_size=16, workers=1, params=params, progress=False)
     tuned = thresholds.tune(tmp_path / "run", progress=False)
     assert tuned["fusion"]["models"] == ["mel"]
     run_evaluation(tmp_path / "run", tiny_corpus / "test", progress=False)
     manifest = export(tmp_path / "run", tmp_path / "models")
-    assert manifest["feature_params"]["n_mels"] == 64 and manifest["models"]["mel"]["input_shape"] == ["batch", 1, 64, 100]
+    assert manifest["feature_params"]["n_mels"] == 96 and manifest["models"]["mel"]["input_shape"] == ["batch", 1, 96, 100]
     rec = Recognizer(tmp_path / "models")
-    assert rec.params == params and rec.sessions["mel"].get_inputs()[0].shape[2] == 64
+    assert rec.params == params and rec.sessions["mel"].get_inputs()[0].shape[2] == 96
     wav = sorted((tiny_corpus / "test").glob("*.wav"))[0]
     assert len(rec.predict(wav).timeline) >= 5
 
