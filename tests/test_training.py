@@ -8,8 +8,8 @@ import torch
 
 from instrec.fusion import Fusion, aggregate, calibrate
 from training import augment, thresholds
-from training.evaluate import run_evaluation
 from training.datasets import read_testing
+from training.evaluate import run_evaluation
 from training.train import train
 
 
