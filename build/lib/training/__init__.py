@@ -1,1 +1,0 @@
-"""Training, evaluation, data and export helpers for instrec (needs PyTorch for models)."""
