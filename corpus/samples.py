@@ -14,7 +14,6 @@ with status 1 when any is missing. ``list`` says which classes each prepared lib
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import subprocess
@@ -24,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 from corpus.sampler import AUDIO_SUFFIXES, SampleLibrary, SamplerError
+from instrec.recognizer import sha256
 
 CATALOGUE = Path(__file__).resolve().parent / "libraries.json"
 DONE = ".instrec-library.json"  # written last: a folder without it is incomplete
@@ -36,14 +36,6 @@ def catalogue() -> list[dict]:
 def prepared(out: Path) -> dict[str, dict]:
     """name -> catalogue entry of each library complete under ``out``."""
     return {e["name"]: e for e in catalogue() if (Path(out) / e["name"] / DONE).exists()}
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _fetch_npm(entry: dict, dest: Path, npm: str) -> None:
@@ -59,7 +51,7 @@ def _fetch_npm(entry: dict, dest: Path, npm: str) -> None:
         tarballs = list(Path(tmp).glob("*.tgz"))
         if proc.returncode != 0 or not tarballs:
             raise OSError(f"npm pack {spec} failed: {proc.stderr.strip().splitlines()[-1:] or proc.returncode}")
-        digest = _sha256(tarballs[0])
+        digest = sha256(tarballs[0])
         if digest != entry["sha256"]:
             raise OSError(f"{spec}: sha256 {digest} is not the listed {entry['sha256']}; not used")
         staging = dest.with_name(dest.name + ".partial")
