@@ -217,10 +217,6 @@ class SampleLibrary:
             raise SamplerError(f"{self.name}: nothing recorded within {MAX_SHIFT} semitones of MIDI {pitch}")
         return region
 
-    def recording(self, region: Region) -> np.ndarray:
-        """The region's recording as float32 (n, 2) at the library's sample rate."""
-        return _read(region.sample, self.sample_rate)
-
     def shifted(self, region: Region, semitones: int) -> np.ndarray:
         """The recording moved by whole semitones (faster and higher, or slower and lower)."""
         return _shifted(region.sample, self.sample_rate, semitones)

@@ -3,7 +3,8 @@
     python -m corpus.subset --corpus data/synth --out data/synth-gm-only --lead gm
 
 Keeps the excerpts whose predominant part is played by a General MIDI soundfont (``--lead gm``) or
-by a real-sample one (``--lead extra``), as ``corpus.json`` records them; the files are symbolic
+by real recordings (``--lead extra``: a real-sample soundfont or a recorded-note library), as
+``corpus.json`` records them; the files are symbolic
 links, so the subset costs no disk space. Train on it with ``--data <out>``.
 """
 

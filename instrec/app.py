@@ -151,7 +151,7 @@ def model_card(recognizer: Recognizer) -> str:
     lines = [f"Models: `{recognizer.models_dir.name}` · fusion rule `{m['fusion']['rule']}`, aggregation "
              f"`{m['fusion']['aggregation']}` · provider `{recognizer.provider}` · instrec {instrec.__version__}",
              f"Trained on `{Path(str(data.get('root', '?'))).name}`"
-             + (" (synthetic corpus rendered from soundfonts)" if "synthetic_corpus" in data else "") + "."]
+             + (" (synthetic corpus: recorded notes and soundfonts)" if "synthetic_corpus" in data else "") + "."]
     if test:
         lines.append(f"Test micro F1 {test['f1_micro']:.3f}, macro F1 {test['f1_macro']:.3f} on "
                      f"{m['test']['n_files']} files.")
