@@ -1,18 +1,22 @@
 """Command line: ``instrec predict PATH... [--json]``, ``instrec info`` and ``instrec serve``
 (``python -m instrec`` is the same).
 
-Exit codes of ``predict``: 0 when every file succeeded, 1 when some failed (each failure is
-reported, as a JSON error object with ``--json``, and the batch goes on), 2 for bad usage.
+Exit codes of ``predict``: 0 when every file succeeded, 1 when some file could not be analysed
+(missing, empty, not audio, unusable, too long), 3 when an internal error happened, 2 for bad usage.
+Each failure is reported (a JSON error object with ``--json``, see :mod:`instrec.errors`) and the
+run goes on with the next file.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
-from .audio import AUDIO_EXTENSIONS, AudioError
+from . import errors
+from .audio import AUDIO_EXTENSIONS
 from .labels import CODES
 from .recognizer import ModelError, Recognizer
 
@@ -53,7 +57,22 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("serve", help="the web app and HTTP API (needs the app extra: pip install 'instrec[app]')")
     s.add_argument("--host", help="default GRADIO_SERVER_NAME, else 127.0.0.1")
     s.add_argument("--port", type=int, help="default GRADIO_SERVER_PORT, else 7860")
+    b = sub.add_parser("batch", help="tag a collection on Ray Data into Parquet (needs the batch extra: "
+                       "pip install 'instrec[batch]')")
+    from .batch import add_arguments
+
+    add_arguments(b)
     args = ap.parse_args(argv)
+    if args.command == "batch":
+        try:
+            import pyarrow  # noqa: F401
+            import ray.data  # noqa: F401
+        except ImportError as exc:
+            print(f"error: batch tagging needs Ray Data ({exc}): pip install 'instrec[batch]'", file=sys.stderr)
+            return 2
+        from .batch import main as batch_main
+
+        return batch_main(args)
     if args.command == "serve":
         try:
             from .app import serve
@@ -74,12 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print("error: no audio files found in " + ", ".join(map(str, args.paths)), file=sys.stderr)
         return 2
-    results, failed = [], 0
+    results, failed = [], []
     for f in files:
         try:
             results.append(rec.predict(f).to_dict())
-        except AudioError as exc:
-            failed += 1
-            results.append({"error": str(exc), "file": str(f)})
+        except Exception as exc:  # one file's failure, of any kind, never ends the run
+            if errors.kind_of(exc) == "internal":
+                logging.getLogger("instrec").exception("internal error on %s", f)
+            failed.append(errors.kind_of(exc))
+            results.append(errors.error_dict(exc, str(f)))
     print(json.dumps(results, indent=1) if args.json else table(results))
-    return 1 if failed else 0
+    return errors.exit_code(failed)

@@ -27,7 +27,6 @@ from numpy.lib.stride_tricks import sliding_window_view
 from .audio import AudioError, n_windows
 from .params import DEFAULT, REPRESENTATIONS, FeatureParams
 
-_WORKERS = -1  # scipy.fft uses every core
 #: Bumped whenever the computed values change for the same parameters (feature caches key on it).
 VERSION = 1
 
@@ -80,7 +79,7 @@ def mel(y: np.ndarray, *, params: FeatureParams = DEFAULT) -> np.ndarray:
         ``log(max(M @ |STFT|, log_floor))`` with a Hann window of ``mel_n_fft`` samples.
     """
     frames = _frames(np.asarray(y, np.float32), params.mel_n_fft, params.hop_length, n_frames(len(y), params))
-    spec = np.abs(scipy.fft.rfft(frames * _window("hann", params.mel_n_fft), axis=-1, workers=_WORKERS))
+    spec = np.abs(scipy.fft.rfft(frames * _window("hann", params.mel_n_fft), axis=-1))
     S = _mel_basis(params) @ spec.T
     return np.log(np.maximum(S, params.log_floor))
 
@@ -122,11 +121,13 @@ def modgd(y: np.ndarray, *, params: FeatureParams = DEFAULT) -> np.ndarray:
     G : np.ndarray [shape=(modgd_bins, 1 + n // hop_length), dtype=float32]
     """
     N, n_fft, n_bins = params.modgd_frame_length, params.modgd_n_fft, params.modgd_bins
-    x = _frames(np.asarray(y, np.float32), N, params.hop_length, n_frames(len(y), params))
-    x = x * _window("hamming", N)
-    ramp = np.arange(N, dtype=np.float32)  # n starts at 0
-    X = scipy.fft.rfft(x, n=n_fft, axis=-1, workers=_WORKERS)
-    Y = scipy.fft.rfft(x * ramp, n=n_fft, axis=-1, workers=_WORKERS)[:, :n_bins]
+    frames = _frames(np.asarray(y, np.float32), N, params.hop_length, n_frames(len(y), params))
+    # x[n] and n x[n] of every frame, zero-padded to n_fft in one buffer: one real FFT for both
+    buf = np.zeros((2, len(frames), n_fft), np.float32)
+    np.multiply(frames, _window("hamming", N), out=buf[0, :, :N])
+    np.multiply(buf[0, :, :N], np.arange(N, dtype=np.float32), out=buf[1, :, :N])  # n starts at 0
+    X, Y = scipy.fft.rfft(buf, axis=-1)
+    Y = Y[:, :n_bins]
 
     mag = np.abs(X)
     peak = mag.max(axis=-1, keepdims=True)
@@ -208,7 +209,7 @@ def cqt(y: np.ndarray, *, params: FeatureParams = DEFAULT) -> np.ndarray:
             my_hop, stride = hop >> base, 1 << (octave - base)
             n = -(-(T - 1) // stride) + 1
         frames = _frames(sig, n_fft, my_hop, n)
-        spec = scipy.fft.rfft(frames, axis=-1, workers=_WORKERS)[:, band]
+        spec = scipy.fft.rfft(frames, axis=-1)[:, band]
         mag = np.abs(spec @ K).T  # (36, n)
         if stride > 1:
             t = np.arange(T) / stride

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import audio, features
-from .audio import AudioError
+from . import audio, features, runtime
+from .errors import TooLong
 from .fusion import Fusion, aggregate, report
 from .labels import CODES
 from .params import FeatureParams
@@ -110,12 +110,35 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def open_audio(path: str | os.PathLike, *, params: FeatureParams, max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
+               whole_file_s: float = WHOLE_FILE_S, what: str | None = None) -> tuple[Iterator[np.ndarray], float]:
+    """Check a file's header and return its prepared audio as blocks, with its duration (s).
+
+    Files up to ``whole_file_s`` are decoded at once (one block); longer ones are read twice in
+    blocks (the peak first, then the normalised samples), so memory does not grow with duration.
+    """
+    path = Path(path)
+    what = what or path.name
+    info = audio.probe(path, what=what)
+    duration = info.frames / info.samplerate
+    if max_duration_s is not None and duration > max_duration_s:
+        raise TooLong(f"{what}: {duration:.0f} s long, over the limit of {max_duration_s:.0f} s")
+    if duration <= whole_file_s:
+        return iter([audio.load(path, params=params, max_duration_s=None, what=what)]), duration
+    peak = 0.0
+    for block in audio.stream(path, params=params, what=what):
+        peak = max(peak, float(np.max(np.abs(block))))
+    if peak < audio.SILENCE_PEAK:
+        audio.normalise(np.zeros(1, np.float32), what)  # raises the silence error
+    return (block / peak for block in audio.stream(path, params=params, what=what)), duration
+
+
 class Recognizer:
     """Loads the ONNX models once; :meth:`predict` turns audio into a :class:`Prediction`."""
 
     def __init__(self, models_dir: str | os.PathLike | None = None, *, providers: list[str] | None = None,
                  batch_size: int = 64, chunk_windows: int = 64, max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
-                 whole_file_s: float = WHOLE_FILE_S):
+                 whole_file_s: float = WHOLE_FILE_S, threads: int | None = None):
         try:
             import onnxruntime as ort
         except ImportError as exc:
@@ -128,6 +151,8 @@ class Recognizer:
             raise ValueError("chunk_windows must be a multiple of 4 (see instrec.features.context_samples)")
         self.batch_size, self.chunk_windows, self.max_duration_s = batch_size, chunk_windows, max_duration_s
         self.whole_file_s = whole_file_s
+        #: threads for the features and each model run (see :mod:`instrec.runtime`)
+        self.threads = threads or runtime.default_threads()
         self.sessions = {}
         for rep in self.fusion.models:
             info = self.manifest["models"].get(rep)
@@ -140,13 +165,12 @@ class Recognizer:
             if digest != info["sha256"]:
                 raise ModelError(f"{path}: sha256 {digest[:16]}... does not match the manifest's "
                                  f"{info['sha256'][:16]}...: the file is damaged or was replaced; re-export it")
-            self.sessions[rep] = self._session(ort, path, providers)
+            self.sessions[rep] = self._session(ort, path, providers, self.threads)
         self.provider = next(iter(self.sessions.values())).get_providers()[0]
 
     @staticmethod
-    def _session(ort, path: Path, providers: list[str] | None):
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # errors only
+    def _session(ort, path: Path, providers: list[str] | None, threads: int):
+        options = runtime.session_options(ort, threads)
         if providers is None:
             providers = ["CPUExecutionProvider"]
             if "CUDAExecutionProvider" in ort.get_available_providers() and cuda_usable():
@@ -160,19 +184,10 @@ class Recognizer:
 
     # ---- audio in ----------------------------------------------------------------------------
 
-    def _blocks_from_path(self, path: Path, what: str) -> tuple[Iterator[np.ndarray], float]:
-        info = audio.probe(path, what=what)
-        duration = info.frames / info.samplerate
-        if self.max_duration_s is not None and duration > self.max_duration_s:
-            raise AudioError(f"{what}: {duration:.0f} s long, over the limit of {self.max_duration_s:.0f} s")
-        if duration <= self.whole_file_s:
-            return iter([audio.load(path, params=self.params, max_duration_s=None, what=what)]), duration
-        peak = 0.0
-        for block in audio.stream(path, params=self.params, what=what):
-            peak = max(peak, float(np.max(np.abs(block))))
-        if peak < audio.SILENCE_PEAK:
-            audio.normalise(np.zeros(1, np.float32), what)  # raises the silence error
-        return (block / peak for block in audio.stream(path, params=self.params, what=what)), duration
+    def open(self, path: str | os.PathLike, name: str | None = None) -> tuple[Iterator[np.ndarray], float]:
+        """Check and start decoding a file: (prepared blocks, duration in s); see :func:`open_audio`."""
+        return open_audio(path, params=self.params, max_duration_s=self.max_duration_s,
+                          whole_file_s=self.whole_file_s, what=name)
 
     # ---- inference ---------------------------------------------------------------------------
 
@@ -181,7 +196,11 @@ class Recognizer:
         out: dict[str, list[np.ndarray]] = {rep: [] for rep in self.sessions}
         stream = features.stream_windows(blocks, params=self.params, representations=tuple(self.sessions),
                                          chunk_windows=self.chunk_windows)
-        for feats in stream:
+        while True:
+            with runtime.compute_threads(self.threads):
+                feats = next(stream, None)
+            if feats is None:
+                break
             for rep, windows in feats.items():
                 session = self.sessions[rep]
                 for i in range(0, len(windows), self.batch_size):
@@ -198,11 +217,14 @@ class Recognizer:
                               max_duration_s=self.max_duration_s)
             blocks, duration, label = iter([y]), source.shape[0] / sample_rate, name
         else:
-            path = Path(source)
-            label = name or path.name
-            blocks, duration = self._blocks_from_path(path, label)
-        probs = self.window_probabilities(blocks)
-        return self._answer(probs, duration, label)
+            label = name or Path(source).name
+            blocks, duration = self.open(source, label)
+        return self.predict_blocks(blocks, duration, label)
+
+    def predict_blocks(self, blocks: Iterable[np.ndarray], duration: float, name: str | None = None) -> Prediction:
+        """The answer for audio already prepared by :func:`open_audio` (or :func:`instrec.audio.prepare`),
+        given in blocks; ``duration`` is the source's length in seconds, as reported."""
+        return self._answer(self.window_probabilities(blocks), duration, name)
 
     def _answer(self, probs: dict[str, np.ndarray], duration: float, label: str | None) -> Prediction:
         fusion = self.fusion

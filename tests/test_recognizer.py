@@ -130,7 +130,7 @@ def test_cli_predict_json(tiny_models, tiny_corpus, tmp_path):
     answers = json.loads(proc.stdout)
     n_test = len(list((tiny_corpus / "test").glob("*.wav")))
     assert len(answers) == n_test + 1
-    assert answers[-1] == {"error": "missing.wav: file not found", "file": str(missing)}
+    assert answers[-1] == {"error": "missing.wav: file not found", "kind": "missing", "file": str(missing)}
     assert all(CONTRACT <= set(a) for a in answers[:-1])
     ok = run_cli("--models", str(tiny_models), "predict", str(tiny_corpus / "test"))
     assert ok.returncode == 0 and "instruments" in ok.stdout and "synth-0000" in ok.stdout

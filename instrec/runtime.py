@@ -1,0 +1,81 @@
+"""instrec's one thread policy: how many threads a recognizer uses, and how they are kept from fighting.
+
+On a small machine the stages of a prediction run one after the other, and each library brings its own
+thread pool: onnxruntime's intra-op workers and OpenBLAS's workers both keep spinning for a while after
+their work ends, so they steal the cores from whatever stage runs next. The policy:
+
+- onnxruntime sessions run ``threads`` intra-op threads, one inter-op thread, and stop spinning when a
+  run ends (``session.intra_op.allow_spinning = 0``);
+- BLAS runs at most ``threads`` threads and scipy's FFT ``threads`` workers while features are computed
+  (:func:`compute_threads`);
+- ``threads`` defaults to the cores this process may run on (``INSTREC_THREADS`` overrides it); a
+  server that analyses N requests at once gives each ``cores // N`` (:func:`share`), and a batch actor
+  the CPUs Ray gave it.
+
+The command line, the app, the batch actors and the benchmarks all take their threads from here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+THREADS_ENV = "INSTREC_THREADS"
+
+
+def cores() -> int:
+    """Cores this process may run on (the affinity mask where the platform has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def default_threads() -> int:
+    """``INSTREC_THREADS`` when set (a positive integer), else every core this process may use."""
+    value = os.environ.get(THREADS_ENV)
+    if value is None or value == "":
+        return cores()
+    try:
+        n = int(value)
+    except ValueError:
+        raise ValueError(f"{THREADS_ENV}={value!r} is not a whole number of threads") from None
+    if n < 1:
+        raise ValueError(f"{THREADS_ENV}={value!r}: at least one thread is needed")
+    return n
+
+
+def share(concurrent: int) -> int:
+    """Threads for each of ``concurrent`` analyses running at once on this machine (at least 1)."""
+    return max(1, default_threads() // max(1, concurrent))
+
+
+def session_options(ort, threads: int):
+    """onnxruntime session options of the policy: ``threads`` intra-op threads that do not spin."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return options
+
+
+_BLAS = None
+
+
+@contextlib.contextmanager
+def compute_threads(threads: int) -> Iterator[None]:
+    """Inside the block, BLAS (numpy's matrix products) runs at most ``threads`` threads and scipy's FFT
+    ``threads`` workers."""
+    global _BLAS
+    import scipy.fft
+    from threadpoolctl import ThreadpoolController
+
+    if _BLAS is None:
+        _BLAS = ThreadpoolController()  # finding the loaded libraries once: a few ms
+    with _BLAS.limit(limits=threads, user_api="blas"), scipy.fft.set_workers(threads):
+        yield
