@@ -8,6 +8,6 @@ from .audio import AudioError
 from .labels import CODES, NAMES
 from .params import DEFAULT, FeatureParams
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"
 
 __all__ = ["AudioError", "CODES", "NAMES", "DEFAULT", "FeatureParams", "__version__"]

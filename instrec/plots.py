@@ -1,55 +1,94 @@
-"""Figures for the app: each representation with its model's per-second predictions, and the
-fused timeline of which instrument plays when."""
+"""Figures for the app: each representation as its model saw it, with that model's probabilities per
+second, and the fused decisions per second beside the whole-file answer.
+
+Matplotlib's object API only (:class:`matplotlib.figure.Figure`, no pyplot): a figure belongs to the
+request that made it, nothing global is touched, and it is freed with its last reference, so the
+server can draw for several requests at once.
+"""
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from .labels import CODES  # noqa: E402
-from .params import DEFAULT, FeatureParams  # noqa: E402
+from .features import bin_frequencies
+from .labels import CODES, NAMES
+from .params import DEFAULT, FeatureParams
 
 TITLES = {"mel": "log mel-spectrogram", "modgd": "modified group delay (modgdgram)", "cqt": "CQT chromagram"}
+NOTES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+FONT = 9  # smallest text in the figure (pt)
 
 
-def prediction_figure(frames: dict[str, np.ndarray], prediction, params: FeatureParams = DEFAULT,
-                      max_seconds: float = 60.0) -> Figure:
-    """``frames``: representation -> (F, t) as from :func:`instrec.features.compute`."""
+def _hz_ticks(ax, freqs: np.ndarray, targets: tuple[int, ...]) -> None:
+    """Label a bin axis with the frequencies (Hz or kHz) of the bins nearest ``targets``."""
+    targets = [f for f in targets if freqs[0] <= f <= freqs[-1]]
+    bins = [int(np.argmin(np.abs(freqs - f))) for f in targets]
+    ax.set_yticks(bins, [f"{f // 1000}k" if f >= 1000 else str(f) for f in targets], fontsize=FONT)
+    ax.set_ylabel("Hz", fontsize=FONT)
+
+
+def prediction_figure(prediction, params: FeatureParams = DEFAULT, max_seconds: float = 60.0) -> Figure:
+    """The page's figure for a :class:`~instrec.recognizer.Prediction` made with ``keep_windows``
+    (its ``features`` are drawn; at most ``max_seconds`` of them)."""
+    frames = prediction.features
     reps = [r for r in ("mel", "modgd", "cqt") if r in frames]
     n_win = len(prediction.timeline)
-    shown = min(n_win, int(np.ceil(max_seconds / params.window_duration_s)))
+    shown = min(n_win, int(np.ceil(max_seconds / params.window_duration_s)), *(f.shape[1] // params.window_frames
+                                                                               for f in frames.values()))
     seconds = shown * params.window_duration_s
     heights = []
     for _ in reps:
-        heights += [3, 1.3]
-    heights.append(1.6)
-    fig, axes = plt.subplots(len(heights), 1, figsize=(10, 1.1 * sum(heights) + 0.5),
-                             gridspec_kw={"height_ratios": heights}, sharex=True)
+        heights += [2.6, 2.0]
+    heights.append(2.2)
+    fig = Figure(figsize=(11, 0.62 * sum(heights) + 1.0), layout="constrained")
+    fig.suptitle(f"{prediction.file or 'audio'}: what each model saw, and what it heard, second by second",
+                 fontsize=FONT + 2, x=0.01, ha="left")
+    axes = fig.subplots(len(heights), 1, sharex=True, gridspec_kw={"height_ratios": heights})
     extent_strip = (0, seconds, -0.5, len(CODES) - 0.5)
+    names = [NAMES[c] for c in CODES]
     for k, rep in enumerate(reps):
         ax, strip = axes[2 * k], axes[2 * k + 1]
         S = frames[rep][:, : shown * params.window_frames]
-        cmap = "coolwarm" if rep == "modgd" else "magma"
-        lim = np.percentile(np.abs(S), 99) if rep == "modgd" else None
-        ax.imshow(S, origin="lower", aspect="auto", cmap=cmap, extent=(0, seconds, 0, S.shape[0]),
-                  vmin=-lim if lim else None, vmax=lim)
-        ax.set_ylabel("bin")
-        ax.set_title(TITLES[rep], fontsize=10, loc="left")
+        if rep == "modgd":
+            lim = float(np.percentile(np.abs(S), 99)) or 1.0
+            image = ax.imshow(S, origin="lower", aspect="auto", cmap="coolwarm", vmin=-lim, vmax=lim,
+                              extent=(0, seconds, -0.5, S.shape[0] - 0.5))
+            _hz_ticks(ax, bin_frequencies("modgd", params=params), (250, 500, 750, 1000, 1250))
+            unit = "sign * log(1 + |tau|)"
+        elif rep == "mel":
+            image = ax.imshow(S, origin="lower", aspect="auto", cmap="magma", extent=(0, seconds, -0.5, S.shape[0] - 0.5))
+            _hz_ticks(ax, bin_frequencies("mel", params=params), (200, 500, 1000, 2000, 4000, 8000))
+            unit = "ln magnitude"
+        else:
+            image = ax.imshow(S, origin="lower", aspect="auto", cmap="magma", vmin=0, vmax=1,
+                              extent=(0, seconds, -0.5, S.shape[0] - 0.5))
+            per = S.shape[0] // 12
+            ax.set_yticks(np.arange(0, S.shape[0], per), NOTES[: S.shape[0] // per], fontsize=FONT)
+            ax.set_ylabel("note", fontsize=FONT)
+            unit = "share of frame max"
+        bar = fig.colorbar(image, ax=ax, pad=0.01, fraction=0.03)
+        bar.set_label(unit, fontsize=FONT)
+        bar.ax.tick_params(labelsize=FONT)
+        ax.set_title(TITLES[rep], fontsize=FONT + 1, loc="left")
         probs = prediction.window_probabilities[rep][:shown].T
-        strip.imshow(probs, origin="lower", aspect="auto", cmap="Greens", vmin=0, vmax=1, extent=extent_strip,
-                     interpolation="nearest")
-        strip.set_yticks(range(len(CODES)), CODES, fontsize=6)
-        strip.set_title(f"{rep} model: probability per second", fontsize=8, loc="left")
+        image = strip.imshow(probs, origin="lower", aspect="auto", cmap="Greens", vmin=0, vmax=1, extent=extent_strip,
+                             interpolation="nearest")
+        strip.set_yticks(range(len(CODES)), names, fontsize=FONT)
+        strip.set_title(f"{rep} model: probability of each instrument, per second", fontsize=FONT, loc="left")
+        bar = fig.colorbar(image, ax=strip, pad=0.01, fraction=0.03)
+        bar.ax.tick_params(labelsize=FONT)
     ax = axes[-1]
     fused = np.array([[w["scores"][c] for c in CODES] for w in prediction.timeline[:shown]]).T
     ax.imshow(fused >= 0.5, origin="lower", aspect="auto", cmap="Blues", vmin=0, vmax=1.4, extent=extent_strip,
               interpolation="nearest")
-    ax.set_yticks(range(len(CODES)), CODES, fontsize=7)
-    ax.set_title("timeline: instruments present (fused decision per second)", fontsize=9, loc="left")
-    ax.set_xlabel("time (s)" + ("" if shown == n_win else f"; first {seconds:.0f} s of {prediction.duration_s:.0f} s"))
-    fig.tight_layout()
+    ax.set_yticks(range(len(CODES)), names, fontsize=FONT)
+    for label, code in zip(ax.get_yticklabels(), CODES):
+        if code in prediction.instruments:
+            label.set_fontweight("bold")
+    ax.set_title("fused decision per second (blue); names in bold: the whole-file answer, decided on all seconds "
+                 "together", fontsize=FONT, loc="left")
+    ax.set_xlabel("time (s)" + ("" if shown == n_win else f"; first {seconds:.0f} s of {prediction.duration_s:.0f} s"),
+                  fontsize=FONT)
+    ax.tick_params(axis="x", labelsize=FONT)
     return fig

@@ -67,6 +67,8 @@ class Prediction:
     fusion: dict = field(default_factory=dict)
     #: per representation, (n_windows, 11) window probabilities (for plots; not in the JSON)
     window_probabilities: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    #: per representation, (F, frames) features of the first windows when asked for (for plots; not in the JSON)
+    features: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict:
         return {"file": self.file, "duration_s": round(self.duration_s, 3), "instruments": self.instruments,
@@ -191,11 +193,15 @@ class Recognizer:
 
     # ---- inference ---------------------------------------------------------------------------
 
-    def window_probabilities(self, blocks: Iterable[np.ndarray]) -> dict[str, np.ndarray]:
-        """Prepared audio blocks (normalised, at the analysis rate) -> rep -> (n_windows, 11)."""
+    def window_probabilities(self, blocks: Iterable[np.ndarray], keep_windows: int = 0
+                             ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Prepared audio blocks (normalised, at the analysis rate) -> (rep -> (n_windows, 11) probabilities,
+        rep -> (F, frames) features of the first ``keep_windows`` windows, exactly as the models saw them)."""
         out: dict[str, list[np.ndarray]] = {rep: [] for rep in self.sessions}
+        kept: dict[str, list[np.ndarray]] = {rep: [] for rep in self.sessions}
         stream = features.stream_windows(blocks, params=self.params, representations=tuple(self.sessions),
                                          chunk_windows=self.chunk_windows)
+        seen = 0
         while True:
             with runtime.compute_threads(self.threads):
                 feats = next(stream, None)
@@ -205,11 +211,19 @@ class Recognizer:
                 session = self.sessions[rep]
                 for i in range(0, len(windows), self.batch_size):
                     out[rep].append(session.run(None, {session.get_inputs()[0].name: windows[i : i + self.batch_size]})[0])
-        return {rep: np.concatenate(v) for rep, v in out.items()}
+                if seen < keep_windows:
+                    kept[rep].append(windows[: keep_windows - seen, 0])
+            seen += len(next(iter(feats.values())))
+        frames = {rep: np.concatenate(v).transpose(1, 0, 2).reshape(v[0].shape[1], -1) for rep, v in kept.items() if v}
+        return {rep: np.concatenate(v) for rep, v in out.items()}, frames
 
     def predict(self, source: str | os.PathLike | np.ndarray, sample_rate: int | None = None, *,
-                name: str | None = None) -> Prediction:
-        """Recognise the instruments in a file, or in samples ``(n,)`` / ``(n, channels)`` at ``sample_rate``."""
+                name: str | None = None, keep_windows: int = 0) -> Prediction:
+        """Recognise the instruments in a file, or in samples ``(n,)`` / ``(n, channels)`` at ``sample_rate``.
+
+        ``keep_windows``: the features of that many first windows are kept in ``Prediction.features``
+        (for figures), from the same single extraction the models ran on.
+        """
         if isinstance(source, np.ndarray):
             if sample_rate is None:
                 raise ValueError("predict(array) needs the sample_rate")
@@ -219,12 +233,16 @@ class Recognizer:
         else:
             label = name or Path(source).name
             blocks, duration = self.open(source, label)
-        return self.predict_blocks(blocks, duration, label)
+        return self.predict_blocks(blocks, duration, label, keep_windows=keep_windows)
 
-    def predict_blocks(self, blocks: Iterable[np.ndarray], duration: float, name: str | None = None) -> Prediction:
+    def predict_blocks(self, blocks: Iterable[np.ndarray], duration: float, name: str | None = None, *,
+                       keep_windows: int = 0) -> Prediction:
         """The answer for audio already prepared by :func:`open_audio` (or :func:`instrec.audio.prepare`),
         given in blocks; ``duration`` is the source's length in seconds, as reported."""
-        return self._answer(self.window_probabilities(blocks), duration, name)
+        probs, frames = self.window_probabilities(blocks, keep_windows)
+        prediction = self._answer(probs, duration, name)
+        prediction.features = frames
+        return prediction
 
     def _answer(self, probs: dict[str, np.ndarray], duration: float, label: str | None) -> Prediction:
         fusion = self.fusion

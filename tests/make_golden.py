@@ -33,7 +33,7 @@ def main() -> None:
     for name, y in signals().items():
         for rep, w in features.extract(y).items():
             arrays[f"{name}/{rep}"] = w
-        for rep, p in rec.window_probabilities([y]).items():
+        for rep, p in rec.window_probabilities([y])[0].items():
             arrays[f"{name}/{rep}/probabilities"] = p
     arrays["models_sha256"] = np.array([rec.manifest["models"][r]["sha256"] for r in ("mel", "modgd", "cqt")])
     np.savez_compressed(OUT, **arrays)
