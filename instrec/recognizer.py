@@ -9,7 +9,7 @@ the manifest and the three onnxruntime sessions once, checks each model's sha256
 parameters, and is safe to call from several threads (onnxruntime sessions are; nothing else is
 shared and mutable).
 
-Long audio is processed in chunks of ``chunk_windows`` windows with 2 s of real audio as context
+Long audio (over ``whole_file_s``) is processed in chunks of ``stream_chunk_windows`` windows with 2 s of real audio as context
 on both sides, so peak memory does not grow with duration beyond the per-window results; the
 chunk boundaries are placed so that every representation gives the same frames as the whole
 file would (see :func:`instrec.features.context_samples`).
@@ -139,7 +139,7 @@ class Recognizer:
     """Loads the ONNX models once; :meth:`predict` turns audio into a :class:`Prediction`."""
 
     def __init__(self, models_dir: str | os.PathLike | None = None, *, providers: list[str] | None = None,
-                 batch_size: int = 64, chunk_windows: int = 64, max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
+                 batch_size: int = 16, chunk_windows: int = 64, stream_chunk_windows: int = 16, max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
                  whole_file_s: float = WHOLE_FILE_S, threads: int | None = None):
         try:
             import onnxruntime as ort
@@ -149,9 +149,10 @@ class Recognizer:
         self.manifest = load_manifest(self.models_dir)
         self.params = FeatureParams.from_dict(self.manifest["feature_params"])
         self.fusion = Fusion.from_dict(self.manifest["fusion"])
-        if chunk_windows % 4:
+        if chunk_windows % 4 or stream_chunk_windows % 4:
             raise ValueError("chunk_windows must be a multiple of 4 (see instrec.features.context_samples)")
         self.batch_size, self.chunk_windows, self.max_duration_s = batch_size, chunk_windows, max_duration_s
+        self.stream_chunk_windows = stream_chunk_windows
         self.whole_file_s = whole_file_s
         #: threads for the features and each model run (see :mod:`instrec.runtime`)
         self.threads = threads or runtime.default_threads()
@@ -193,14 +194,14 @@ class Recognizer:
 
     # ---- inference ---------------------------------------------------------------------------
 
-    def window_probabilities(self, blocks: Iterable[np.ndarray], keep_windows: int = 0
+    def window_probabilities(self, blocks: Iterable[np.ndarray], keep_windows: int = 0, chunk_windows: int | None = None
                              ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Prepared audio blocks (normalised, at the analysis rate) -> (rep -> (n_windows, 11) probabilities,
         rep -> (F, frames) features of the first ``keep_windows`` windows, exactly as the models saw them)."""
         out: dict[str, list[np.ndarray]] = {rep: [] for rep in self.sessions}
         kept: dict[str, list[np.ndarray]] = {rep: [] for rep in self.sessions}
         stream = features.stream_windows(blocks, params=self.params, representations=tuple(self.sessions),
-                                         chunk_windows=self.chunk_windows)
+                                         chunk_windows=chunk_windows or self.chunk_windows)
         seen = 0
         while True:
             with runtime.compute_threads(self.threads):
@@ -239,7 +240,9 @@ class Recognizer:
                        keep_windows: int = 0) -> Prediction:
         """The answer for audio already prepared by :func:`open_audio` (or :func:`instrec.audio.prepare`),
         given in blocks; ``duration`` is the source's length in seconds, as reported."""
-        probs, frames = self.window_probabilities(blocks, keep_windows)
+        # streamed (long) files go in smaller chunks: memory stays flat whatever the duration
+        chunk = self.stream_chunk_windows if duration > self.whole_file_s else self.chunk_windows
+        probs, frames = self.window_probabilities(blocks, keep_windows, chunk)
         prediction = self._answer(probs, duration, name)
         prediction.features = frames
         return prediction

@@ -6,8 +6,9 @@ their work ends, so they steal the cores from whatever stage runs next. The poli
 
 - onnxruntime sessions run ``threads`` intra-op threads, one inter-op thread, and stop spinning when a
   run ends (``session.intra_op.allow_spinning = 0``);
-- BLAS runs at most ``threads`` threads and scipy's FFT ``threads`` workers while features are computed
-  (:func:`compute_threads`);
+- while features are computed (:func:`compute_threads`), scipy's FFT uses ``threads`` workers and BLAS
+  one thread: the features' matrix products are small, and OpenBLAS's idle workers, spinning after
+  them, cost the next model run more than they save (measured: 20 s clip 210 -> 150 ms on 2 cores);
 - ``threads`` defaults to the cores this process may run on (``INSTREC_THREADS`` overrides it); a
   server that analyses N requests at once gives each ``cores // N`` (:func:`share`), and a batch actor
   the CPUs Ray gave it.
@@ -69,13 +70,12 @@ _BLAS = None
 
 @contextlib.contextmanager
 def compute_threads(threads: int) -> Iterator[None]:
-    """Inside the block, BLAS (numpy's matrix products) runs at most ``threads`` threads and scipy's FFT
-    ``threads`` workers."""
+    """Inside the block, scipy's FFT runs ``threads`` workers and BLAS (numpy's matrix products) one thread."""
     global _BLAS
     import scipy.fft
     from threadpoolctl import ThreadpoolController
 
     if _BLAS is None:
         _BLAS = ThreadpoolController()  # finding the loaded libraries once: a few ms
-    with _BLAS.limit(limits=threads, user_api="blas"), scipy.fft.set_workers(threads):
+    with _BLAS.limit(limits=1, user_api="blas"), scipy.fft.set_workers(threads):
         yield
