@@ -1,13 +1,14 @@
-"""End-to-end recognition speed and memory: instrec beside the straightforward pipeline.
+"""End-to-end recognition speed and memory: instrec fp32 and int8 beside the straightforward pipeline.
 
-    python benchmarks/bench_inference.py [--models DIR] [--seconds 20] [--repeats 5] [--hour]
+    python benchmarks/bench_inference.py [--models DIR] [--int8 DIR] [--seconds 20] [--repeats 11] [--hour]
 
 For a clip of ``--seconds`` (a WAV at 44.1 kHz stereo): decode, three representations, three
-models, fusion. instrec = ``Recognizer.predict`` (onnxruntime on the CPU); straightforward =
-``librosa.load`` + librosa's melspectrogram and chroma_cqt + the modgd written with full-length
-FFTs + the PyTorch models in eager mode. Median of ``--repeats`` runs; each pipeline's peak
-resident memory is measured in a fresh process. ``--hour`` adds a 60-minute file (time and peak
-memory of instrec only).
+models, fusion. instrec = ``Recognizer.predict`` (onnxruntime on the CPU, the thread policy of
+:mod:`instrec.runtime`), with the fp32 and the int8 models; straightforward = ``librosa.load`` +
+librosa's melspectrogram and chroma_cqt + the modgd written with full-length FFTs + the PyTorch
+models in eager mode. Each pipeline runs in a fresh process (for its peak resident memory); the
+median of ``--repeats`` runs end to end, and for instrec the median of each stage timed alone.
+``--hour`` adds a 60-minute file (time and peak memory of instrec fp32).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from instrec.recognizer import MODELS_DIR
+from instrec import runtime
+from instrec.recognizer import MODELS_DIR, PRECISIONS
 
 
 def make_clip(path: Path, seconds: float, sr: int = 44100, channels: int = 2) -> None:
@@ -48,6 +50,42 @@ def instrec_runner(models: Path):
 
     rec = Recognizer(models)
     return lambda path: rec.predict(path)
+
+
+def stages(models: Path, clip: Path, repeats: int) -> dict[str, float]:
+    """Median milliseconds of each stage of a prediction, each timed alone on the same clip."""
+    import soundfile as sf
+
+    from instrec import audio, features, runtime
+    from instrec.recognizer import Recognizer
+
+    rec = Recognizer(models)
+
+    def ms(fn):
+        fn()
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return round(1000 * statistics.median(times), 1)
+
+    raw, sr = sf.read(str(clip), dtype="float32", always_2d=True)
+    mono = audio.to_mono(raw)
+    y = audio.pad_to_windows(audio.normalise(audio.resample(mono, sr, rec.params.sample_rate)), rec.params)
+    out = {"decode": ms(lambda: sf.read(str(clip), dtype="float32", always_2d=True)),
+           "channel average": ms(lambda: audio.to_mono(raw)),
+           "resample": ms(lambda: audio.resample(mono, sr, rec.params.sample_rate))}
+    windows = {}
+    for rep in rec.sessions:
+        def feature(rep=rep):
+            with runtime.compute_threads(rec.threads):
+                windows[rep] = features.extract(y, params=rec.params, representations=(rep,))[rep]
+        out[f"features {rep}"] = ms(feature)
+    for rep, session in rec.sessions.items():
+        name = session.get_inputs()[0].name
+        out[f"model {rep}"] = ms(lambda s=session, n=name, w=windows[rep]: s.run(None, {n: w}))
+    return out
 
 
 def straightforward_runner(models: Path):
@@ -82,14 +120,16 @@ def straightforward_runner(models: Path):
 
 def measure(kind: str, models: Path, clip: Path, repeats: int) -> dict:
     """Run in this process: median seconds over ``repeats`` after one warm-up, and peak RSS."""
-    run = instrec_runner(models) if kind == "instrec" else straightforward_runner(models)
+    run = straightforward_runner(models) if kind == "straightforward" else instrec_runner(models)
     run(clip)
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
         run(clip)
         times.append(time.perf_counter() - t)
-    return {"median_s": statistics.median(times), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"median_s": statistics.median(times), "peak_rss_mb": peak,
+            "stages": stages(models, clip, repeats) if kind == "instrec" and sf.info(str(clip)).duration <= 60 else {}}
 
 
 def in_fresh_process(kind: str, models: Path, clip: Path, repeats: int) -> dict:
@@ -101,8 +141,9 @@ def in_fresh_process(kind: str, models: Path, clip: Path, repeats: int) -> dict:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", type=Path, default=MODELS_DIR)
+    ap.add_argument("--int8", type=Path, default=PRECISIONS["int8"], help="the int8 models ('' to skip)")
     ap.add_argument("--seconds", type=float, default=20.0)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=11)
     ap.add_argument("--hour", action="store_true", help="also a 60-minute file")
     ap.add_argument("--measure", choices=("instrec", "straightforward"), help=argparse.SUPPRESS)
     ap.add_argument("--clip", type=Path, help=argparse.SUPPRESS)
@@ -110,16 +151,24 @@ def main(argv=None):
     if args.measure:  # the child process of in_fresh_process
         print(json.dumps(measure(args.measure, args.models, args.clip, args.repeats)))
         return
-    print(f"{platform.machine()}, {os.cpu_count()} cores, models {args.models}")
+    print(f"{platform.machine()}, {runtime.cores()} cores; models {args.models} and {args.int8 or '(no int8)'}")
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "clip.wav"
         make_clip(clip, args.seconds)
-        ours = in_fresh_process("instrec", args.models, clip, args.repeats)
         ref = in_fresh_process("straightforward", args.models, clip, args.repeats)
-        print(f"{args.seconds:.0f} s clip, median of {args.repeats}:")
-        print(f"  instrec          {1000 * ours['median_s']:8.0f} ms   peak RSS {ours['peak_rss_mb']:6.0f} MB")
-        print(f"  straightforward  {1000 * ref['median_s']:8.0f} ms   peak RSS {ref['peak_rss_mb']:6.0f} MB")
-        print(f"  speed-up         {ref['median_s'] / ours['median_s']:8.1f}x")
+        runs = {"instrec fp32": in_fresh_process("instrec", args.models, clip, args.repeats)}
+        if args.int8 and Path(args.int8).exists():
+            runs["instrec int8"] = in_fresh_process("instrec", Path(args.int8), clip, args.repeats)
+        print(f"{args.seconds:.0f} s clip, 44.1 kHz stereo WAV; median of {args.repeats} runs (ms):")
+        names = list(runs)
+        print(f"  {'stage':22}" + "".join(f"{n:>15}" for n in names))
+        for stage in runs[names[0]]["stages"]:
+            print(f"  {stage:22}" + "".join(f"{runs[n]['stages'][stage]:15.1f}" for n in names))
+        print(f"  {'end to end':22}" + "".join(f"{1000 * runs[n]['median_s']:15.0f}" for n in names)
+              + f"   straightforward {1000 * ref['median_s']:.0f}")
+        print(f"  {'speed-up':22}" + "".join(f"{ref['median_s'] / runs[n]['median_s']:14.1f}x" for n in names))
+        print(f"  {'peak RSS (MB)':22}" + "".join(f"{runs[n]['peak_rss_mb']:15.0f}" for n in names)
+              + f"   straightforward {ref['peak_rss_mb']:.0f}")
         if args.hour:
             long = Path(tmp) / "hour.wav"
             make_clip(long, 3600, sr=22050, channels=1)

@@ -18,7 +18,7 @@ from pathlib import Path
 from . import errors
 from .audio import AUDIO_EXTENSIONS
 from .labels import CODES
-from .recognizer import ModelError, Recognizer
+from .recognizer import ModelError, Recognizer, default_models_dir
 
 
 def expand(paths: list[Path]) -> list[Path]:
@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="instrec", description="Which IRMAS instruments play in a recording.")
     ap.add_argument("--models", type=Path, help="folder with the ONNX models and manifest.json "
                     "(default: INSTREC_MODELS, else the models shipped in the package)")
+    ap.add_argument("--precision", choices=("fp32", "int8"), help="which shipped models: fp32 (default) or int8 "
+                    "(faster, see the README for how they compare); ignored with --models")
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("predict", help="recognise instruments in files or folders")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
@@ -63,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
 
     add_arguments(b)
     args = ap.parse_args(argv)
+    if args.precision and not args.models:
+        args.models = default_models_dir(args.precision)
     if args.command == "batch":
         try:
             import pyarrow  # noqa: F401
@@ -94,13 +98,13 @@ def main(argv: list[str] | None = None) -> int:
         print("error: no audio files found in " + ", ".join(map(str, args.paths)), file=sys.stderr)
         return 2
     results, failed = [], []
-    for f in files:
-        try:
-            results.append(rec.predict(f).to_dict())
-        except Exception as exc:  # one file's failure, of any kind, never ends the run
-            if errors.kind_of(exc) == "internal":
-                logging.getLogger("instrec").exception("internal error on %s", f)
-            failed.append(errors.kind_of(exc))
-            results.append(errors.error_dict(exc, str(f)))
+    for f, answer in rec.predict_many(files):  # the next file is decoded while this one is analysed
+        if isinstance(answer, Exception):  # one file's failure, of any kind, never ends the run
+            if errors.kind_of(answer) == "internal":
+                logging.getLogger("instrec").error("internal error on %s", f, exc_info=answer)
+            failed.append(errors.kind_of(answer))
+            results.append(errors.error_dict(answer, str(f)))
+        else:
+            results.append(answer.to_dict())
     print(json.dumps(results, indent=1) if args.json else table(results))
     return errors.exit_code(failed)

@@ -37,9 +37,19 @@ from .params import FeatureParams
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 
 
-def default_models_dir() -> Path:
-    """``INSTREC_MODELS`` when set, else the models shipped in the package."""
-    return Path(os.environ.get("INSTREC_MODELS") or MODELS_DIR)
+#: The precisions shipped: fp32 (the default) and int8 (static QDQ, see training/quantize.py), a folder each.
+PRECISIONS = {"fp32": MODELS_DIR, "int8": MODELS_DIR / "int8"}
+
+
+def default_models_dir(precision: str | None = None) -> Path:
+    """``INSTREC_MODELS`` when set, else the shipped models of ``precision`` (default ``INSTREC_PRECISION``,
+    else fp32)."""
+    if os.environ.get("INSTREC_MODELS"):
+        return Path(os.environ["INSTREC_MODELS"])
+    precision = precision or os.environ.get("INSTREC_PRECISION") or "fp32"
+    if precision not in PRECISIONS:
+        raise ModelError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+    return PRECISIONS[precision]
 
 
 #: Longest audio accepted by default (s). Longer files are refused before decoding.
@@ -235,6 +245,22 @@ class Recognizer:
             label = name or Path(source).name
             blocks, duration = self.open(source, label)
         return self.predict_blocks(blocks, duration, label, keep_windows=keep_windows)
+
+    def predict_many(self, paths: Iterable[str | os.PathLike]) -> Iterator[tuple[Path, Prediction | Exception]]:
+        """(path, Prediction or the exception it raised) for each file, in order, decoding the next file in a
+        background thread while the models run on this one (decoding and resampling release the GIL)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        paths = [Path(p) for p in paths]
+        with ThreadPoolExecutor(1, thread_name_prefix="instrec-decode") as pool:
+            opened = pool.submit(self.open, paths[0]) if paths else None
+            for i, path in enumerate(paths):
+                current, opened = opened, pool.submit(self.open, paths[i + 1]) if i + 1 < len(paths) else None
+                try:
+                    blocks, duration = current.result()
+                    yield path, self.predict_blocks(blocks, duration, path.name)
+                except Exception as exc:  # noqa: BLE001 - handed to the caller, who reports it per file
+                    yield path, exc
 
     def predict_blocks(self, blocks: Iterable[np.ndarray], duration: float, name: str | None = None, *,
                        keep_windows: int = 0) -> Prediction:

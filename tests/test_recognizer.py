@@ -14,7 +14,7 @@ from instrec import audio
 from instrec.audio import AudioError
 from instrec.labels import CODES
 from instrec.params import ParamsError
-from instrec.recognizer import ModelError, Recognizer, cuda_usable
+from instrec.recognizer import ModelError, Recognizer, cuda_usable, sha256
 from tests.conftest import ROOT, tone, write
 
 CONTRACT = {"file", "duration_s", "instruments", "scores", "models", "timeline", "provider"}
@@ -161,3 +161,30 @@ def test_shipped_models_name_the_bundled_examples():
         labels = row["labels"].split()
         ranked = sorted(answer.scores, key=lambda c: -answer.scores[c])[: len(labels) + 1]
         assert set(labels) <= set(ranked), (row["file"], ranked)
+
+
+def test_cli_goes_on_after_an_internal_error(tiny_models, tiny_corpus, tmp_path):
+    """A model that answers 10 classes instead of 11 (a real ONNX file, wrongly exported) makes every
+    file fail inside the fusion: each is reported as an internal error, the run goes on, exit code 3."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    broken = tmp_path / "models"
+    shutil.copytree(tiny_models, broken)
+    weights = helper.make_tensor("w", TensorProto.FLOAT, [36 * 100, 10], np.zeros(3600 * 10, np.float32))
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["x"], ["f"]), helper.make_node("Gemm", ["f", "w"], ["g"]),
+         helper.make_node("Softmax", ["g"], ["p"])], "ten_classes",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 1, 36, 100])],
+        [helper.make_tensor_value_info("p", TensorProto.FLOAT, ["n", 10])], [weights])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), broken / "cqt.onnx")
+    manifest = json.loads((broken / "manifest.json").read_text())
+    manifest["models"]["cqt"]["sha256"] = sha256(broken / "cqt.onnx")
+    (broken / "manifest.json").write_text(json.dumps(manifest))
+    clips = sorted((tiny_corpus / "test").glob("*.wav"))
+    proc = run_cli("--models", str(broken), "predict", *map(str, clips), "--json")
+    assert proc.returncode == 3, proc.stderr
+    answers = json.loads(proc.stdout)
+    assert len(answers) == len(clips) and all(a["kind"] == "internal" for a in answers)
+    assert all(a["error"].startswith("internal error: ") for a in answers)
+    assert "Traceback" in proc.stderr  # the details go to the log

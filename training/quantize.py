@@ -1,0 +1,184 @@
+"""Int8 models beside the fp32 ones: static QDQ quantisation, per channel, calibrated on corpus windows.
+
+    python -m training.quantize --models instrec/models --corpus data/synth2 --out runs/int8 \\
+        [--real-audio tests/data/real] [--calibration-files 160]
+
+1. Calibration: the windows of ``--calibration-files`` training excerpts of the corpus the models
+   were trained on (drawn with a fixed seed), computed as the recognizer computes them.
+2. onnxruntime's ``quantize_static``: QDQ format, weights int8 per output channel, activations uint8
+   (what x86 int8 kernels take), calibrated by min-max over those windows. The first convolution and
+   the dense head (the Gemm layers) stay in float: they are small, and the most sensitive to rounding.
+3. Thresholds are tuned again for the int8 models on the corpus's validation split (same rule and
+   aggregation as the fp32 models), as :mod:`training.thresholds` does for trained runs.
+4. Both precisions are scored on the corpus's test split and on the real recordings: micro F1, the
+   share of decisions (file x instrument) that change, and the right instrument ranked first.
+
+``--out`` gets the int8 models and a manifest (each model's ``precision``, the quantisation settings,
+the parity figures), loadable as ``Recognizer(out)`` or ``instrec --models out``, and ``report.json``.
+The int8 models are worth shipping as the default only when micro F1 drops by at most 0.005 and at
+most 1 % of decisions change, on the synthetic test set and on the real clips; the report says
+whether they do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from instrec import audio, features
+from instrec.fusion import Fusion, aggregate
+from instrec.labels import CODES
+from instrec.recognizer import Recognizer, load_manifest, sha256
+from training.datasets import read_any, read_training, training_root
+from training.metrics import evaluate
+from training.real_audio import read_labels
+from training.thresholds import tune_fusion
+
+#: Largest micro-F1 drop and share of changed decisions for int8 models to replace the fp32 ones.
+MAX_F1_DROP, MAX_CHANGED = 0.005, 0.01
+
+
+def calibration_windows(corpus: Path, manifest: dict, n_files: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Windows of ``n_files`` training excerpts per representation, as the recognizer computes them."""
+    from instrec.params import FeatureParams
+
+    params = FeatureParams.from_dict(manifest["feature_params"])
+    excerpts = list(read_training(training_root(corpus)))
+    files = random.Random(seed).sample(excerpts, min(n_files, len(excerpts)))
+    out: dict[str, list[np.ndarray]] = {rep: [] for rep in manifest["fusion"]["models"]}
+    for e in tqdm(files, desc="calibration windows", unit="file", file=sys.stderr):
+        y = audio.load(e.path, params=params)
+        for rep, w in features.extract(y, params=params, representations=tuple(out)).items():
+            out[rep].append(w)
+    return {rep: np.concatenate(w) for rep, w in out.items()}
+
+
+class _Reader:
+    """onnxruntime's calibration data reader over windows, in batches."""
+
+    def __init__(self, name: str, windows: np.ndarray, batch: int = 32):
+        self.items = iter([{name: windows[i : i + batch]} for i in range(0, len(windows), batch)])
+
+    def get_next(self):
+        return next(self.items, None)
+
+
+def float_nodes(model_path: Path) -> list[str]:
+    """Nodes kept in float: the first convolution and the dense head."""
+    import onnx
+
+    nodes = onnx.load(str(model_path)).graph.node
+    convs = [n.name for n in nodes if n.op_type == "Conv"]
+    return convs[:1] + [n.name for n in nodes if n.op_type in ("Gemm", "MatMul")]
+
+
+def quantize_model(src: Path, dst: Path, windows: np.ndarray) -> list[str]:
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        keep = float_nodes(pre)
+        name = onnx.load(str(pre)).graph.input[0].name
+        quantize_static(str(pre), str(dst), _Reader(name, windows), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=keep)
+    return keep
+
+
+def file_scores(rec: Recognizer, paths: list[Path], aggregation: str, what: str) -> dict[str, np.ndarray]:
+    """(N, 11) aggregated scores per model for each file, through the recognizer (decoding included)."""
+    out: dict[str, list[np.ndarray]] = {rep: [] for rep in rec.sessions}
+    for p in tqdm(paths, desc=what, unit="file", file=sys.stderr):
+        probs = rec.predict(p).window_probabilities
+        for rep in out:
+            out[rep].append(aggregate(probs[rep], aggregation))
+    return {rep: np.stack(v) for rep, v in out.items()}
+
+
+def compare(fp32: dict, int8: dict, fusion32: Fusion, fusion8: Fusion, y: np.ndarray) -> dict:
+    d32, d8 = fusion32.decide(fp32), fusion8.decide(int8)
+    m32, m8 = evaluate(y, d32), evaluate(y, d8)
+    top32 = fusion32.fused_score(fp32).argmax(1)
+    top8 = fusion8.fused_score(int8).argmax(1)
+    return {"n_files": len(y), "f1_micro_fp32": round(m32["f1_micro"], 4), "f1_micro_int8": round(m8["f1_micro"], 4),
+            "f1_drop": round(m32["f1_micro"] - m8["f1_micro"], 4),
+            "decisions_changed": round(float(np.mean(d32 != d8)), 4),
+            "top_changed": round(float(np.mean(top32 != top8)), 4)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", type=Path, required=True, help="the fp32 models (folder with manifest.json)")
+    ap.add_argument("--corpus", type=Path, required=True, help="the corpus they were trained on (train, "
+                    "validation and test splits)")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--real-audio", type=Path, help="folder of real recordings with labels.csv")
+    ap.add_argument("--calibration-files", type=int, default=160)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    manifest = load_manifest(args.models)
+    fusion32 = Fusion.from_dict(manifest["fusion"])
+    windows = calibration_windows(args.corpus, manifest, args.calibration_files, args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    out_manifest = json.loads(json.dumps(manifest))
+    for rep in fusion32.models:
+        info = manifest["models"][rep]
+        dst = args.out / info["file"]
+        kept = quantize_model(args.models / info["file"], dst, windows[rep])
+        out_manifest["models"][rep].update(sha256=sha256(dst), bytes=dst.stat().st_size, precision="int8",
+                                           float_nodes=kept)
+        print(f"{rep}: {info['bytes'] / 1e6:.1f} MB fp32 -> {dst.stat().st_size / 1e6:.1f} MB int8 "
+              f"(float: {', '.join(kept)})")
+    out_manifest["quantization"] = {"format": "QDQ", "weights": "int8 per channel", "activations": "uint8",
+                                    "calibration": f"min-max over {len(windows[fusion32.models[0]])} windows of "
+                                                   f"{args.calibration_files} training excerpts of {args.corpus.name}",
+                                    "float_nodes": "first convolution, dense head"}
+    (args.out / "manifest.json").write_text(json.dumps(out_manifest, indent=1))
+
+    rec32, rec8 = Recognizer(args.models), Recognizer(args.out)
+    validation = read_any(args.corpus / "validation")
+    val32 = file_scores(rec32, [e.path for e in validation], fusion32.aggregation, "validation fp32")
+    val8 = file_scores(rec8, [e.path for e in validation], fusion32.aggregation, "validation int8")
+    fusion8 = tune_fusion(val8, validation.targets(), fusion32.models, fusion32.rule, fusion32.aggregation)
+    out_manifest["fusion"] = fusion8.to_dict()
+    report = {"validation": compare(val32, val8, fusion32, fusion8, validation.targets())}
+    test = read_any(args.corpus / "test")
+    test32 = file_scores(rec32, [e.path for e in test], fusion32.aggregation, "test fp32")
+    test8 = file_scores(rec8, [e.path for e in test], fusion32.aggregation, "test int8")
+    report["synthetic_test"] = compare(test32, test8, fusion32, fusion8, test.targets())
+    if args.real_audio:
+        labelled = read_labels(args.real_audio)
+        y = np.stack([np.eye(len(CODES))[CODES.index(code)] for _, code in labelled])
+        real32 = file_scores(rec32, [p for p, _ in labelled], fusion32.aggregation, "real fp32")
+        real8 = file_scores(rec8, [p for p, _ in labelled], fusion32.aggregation, "real int8")
+        report["real"] = compare(real32, real8, fusion32, fusion8, y)
+        truth = y.argmax(1)
+        report["real"]["top1_fp32"] = int((fusion32.fused_score(real32).argmax(1) == truth).sum())
+        report["real"]["top1_int8"] = int((fusion8.fused_score(real8).argmax(1) == truth).sum())
+    sets = [k for k in ("synthetic_test", "real") if k in report]
+    report["meets_bar"] = all(report[k]["f1_drop"] <= MAX_F1_DROP and report[k]["decisions_changed"] <= MAX_CHANGED
+                              for k in sets)
+    out_manifest["parity"] = {"int8_vs_fp32": report}
+    (args.out / "manifest.json").write_text(json.dumps(out_manifest, indent=1))
+    report["seconds"] = round(time.perf_counter() - t0, 1)
+    (args.out / "report.json").write_text(json.dumps(report, indent=1))
+    print(json.dumps(report, indent=1))
+    shutil.copy(args.models / "MODEL_CARD.md", args.out / "MODEL_CARD.md") if (args.models / "MODEL_CARD.md").exists() else None
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
