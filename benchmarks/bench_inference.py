@@ -92,7 +92,7 @@ def straightforward_runner(models: Path):
     import librosa
     import torch
 
-    from benchmarks.bench_features import straightforward_chroma, straightforward_mel, straightforward_modgd
+    from bench_features import straightforward_chroma, straightforward_mel, straightforward_modgd
     from instrec.audio import pad_to_windows
     from instrec.features import windows
     from instrec.fusion import Fusion, aggregate
