@@ -91,8 +91,8 @@ def stages(models: Path, clip: Path, repeats: int) -> dict[str, float]:
 def straightforward_runner(models: Path):
     import librosa
     import torch
-
     from bench_features import straightforward_chroma, straightforward_mel, straightforward_modgd
+
     from instrec.audio import pad_to_windows
     from instrec.features import windows
     from instrec.fusion import Fusion, aggregate
