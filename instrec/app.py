@@ -107,8 +107,10 @@ def about_models(recognizer: Recognizer) -> str:
     parts = [f"Models {trained}."]
     real = m.get("real_audio")
     if real:
-        parts.append(f"On {real['n_files']} real recordings they name the right instrument first for "
-                     f"{real['top1_correct']} ({100 * real['top1_correct'] / real['n_files']:.0f}%).")
+        covered = ", ".join(NAMES[c] for c in sorted(real.get("per_label", {}), key=CODES.index))
+        parts.append(f"On {real['n_files']} real recordings" + (f" ({covered} only)" if covered else "")
+                     + f" they name the right instrument first for {real['top1_correct']} "
+                     f"({100 * real['top1_correct'] / real['n_files']:.0f}%).")
     test = (m.get("test") or {}).get("metrics", {}).get("+".join(m["fusion"]["models"]))
     if test:
         kind = "synthetic test excerpts" if corpus else "test excerpts"

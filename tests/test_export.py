@@ -1,6 +1,7 @@
 """The export step on tiny trained models: files, manifest, checks, and failure without damage."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -137,3 +138,19 @@ def test_served_decisions_are_the_tuned_decisions(tiny_run, tiny_corpus, recogni
     for row, i in zip(decided, keep):
         served = recognizer.predict(dataset.excerpts[i].path).instruments
         assert served == [c for c, d in zip(CODES, row) if d], dataset.excerpts[i].path.name
+
+
+def test_real_audio_record_reaches_the_apps_model_line(tiny_models, tmp_path):
+    from instrec.app import about_models
+    from instrec.recognizer import Recognizer
+    from tests.conftest import REAL_AUDIO
+    from training.real_audio import main
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models, models)
+    assert main(["--models", str(models), "--data", str(REAL_AUDIO), "--record", "--json"]) == 0
+    recorded = json.loads((models / "manifest.json").read_text())["real_audio"]
+    assert recorded["n_files"] == 31 and 0 <= recorded["top1_correct"] <= 31
+    line = about_models(Recognizer(models))
+    assert "On 31 real recordings (clarinet, voice only)" in line
+    assert f"they name the right instrument first for {recorded['top1_correct']} (" in line

@@ -95,6 +95,16 @@ def check_checkpoints(checkpoints: list[Path], data: Path, lowpass_hz: float | N
     return result
 
 
+def record(models: Path, data: Path, result: dict) -> None:
+    """Store the headline of a real-recording check in the models' manifest (``real_audio``)."""
+    path = Path(models) / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["real_audio"] = {"data": Path(data).name, "n_files": result["n"], "top1_correct": result["top1_correct"],
+                              "per_label": result["per_label"],
+                              "top1_share_per_model": {k: round(v, 4) for k, v in result["top1_share_per_model"].items()}}
+    path.write_text(json.dumps(manifest, indent=1))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.real_audio", description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", type=Path, default=MODELS_DIR)
@@ -103,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="score this PyTorch checkpoint instead of the exported models (repeatable)")
     ap.add_argument("--lowpass", type=float, metavar="HZ", help="with --checkpoint: low-pass every clip first")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--record", action="store_true", help="write the result into the models' manifest.json "
+                    "(as real_audio: the app's model line quotes it)")
     args = ap.parse_args(argv)
     if args.checkpoint:
         result = check_checkpoints(args.checkpoint, args.data, args.lowpass)
@@ -114,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: right instrument first {r['top1_correct']}/{r['n']} ({r['top1_share']:.0%}); {labels}")
         return 0
     result = check_real_audio(args.models, args.data)
+    if args.record:
+        record(args.models, args.data, result)
     if args.json:
         print(json.dumps(result, indent=1))
         return 0
