@@ -166,6 +166,7 @@ class Recognizer:
         self.whole_file_s = whole_file_s
         #: threads for the features and each model run (see :mod:`instrec.runtime`)
         self.threads = threads or runtime.default_threads()
+        runtime.tune_allocator()  # large feature buffers reused, not page-faulted afresh (see instrec.runtime)
         self.sessions = {}
         for rep in self.fusion.models:
             info = self.manifest["models"].get(rep)
