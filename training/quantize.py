@@ -72,16 +72,16 @@ class _Reader:
         return next(self.items, None)
 
 
-def float_nodes(model_path: Path) -> list[str]:
-    """Nodes kept in float: the first convolution and the dense head."""
+def float_nodes(model_path: Path, last_convs: int = 0) -> list[str]:
+    """Nodes kept in float: the first convolution, the ``last_convs`` last ones, and the dense head."""
     import onnx
 
     nodes = onnx.load(str(model_path)).graph.node
     convs = [n.name for n in nodes if n.op_type == "Conv"]
-    return convs[:1] + [n.name for n in nodes if n.op_type in ("Gemm", "MatMul")]
+    return convs[:1] + (convs[-last_convs:] if last_convs else []) + [n.name for n in nodes if n.op_type in ("Gemm", "MatMul")]
 
 
-def quantize_model(src: Path, dst: Path, windows: np.ndarray) -> list[str]:
+def quantize_model(src: Path, dst: Path, windows: np.ndarray, last_convs: int = 0) -> list[str]:
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -89,7 +89,7 @@ def quantize_model(src: Path, dst: Path, windows: np.ndarray) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        keep = float_nodes(pre)
+        keep = float_nodes(pre, last_convs)
         name = onnx.load(str(pre)).graph.input[0].name
         quantize_static(str(pre), str(dst), _Reader(name, windows), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--real-audio", type=Path, help="folder of real recordings with labels.csv")
     ap.add_argument("--calibration-files", type=int, default=160)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--float-last-convs", type=int, default=0, help="also keep this many last convolutions in float")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     manifest = load_manifest(args.models)
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     for rep in fusion32.models:
         info = manifest["models"][rep]
         dst = args.out / info["file"]
-        kept = quantize_model(args.models / info["file"], dst, windows[rep])
+        kept = quantize_model(args.models / info["file"], dst, windows[rep], args.float_last_convs)
         out_manifest["models"][rep].update(sha256=sha256(dst), bytes=dst.stat().st_size, precision="int8",
                                            float_nodes=kept)
         print(f"{rep}: {info['bytes'] / 1e6:.1f} MB fp32 -> {dst.stat().st_size / 1e6:.1f} MB int8 "
@@ -145,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     out_manifest["quantization"] = {"format": "QDQ", "weights": "int8 per channel", "activations": "uint8",
                                     "calibration": f"min-max over {len(windows[fusion32.models[0]])} windows of "
                                                    f"{args.calibration_files} training excerpts of {args.corpus.name}",
-                                    "float_nodes": "first convolution, dense head"}
+                                    "float_nodes": "first convolution, dense head"
+                                    + (f", last {args.float_last_convs} convolutions" if args.float_last_convs else "")}
     (args.out / "manifest.json").write_text(json.dumps(out_manifest, indent=1))
 
     rec32, rec8 = Recognizer(args.models), Recognizer(args.out)
