@@ -1,0 +1,33 @@
+"""Int8 models from the tiny fp32 ones: real static quantisation by onnxruntime, loadable, close to fp32,
+with their precision, thresholds and parity figures in the manifest."""
+
+import json
+
+import numpy as np
+
+from instrec.recognizer import Recognizer, sha256
+from tests.conftest import REAL_AUDIO, tone
+from training import quantize
+
+
+def test_quantize_tiny_models(tiny_models, tiny_corpus, tmp_path):
+    out = tmp_path / "int8"
+    assert quantize.main(["--models", str(tiny_models), "--corpus", str(tiny_corpus), "--out", str(out),
+                          "--real-audio", str(REAL_AUDIO), "--calibration-files", "8"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    fp32 = json.loads((tiny_models / "manifest.json").read_text())
+    for rep, info in manifest["models"].items():
+        assert info["precision"] == "int8" and info["sha256"] == sha256(out / info["file"])
+        assert info["bytes"] < 0.6 * fp32["models"][rep]["bytes"]  # int8 weights, float first conv and head
+        assert info["float_nodes"][0].startswith("node_conv2d") and any("linear" in n for n in info["float_nodes"])
+    report = json.loads((out / "report.json").read_text())
+    assert set(report) >= {"validation", "synthetic_test", "real", "meets_bar", "with_fp32_thresholds"}
+    assert manifest["parity"]["int8_vs_fp32"]["meets_bar"] == report["meets_bar"]
+    assert 0 <= report["real"]["decisions_changed"] <= 1 and report["real"]["n_files"] == 31
+    # the int8 models answer like the fp32 ones, within quantisation error
+    y = np.concatenate([tone(262, 2.0), tone(440, 2.0)])
+    p32 = Recognizer(tiny_models).predict(y, 22050).window_probabilities
+    p8 = Recognizer(out).predict(y, 22050).window_probabilities
+    for rep in p32:
+        assert np.abs(p32[rep] - p8[rep]).max() < 0.1, rep
+        assert not np.array_equal(p32[rep], p8[rep])  # really other models
