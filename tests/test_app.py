@@ -70,7 +70,8 @@ def clip(tiny_corpus):
 def test_startup_line_and_quiet_errors(server):
     lines = server["log"].read_text().splitlines()
     ready = [line for line in lines if "instrec ready at" in line]
-    assert len(ready) == 1 and server["url"] in ready[0] and "CPUExecutionProvider" in ready[0]
+    assert len(ready) == 1 and server["url"] in ready[0]
+    assert "CPUExecutionProvider" in ready[0] or "CUDAExecutionProvider" in ready[0]
 
 
 def test_health(server):
@@ -276,7 +277,7 @@ def test_browser_upload_and_microphone(server, clip, tmp_path):
             """Checks the page's answer; returns the duration it states."""
             heading = page.locator(".prose h3").first
             heading.wait_for(timeout=120_000)
-            said = re.fullmatch(r"(.+), ([0-9.]+) s, on CPU", heading.inner_text())
+            said = re.fullmatch(r"(.+), ([0-9.]+) s, on (CPU|GPU)", heading.inner_text())
             assert said, heading.inner_text()
             figure = page.locator("img[src^='data:image']").first  # gr.Plot shows the figure as an image
             figure.wait_for(timeout=60_000)

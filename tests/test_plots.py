@@ -32,9 +32,11 @@ def test_figure_is_readable_and_leaves_no_pyplot_state(recognizer):
 
 def test_answer_in_words(recognizer):
     prediction = recognizer.predict(tone(440, 2.0), 22050, name="a")
-    prediction.instruments, prediction.duration_s = ["pia", "voi"], 8.04
+    prediction.instruments, prediction.duration_s, prediction.provider = ["pia", "voi"], 8.04, "CPUExecutionProvider"
     assert words(prediction) == "Piano and voice, 8.0 s, on CPU"
     prediction.instruments = ["cel", "gel", "voi"]
     assert words(prediction) == "Cello, electric guitar and voice, 8.0 s, on CPU"
     prediction.instruments = []
     assert words(prediction).startswith("No instrument over its threshold")
+    prediction.provider = "CUDAExecutionProvider"
+    assert words(prediction).endswith("8.0 s, on GPU")
