@@ -24,7 +24,7 @@ def _hz_ticks(ax, freqs: np.ndarray, targets: tuple[int, ...]) -> None:
     """Label a bin axis with the frequencies (Hz or kHz) of the bins nearest ``targets``."""
     targets = [f for f in targets if freqs[0] <= f <= freqs[-1]]
     bins = [int(np.argmin(np.abs(freqs - f))) for f in targets]
-    ax.set_yticks(bins, [f"{f // 1000}k" if f >= 1000 else str(f) for f in targets], fontsize=FONT)
+    ax.set_yticks(bins, [f"{f / 1000:g}k" if f >= 1000 else str(f) for f in targets], fontsize=FONT)
     ax.set_ylabel("Hz", fontsize=FONT)
 
 
@@ -39,12 +39,21 @@ def prediction_figure(prediction, params: FeatureParams = DEFAULT, max_seconds: 
     seconds = shown * params.window_duration_s
     heights = []
     for _ in reps:
-        heights += [2.6, 2.0]
-    heights.append(2.2)
-    fig = Figure(figsize=(11, 0.62 * sum(heights) + 1.0), layout="constrained")
+        heights += [2.6, 2.8]  # a strip's 11 names at 9 pt need ~1.5 inches
+    heights.append(2.8)
+    # a fixed grid (plots, then a narrow column for the colour bars) rather than a layout solver: the
+    # figure is drawn for every page request, and constrained layout doubled its cost
+    fig = Figure(figsize=(11, 0.62 * sum(heights) + 1.0))
     fig.suptitle(f"{prediction.file or 'audio'}: what each model saw, and what it heard, second by second",
-                 fontsize=FONT + 2, x=0.01, ha="left")
-    axes = fig.subplots(len(heights), 1, sharex=True, gridspec_kw={"height_ratios": heights})
+                 fontsize=FONT + 2, x=0.01, y=0.995, ha="left", va="top")
+    grid = fig.add_gridspec(len(heights), 2, height_ratios=heights, width_ratios=[60, 1], left=0.13, right=0.9,
+                            top=1 - 0.55 / fig.get_figheight(), bottom=0.5 / fig.get_figheight(), hspace=0.55,
+                            wspace=0.02)
+    axes = [fig.add_subplot(grid[0, 0])]
+    axes += [fig.add_subplot(grid[i, 0], sharex=axes[0]) for i in range(1, len(heights))]
+    for ax in axes[:-1]:
+        ax.tick_params(axis="x", labelbottom=False)
+    bar_axes = {ax: fig.add_subplot(grid[i, 1]) for i, ax in enumerate(axes[:-1])}
     extent_strip = (0, seconds, -0.5, len(CODES) - 0.5)
     names = [NAMES[c] for c in CODES]
     for k, rep in enumerate(reps):
@@ -67,7 +76,7 @@ def prediction_figure(prediction, params: FeatureParams = DEFAULT, max_seconds: 
             ax.set_yticks(np.arange(0, S.shape[0], per), NOTES[: S.shape[0] // per], fontsize=FONT)
             ax.set_ylabel("note", fontsize=FONT)
             unit = "share of frame max"
-        bar = fig.colorbar(image, ax=ax, pad=0.01, fraction=0.03)
+        bar = fig.colorbar(image, cax=bar_axes[ax])
         bar.set_label(unit, fontsize=FONT)
         bar.ax.tick_params(labelsize=FONT)
         ax.set_title(TITLES[rep], fontsize=FONT + 1, loc="left")
@@ -76,7 +85,7 @@ def prediction_figure(prediction, params: FeatureParams = DEFAULT, max_seconds: 
                              interpolation="nearest")
         strip.set_yticks(range(len(CODES)), names, fontsize=FONT)
         strip.set_title(f"{rep} model: probability of each instrument, per second", fontsize=FONT, loc="left")
-        bar = fig.colorbar(image, ax=strip, pad=0.01, fraction=0.03)
+        bar = fig.colorbar(image, cax=bar_axes[strip])
         bar.ax.tick_params(labelsize=FONT)
     ax = axes[-1]
     fused = np.array([[w["scores"][c] for c in CODES] for w in prediction.timeline[:shown]]).T
