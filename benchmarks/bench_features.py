@@ -5,7 +5,9 @@
 The straightforward way: librosa.feature.melspectrogram, librosa.feature.chroma_cqt (36 bins,
 10 ms hop) and the modified group delay written with full-length FFTs for the cepstral
 smoothing. Prints the median of several runs in ms and as a real-time factor (audio seconds
-per second of compute).
+per second of compute). instrec's features run under the recognizer's policy (:mod:`instrec.runtime`:
+FFT workers, BLAS on one thread, the allocator setting); ``INSTREC_MALLOC=default`` leaves glibc's
+allocator as it is, to see what that setting is worth.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import librosa
 import numpy as np
 import scipy.signal
 
-from instrec import features
+from instrec import features, runtime
 from instrec.params import DEFAULT as P
 
 
@@ -70,14 +72,21 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     t = np.arange(int(args.seconds * P.sample_rate)) / P.sample_rate
     y = (0.5 * np.sin(2 * np.pi * 220 * t) + 0.1 * rng.standard_normal(len(t))).astype(np.float32)
+    tuned = runtime.tune_allocator()
+    threads = runtime.default_threads()
     print(f"{args.seconds:.0f} s clip at {P.sample_rate} Hz, median of {args.repeats} runs; "
-          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; instrec on {threads} threads, "
+          f"allocator {'tuned' if tuned else 'as glibc sets it'}")
     print(f"{'representation':<16}{'instrec ms':>12}{'x real time':>13}{'straightforward ms':>20}{'speed-up':>10}")
     rows = [("mel", features.mel, straightforward_mel), ("modgd", features.modgd, straightforward_modgd),
             ("cqt chroma", features.cqt_chroma, straightforward_chroma)]
     total_ours = total_ref = 0.0
     for name, ours, ref in rows:
-        a = median_ms(lambda s: ours(s), y, args.repeats)
+        def instrec(s, ours=ours):
+            with runtime.compute_threads(threads):
+                return ours(s)
+
+        a = median_ms(instrec, y, args.repeats)
         b = median_ms(ref, y, args.repeats)
         total_ours, total_ref = total_ours + a, total_ref + b
         print(f"{name:<16}{a:>12.1f}{1000 * args.seconds / a:>13.0f}{b:>20.1f}{b / a:>10.1f}")

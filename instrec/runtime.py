@@ -8,7 +8,7 @@ their work ends, so they steal the cores from whatever stage runs next. The poli
   run ends (``session.intra_op.allow_spinning = 0``);
 - while features are computed (:func:`compute_threads`), scipy's FFT uses ``threads`` workers and BLAS
   one thread: the features' matrix products are small, and OpenBLAS's idle workers, spinning after
-  them, cost the next model run more than they save (measured: 20 s clip 210 -> 150 ms on 2 cores);
+  them, cost the next model run more than they save (see docs/performance.md);
 - ``threads`` defaults to the cores this process may run on (``INSTREC_THREADS`` overrides it); a
   server that analyses N requests at once gives each ``cores // N`` (:func:`share`), and a batch actor
   the CPUs Ray gave it.
@@ -17,9 +17,10 @@ The command line, the app, the batch actors and the benchmarks all take their th
 
 Memory: the features of a 20 s clip use arrays of tens of MB (modgd's FFT buffer is 33 MB). glibc
 serves blocks over its mmap threshold (at most 32 MB by default) with fresh pages from the kernel and
-gives them back when freed, so every prediction paid the page faults of zeroing them again (modgd: 55
-ms, of which 34 ms were page faults). :func:`tune_allocator` raises the threshold to 64 MB and the trim
-threshold to 128 MB, once per process, so such blocks are reused from the heap (modgd 55 -> 22 ms).
+gives them back when freed, so every prediction paid the page faults of zeroing them again.
+:func:`tune_allocator` raises the threshold to 64 MB and the trim threshold to 128 MB, once per
+process, so such blocks are reused from the heap (modgd 75 -> 28 ms for 20 s on 2 cores:
+``python benchmarks/bench_features.py``, with and without ``INSTREC_MALLOC=default``).
 ``INSTREC_MALLOC=default`` leaves glibc's settings alone.
 """
 

@@ -186,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     report["seconds"] = round(time.perf_counter() - t0, 1)
     (args.out / "report.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))
-    shutil.copy(args.models / "MODEL_CARD.md", args.out / "MODEL_CARD.md") if (args.models / "MODEL_CARD.md").exists() else None
+    if (args.models / "MODEL_CARD.md").exists():
+        shutil.copy(args.models / "MODEL_CARD.md", args.out / "MODEL_CARD.md")
     return 0
 
 
