@@ -1,13 +1,15 @@
 """Leave one source out: how well does a CNN hear a recording setup it never heard?
 
     python -m experiments.leave_one_out --corpus data/synth --out runs/lolo [--representation mel]
-        [--epochs 5] [--hold SOURCE ...] [--cache DIR]
+        [--epochs 5] [--augment noise,mixstyle] [--hold SOURCE ...] [--cache DIR] [--real-audio DIR]
 
 For every class one of its sources (a recorded-note library or real-sample soundfont first, else a
 General MIDI soundfont; ``--hold`` chooses) is held out: the training excerpts whose lead it plays are
 left out of training, and afterwards the CNN is asked about exactly those excerpts. One training run
 holds out one source of every class at once. The share of held-out excerpts whose class comes first is
-the figure: per class, and its mean over classes. Writes ``<out>/leave_one_out.json``.
+the figure: per class, and its mean over classes. With ``--real-audio`` the same CNN is also asked
+about real recordings (a folder with ``labels.csv``), so one run measures a training recipe on both.
+Writes ``<out>/leave_one_out.json``.
 """
 
 from __future__ import annotations
@@ -41,33 +43,50 @@ def choose_held_out(rendered: dict, records: list[dict], chosen: list[str] = ())
     return held
 
 
-def split_by_source(corpus: Path, out: Path, chosen: list[str] = ()) -> dict:
-    """Link the kept training excerpts into ``out/train`` and the held-out ones into ``out/held``."""
+def split_by_source(corpus: Path, out: Path, chosen: list[str] = (), notes: Path | None = None) -> dict:
+    """Link the kept training excerpts into ``out/train`` and the held-out ones into ``out/held``;
+    with ``notes`` (a folder rendered by :mod:`corpus.notes`) its excerpts join the training set,
+    but the held-out sources' notes go into ``out/held-notes``."""
     rendered, records = training_records(corpus)
     held = choose_held_out(rendered, records, chosen)
     is_held = lambda r: any(held.get(c) == s for c, s in zip(r["labels"], r["lead_sources"]))
-    for sub in ("train", "held"):
+    for sub in ("train", "held", "held-notes"):
         shutil.rmtree(out / sub, ignore_errors=True)
     kept = link_files(corpus, [r for r in records if not is_held(r)], out / "train")
     left_out = link_files(corpus, [r for r in records if is_held(r)], out / "held")
-    return {"held_out": held, "train_counts": dict(kept), "held_counts": dict(left_out)}
+    plan = {"held_out": held, "train_counts": dict(kept), "held_counts": dict(left_out)}
+    if notes is not None:
+        _, note_records = training_records(notes)
+        plan["notes_train_counts"] = dict(link_files(notes, [r for r in note_records if not is_held(r)], out / "train"))
+        plan["notes_held_counts"] = dict(link_files(notes, [r for r in note_records if is_held(r)], out / "held-notes"))
+    return plan
 
 
 def run(corpus: Path, out: Path, *, representation: str = "mel", epochs: int = 5, chosen: list[str] = (),
-        cache_dir: Path | None = None, seed: int = 0, progress: bool = True) -> dict:
+        augment: tuple[str, ...] = (), notes: Path | None = None, cache_dir: Path | None = None,
+        real_audio: Path | None = None, seed: int = 0, progress: bool = True) -> dict:
     from training.real_audio import check_checkpoints
     from training.train import train
 
     out = Path(out)
-    plan = split_by_source(Path(corpus), out, chosen)
-    train(out / "train", representation, out, epochs=epochs, patience=epochs, seed=seed, cache_dir=cache_dir,
-          progress=progress)
+    plan = split_by_source(Path(corpus), out, chosen, notes)
+    train(out / "train", representation, out, epochs=epochs, patience=epochs, seed=seed, augment=tuple(augment),
+          cache_dir=cache_dir, progress=progress)
     name = out / representation / "best.pt"
     checked = check_checkpoints([name], out / "held")[str(name)]
     per_class = {code: v["correct"] / v["n"] for code, v in checked["per_label"].items()}
-    result = {**plan, "representation": representation, "epochs": epochs, "per_class": per_class,
+    result = {**plan, "representation": representation, "epochs": epochs, "augment": list(augment),
+              "seed": seed, "per_class": per_class,
               "mean_over_classes": sum(per_class.values()) / len(per_class) if per_class else 0.0,
               "n_held": checked["n"]}
+    if plan.get("notes_held_counts"):
+        checked = check_checkpoints([name], out / "held-notes")[str(name)]
+        result["notes_per_class"] = {code: v["correct"] / v["n"] for code, v in checked["per_label"].items()}
+        result["notes_mean_over_classes"] = sum(result["notes_per_class"].values()) / len(result["notes_per_class"])
+    if real_audio is not None:
+        real = check_checkpoints([name], Path(real_audio))[str(name)]
+        result["real_audio"] = {"data": str(real_audio), "n": real["n"], "top1_share": real["top1_share"],
+                                "per_label": real["per_label"]}
     (out / "leave_one_out.json").write_text(json.dumps(result, indent=1))
     return result
 
@@ -80,12 +99,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--hold", action="append", default=[], metavar="SOURCE",
                     help="hold this source out for the classes it plays (repeatable)")
+    ap.add_argument("--augment", default="", help="comma-separated training augmentations (training.augment)")
+    ap.add_argument("--notes", type=Path, metavar="DIR",
+                    help="isolated notes rendered by corpus.notes: trained on, less the held-out sources' notes, "
+                    "which are checked apart")
     ap.add_argument("--cache", type=Path)
+    ap.add_argument("--real-audio", type=Path, metavar="DIR", help="also check real recordings (labels.csv)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     try:
         result = run(args.corpus, args.out, representation=args.representation, epochs=args.epochs,
-                     chosen=args.hold, cache_dir=args.cache, seed=args.seed)
+                     chosen=args.hold, augment=tuple(a for a in args.augment.split(",") if a),
+                     notes=args.notes, cache_dir=args.cache, real_audio=args.real_audio, seed=args.seed)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -94,6 +119,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{code}  held out {result['held_out'][code]:<36} {result['held_counts'].get(code, 0):5d} excerpts  "
                   f"right first {result['per_class'][code]:.2f}")
     print(f"mean over classes: {result['mean_over_classes']:.3f} ({result['n_held']} held-out excerpts)")
+    if "notes_per_class" in result:
+        print("held-out sources' isolated notes: right first " + ", ".join(
+            f"{c} {v:.2f}" for c, v in result["notes_per_class"].items())
+              + f"; mean over classes {result['notes_mean_over_classes']:.3f}")
+    if "real_audio" in result:
+        real = result["real_audio"]
+        by_label = ", ".join(f"{k} {v['correct']}/{v['n']}" for k, v in real["per_label"].items())
+        print(f"real recordings: right first {real['top1_share']:.3f} of {real['n']} ({by_label})")
     return 0
 
 

@@ -184,6 +184,11 @@ def training_description(data_root: Path, ckpt: dict) -> dict:
         meta = json.loads(corpus.read_text())
         keys = ("seed", "scale", "soundfonts", "libraries", "sources", "real_share", "recording_chain", "summary")
         desc["synthetic_corpus"] = {k: meta[k] for k in keys if k in meta}
+    for extra in ckpt["training_args"].get("extra_train") or []:
+        notes = Path(extra) / "corpus.json"
+        if notes.exists() and (meta := json.loads(notes.read_text())).get("kind") == "notes":
+            keys = ("seed", "per_class", "soundfonts", "libraries", "sources", "real_share", "recording_chain", "summary")
+            desc["notes"] = {"root": str(extra), **{k: meta[k] for k in keys if k in meta}}
     return desc
 
 

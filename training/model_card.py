@@ -103,7 +103,11 @@ def card(models: Path, run: Path) -> str:
         + ", ".join(f"`{s}`" for s in corpus.get("soundfonts", []))
         + (" and the recorded-note libraries " + ", ".join(f"`{s}`" for s in corpus["libraries"])
            if corpus.get("libraries") else "") + ". "
-        f"{data.get('n_train_files')} training and {data.get('n_val_files')} validation excerpts (a song-aware "
+        + (f"Beside it, `{data['notes']['root']}`: {sum(data['notes']['summary']['counts'].values())} excerpts "
+           "of isolated notes rendered by `python -m corpus.notes` "
+           f"({data['notes']['per_class']} per class, every source of the class in turn, real recordings "
+           f"{data['notes']['real_share']:.0%} of each class's). " if data.get("notes") else "")
+        + f"{data.get('n_train_files')} training and {data.get('n_val_files')} validation excerpts (a song-aware "
         "15 % split); thresholds tuned on "
         f"`{m['validation']['data']}` ({m['validation']['n_files']} files); tested on "
         f"`{metrics['data']}` ({metrics['n_files']} files), never used for tuning.",

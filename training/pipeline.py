@@ -4,10 +4,13 @@
                                 [--scale 1.0] [--epochs 50] [--max-minutes-per-model 25]
                                 [--extra-soundfonts ../shared/soundfonts] [--real-audio ../shared/real-audio]
                                 [--augment noise] [--init-run runs/base] [--lr 1e-3]
+                                [--notes-per-class 200] [--notes DIR]
 
 Each stage is resumable (the corpus keeps finished songs, training resumes from ``last.pt``) and
 prints how long it took. With ``--data-irmas`` the same stages run on real IRMAS instead of the
-synthetic corpus (training folder, plus ``--test`` for the testing folder). ``--init-run`` starts
+synthetic corpus (training folder, plus ``--test`` for the testing folder). With
+``--notes-per-class N`` isolated notes of every source (:mod:`corpus.notes`) are rendered into
+``--notes`` (default ``<corpus>/notes``) and trained on beside the songs. ``--init-run`` starts
 each CNN from another run's ``best.pt`` (fine-tuning); each CNN gets the augmentations of
 ``--augment`` that apply to its representation.
 """
@@ -22,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from corpus import synth
+from corpus import notes, synth
 from instrec.recognizer import MODELS_DIR
 from training import augment as aug
 from training.evaluate import run_evaluation
@@ -66,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="recorded-note libraries (python -m corpus.samples fetch); default data/samples when there")
     ap.add_argument("--real-share", type=float, default=synth.REAL_SHARE)
     ap.add_argument("--material-pieces", type=int, default=60, help="chorales and tunes from music21 (each)")
+    ap.add_argument("--notes-per-class", type=int, default=0,
+                    help="render this many isolated-note excerpts per class (corpus.notes) and train on them too")
+    ap.add_argument("--notes", type=Path, help="where the isolated notes go (default <corpus>/notes)")
     ap.add_argument("--real-audio", type=Path, help="folder of real recordings with labels.csv, checked at the end")
     ap.add_argument("--data-irmas", type=Path, help="train on this IRMAS training folder instead of the corpus")
     ap.add_argument("--test", type=Path, help="testing-layout folder for the evaluation (default: <corpus>/test)")
@@ -82,6 +88,15 @@ def main(argv: list[str] | None = None) -> int:
                                           real_share=args.real_share,
                                           material_pieces=args.material_pieces)
             print(json.dumps(summary["counts"]))
+    extra_train = []
+    if args.notes_per_class > 0:
+        notes_dir = args.notes or args.corpus / "notes"
+        with stage("render the isolated notes", times):
+            summary = notes.render_notes(notes_dir, per_class=args.notes_per_class, seed=args.seed,
+                                         workers=args.workers, extra_folders=args.extra_soundfonts,
+                                         samples=args.samples, real_share=args.real_share)
+            print(json.dumps(summary["counts"]))
+        extra_train.append(notes_dir)
     augment = tuple(a for a in args.augment.split(",") if a)
     for rep in ("mel", "modgd", "cqt"):
         with stage(f"train {rep}", times):
@@ -91,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"augmentations: {','.join(mine) or 'none'}" + (f"; starting from {init}" if init else ""))
             train(data, rep, args.out, epochs=args.epochs, patience=args.patience, seed=args.seed, augment=mine,
                   lr=args.lr, workers=args.workers, resume=resume, init=init, cache_dir=args.cache,
+                  extra_train=extra_train,
                   max_minutes=args.max_minutes_per_model)
     with stage("tune thresholds and fusion", times):
         tuned = tune(args.out, cache_dir=args.cache)

@@ -1,0 +1,282 @@
+"""Isolated notes of every source of every class: the note-by-note half of the corpus.
+
+    python -m corpus.notes --out data/notes [--per-class 240] [--real-share 0.6] [--seed 0]
+                           [--workers 2] [--extra-soundfonts ../shared/soundfonts] [--samples data/samples]
+
+Most solo recordings people have of one instrument are single notes and short exercises, and a CNN
+that has only heard phrases over an accompaniment hears them poorly. This renders, for every class,
+3-second excerpts of one held note (70 %) or two to four separate notes (30 %) at random pitches of
+the class's playing range, velocities and lengths, with the class's vibrato, played by each of the
+class's sources in turn: every General MIDI soundfont (a random GM program of the class each time)
+and every real recording (real-sample soundfonts and recorded-note libraries, which play
+``real_share`` of the class's excerpts when it has any). Each excerpt goes through the corpus's
+acoustics: a simulated room or the synthetic reverb, microphone colour, compression, background
+noise, lossy encoding (:mod:`corpus.acoustics`).
+
+Written in IRMAS's training layout, so ``training.train --extra-train <out>`` takes it beside the
+song corpus (or ``--data <out>`` trains on the notes alone, e.g. to pre-train):
+
+- ``<out>/train/<code>/note-<source>-<k>__[<code>][nod]__1.wav``, 44.1 kHz stereo 16-bit;
+- ``<out>/corpus.json``: the sources, and one record per excerpt (pitches, velocities, source,
+  program, room and recording chain), in the song corpus's format (:mod:`corpus.subset` and the
+  leave-one-source-out check read it).
+
+Each (class, source) group is rendered by one fresh synthesizer from its own seeded generator, so
+files are byte-identical for the same seed and arguments whatever the number of workers; a rerun
+keeps finished groups.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from corpus import acoustics, music, synth
+from corpus.music import Note, Part
+from instrec.labels import CODES
+
+EXCERPT_S = synth.EXCERPT_S
+PER_CLASS = 240
+#: share of excerpts that hold one note; the others play two to four separate notes
+SINGLE_SHARE = 0.7
+
+
+@dataclass(frozen=True)
+class Group:
+    """The excerpts one source plays for one class."""
+
+    code: str
+    source: str  # the name of the soundfont file or library folder
+    instruments: tuple[synth.Instrument, ...]  # one per GM program for a GM soundfont; one for a real source
+    count: int
+    seed: tuple[int, ...]
+
+    @property
+    def key(self) -> str:
+        return f"{self.code}-{slug(self.source)}"
+
+
+def slug(name: str) -> str:
+    """A file-name-safe short form of a source name."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", Path(name).stem).strip("-").lower()
+
+
+def plan(catalogue: synth.Catalogue, seed: int, per_class: int, real_share: float,
+         codes: tuple[str, ...] = CODES) -> list[Group]:
+    """Every (class, source) group: real sources share ``real_share`` of the class's excerpts, General
+    MIDI soundfonts the rest (all of them when the class has no real source)."""
+    groups = []
+    for ci, code in enumerate(CODES):
+        if code not in codes:
+            continue
+        real = catalogue.real(code)
+        lo, hi = synth.PLAYING_RANGE[code]
+        real = [dataclasses.replace(r, low=max(r.low, lo), high=min(r.high, hi)) for r in real]
+        real = [r for r in real if r.low <= r.high]
+        n_real = round(per_class * real_share) if real else 0
+        gm_fonts = catalogue.gm
+        shares = [(r.source, (r,), n_real // len(real) + (i < n_real % len(real))) for i, r in enumerate(real)]
+        n_gm = per_class - n_real
+        for i, font in enumerate(gm_fonts):
+            programs = tuple(synth.Instrument(font, 0, p, plo, phi, (1, 127), code,
+                                              code == "gel" and p not in synth.DISTORTED_PROGRAMS)
+                             for p, plo, phi in synth.PROGRAMS[code])
+            shares.append((Path(font).name, programs, n_gm // len(gm_fonts) + (i < n_gm % len(gm_fonts))))
+        for si, (source, instruments, count) in enumerate(shares):
+            if count:
+                groups.append(Group(code, source, instruments, count, (seed, 7, ci, si)))
+    return groups
+
+
+def note_part(code: str, inst: synth.Instrument, rng: np.random.Generator) -> tuple[Part, str]:
+    """One held note, or two to four separate notes, within the instrument's range."""
+    lo, hi = inst.low, inst.high
+    start = float(rng.uniform(0.0, 0.4))
+    if rng.random() < SINGLE_SHARE:
+        end = min(start + float(rng.uniform(0.6, EXCERPT_S)), EXCERPT_S - 0.05)
+        notes = [Note(start, end, int(rng.integers(lo, hi + 1)), int(rng.integers(25, 128)))]
+        what = "held note"
+    else:
+        notes, t = [], start
+        for _ in range(int(rng.integers(2, 5))):
+            d = float(rng.uniform(0.25, 1.0))
+            if t + d > EXCERPT_S - 0.05:
+                break
+            notes.append(Note(t, t + d, int(rng.integers(lo, hi + 1)), int(rng.integers(25, 128))))
+            t += d + float(rng.uniform(0.05, 0.5))
+        what = f"{len(notes)} separate notes"
+    part = Part(notes=notes)
+    if code in synth.VIBRATO and rng.random() < 0.7:
+        music.vibrato_controls(part, rng, synth.VIBRATO[code])
+        what += ", vibrato"
+    if code == "pia" and rng.random() < 0.3:
+        part.controls += [(0.0, 64, 127), (notes[-1].end, 64, 0)]
+        part.controls.sort()
+    return part, what
+
+
+def render_note(renderer: synth.Renderer, inst: synth.Instrument, rng: np.random.Generator,
+                chain: bool = True) -> tuple[np.ndarray, dict]:
+    """One excerpt -> float32 (n, 2) and its record."""
+    sr = renderer.sample_rate
+    n = int(round(EXCERPT_S * sr))
+    part, what = note_part(inst.code, inst, rng)
+    stem = renderer.render(part, inst, n)
+    record = {**inst.describe(), "plays": what, "pitches": [x.pitch for x in part.notes],
+              "velocities": [x.velocity for x in part.notes]}
+    if inst.code == "gel" and inst.clean_electric and rng.random() < 0.55:
+        stem = synth.amp_stage(stem, rng, sr)
+        record["plays"] += ", amp"
+    x = stem / (synth.rms(stem) + 1e-9) * 0.1
+    if chain and rng.random() < acoustics.STAGES["room"]:
+        x, record["room"] = acoustics.room(x, rng, sr)
+    else:
+        x, record["reverb"] = synth.reverb(x, rng, sr)
+    noise_db = float(rng.uniform(-75, -40))
+    x = x + rng.standard_normal(x.shape).astype(np.float32) * synth.rms(x) * synth.db(noise_db)
+    x = x / (np.max(np.abs(x)) + 1e-9) * synth.db(float(rng.uniform(-20, -1)))
+    if chain:
+        x, record["recording"] = acoustics.recording_chain(x, rng, sr, {**acoustics.STAGES, "room": 0.0})
+    record["noise_db"] = round(noise_db, 1)
+    return x[:n].astype(np.float32), record
+
+
+_STATE: dict = {}
+
+
+def _init_worker(soundfonts: list[str], chain: bool) -> None:
+    _STATE["renderer"] = synth.Renderer(soundfonts)
+    _STATE["chain"] = chain
+
+
+def render_group(group: Group, out: Path) -> list[dict]:
+    """Render (or read back) one group's excerpts; returns their records."""
+    record_path = out / "records" / f"{group.key}.json"
+    files = [f"train/{group.code}/note-{slug(group.source)}-{k:04d}__[{group.code}][nod]__1.wav"
+             for k in range(group.count)]
+    if record_path.exists() and all((out / f).exists() for f in files):
+        return json.loads(record_path.read_text())
+    renderer: synth.Renderer = _STATE["renderer"]
+    renderer.renew()
+    rng = np.random.default_rng(list(group.seed))
+    records = []
+    for k, rel in enumerate(files):
+        inst = group.instruments[int(rng.integers(len(group.instruments)))]
+        audio, part = render_note(renderer, inst, rng, chain=_STATE["chain"])
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        synth._write_wav(path, audio)
+        records.append({"key": f"{group.key}-{k:04d}", "split": "train", "labels": [group.code], "files": [rel],
+                        "solo": True, "parts": [{**part, "role": "predominant"}], "seed": [*group.seed, k]})
+    record_path.parent.mkdir(parents=True, exist_ok=True)
+    record_path.write_text(json.dumps(records))
+    return records
+
+
+def _run(args: tuple[Group, Path]) -> list[dict]:
+    return render_group(*args)
+
+
+def render_notes(out: Path, *, per_class: int = PER_CLASS, seed: int = 0, workers: int = 1,
+                 extra_folders: list[Path] | None = None, samples: Path | None = None,
+                 real_share: float = synth.REAL_SHARE, gm: list[Path] | None = None, chain: bool = True,
+                 codes: tuple[str, ...] = CODES, progress: bool = True) -> dict:
+    """Render (or finish rendering) the notes of ``codes`` into ``out``; returns per-class counts and
+    the time."""
+    if per_class < 1:
+        raise ValueError(f"per_class must be at least 1, got {per_class}")
+    unknown = sorted(set(codes) - set(CODES))
+    if unknown:
+        raise ValueError(f"unknown instrument codes {unknown}; expected some of {', '.join(CODES)}")
+    t0 = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    catalogue = synth.Catalogue(synth.gm_soundfonts(gm), synth.extra_soundfonts(extra_folders or []), real_share,
+                                synth.sample_libraries(samples))
+    groups = plan(catalogue, seed, per_class, real_share, tuple(codes))
+    args = [(g, out) for g in groups]
+    records: list[dict] = []
+    bar = tqdm(total=sum(g.count for g in groups), desc="rendering notes", unit="excerpt", disable=not progress)
+    if workers <= 1:
+        _init_worker(catalogue.soundfonts, chain)
+        results = map(_run, args)
+    else:
+        pool = get_context("spawn").Pool(workers, _init_worker, (catalogue.soundfonts, chain))
+        results = pool.imap_unordered(_run, args, chunksize=1)
+    try:
+        for group_records in results:
+            records.extend(group_records)
+            bar.update(len(group_records))
+    finally:
+        bar.close()
+        if workers > 1:
+            pool.close()
+            pool.join()
+    records.sort(key=lambda r: r["key"])
+    counts = {code: sum(1 for r in records if r["labels"] == [code]) for code in CODES if code in codes}
+    by_source: dict[str, dict[str, int]] = {}
+    for r in records:
+        source = r["parts"][0]["source"]
+        by_source.setdefault(r["labels"][0], {}).setdefault(source, 0)
+        by_source[r["labels"][0]][source] += 1
+    summary = {"counts": counts, "by_source": by_source, "seconds": round(time.perf_counter() - t0, 1)}
+    manifest = {"kind": "notes", "seed": seed, "per_class": per_class, "sample_rate": synth.SAMPLE_RATE,
+                "soundfonts": [Path(p).name for p in catalogue.soundfonts],
+                "gm_soundfonts": [Path(p).name for p in catalogue.gm], "real_share": real_share,
+                "libraries": sorted(Path(e["path"]).name for specs in catalogue.libraries.values() for e in specs),
+                "sources": {code: catalogue.sources(code) for code in CODES}, "recording_chain": chain,
+                "summary": summary, "records": records}
+    (out / "corpus.json").write_text(json.dumps(manifest, indent=1))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m corpus.notes", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, required=True, help="notes folder (created; finished groups are kept)")
+    ap.add_argument("--per-class", type=int, default=PER_CLASS, help="excerpts of each class")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--extra-soundfonts", type=Path, action="append", default=[], metavar="DIR",
+                    help="folder of real-sample soundfonts (see the README); repeatable")
+    ap.add_argument("--samples", type=Path,
+                    default=synth.DEFAULT_SAMPLES if synth.DEFAULT_SAMPLES.is_dir() else None, metavar="DIR",
+                    help=f"recorded-note libraries (default {synth.DEFAULT_SAMPLES} when it exists)")
+    ap.add_argument("--real-share", type=float, default=synth.REAL_SHARE,
+                    help="share of a class's excerpts played by real recordings, when it has any")
+    ap.add_argument("--gm-soundfont", type=Path, action="append", default=[], metavar="FILE",
+                    help="General MIDI soundfont instead of the default ones; repeatable")
+    ap.add_argument("--classes", default=",".join(CODES), help="comma-separated instrument codes (default: all)")
+    ap.add_argument("--no-recording-chain", dest="chain", action="store_false",
+                    help="the synthetic reverb and noise floor only")
+    args = ap.parse_args(argv)
+    if not 0 <= args.real_share <= 1:
+        ap.error("--real-share must be within 0..1")
+    try:
+        summary = render_notes(args.out, per_class=args.per_class, seed=args.seed, workers=args.workers,
+                               extra_folders=args.extra_soundfonts, samples=args.samples,
+                               real_share=args.real_share, gm=args.gm_soundfont, chain=args.chain,
+                               codes=tuple(c for c in args.classes.split(",") if c))
+    except (synth.SynthError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for code in summary["counts"]:
+        sources = summary["by_source"].get(code, {})
+        print(f"{code}: {summary['counts'][code]:4d} excerpts  "
+              + ", ".join(f"{s} {n}" for s, n in sorted(sources.items())))
+    print(f"rendered in {summary['seconds']:.0f} s -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Isolated notes of every source (corpus.notes), rendered for real by FluidSynth and the sampler."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from corpus import notes, synth
+from instrec.labels import CODES
+from training.datasets import read_training
+
+FLUIDR3 = synth.GM_PATHS[0]
+#: flute: 4 excerpts, 3 of them (0.75) from the synthetic-tone library, 1 from the GM soundfont
+NOTES = {"per_class": 4, "real_share": 0.75, "seed": 0, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def tiny_notes(tmp_path_factory, tiny_samples):
+    out = tmp_path_factory.mktemp("notes")
+    notes.render_notes(out, samples=tiny_samples, workers=1, **NOTES)
+    return out
+
+
+def test_layout_labels_and_sources(tiny_notes):
+    manifest = json.loads((tiny_notes / "corpus.json").read_text())
+    records = {r["files"][0]: r for r in manifest["records"]}
+    ds = read_training(tiny_notes / "train")
+    assert ds.counts() == {code: 4 for code in CODES}
+    for e in ds:
+        rec = records[str(e.path.relative_to(tiny_notes))]
+        assert list(e.labels) == rec["labels"] == [rec["parts"][0]["code"]]
+        info = sf.info(str(e.path))
+        assert (info.samplerate, info.channels, info.subtype, info.frames) == (44100, 2, "PCM_16", 3 * 44100)
+        y, _ = sf.read(str(e.path))
+        assert np.isfinite(y).all() and np.abs(y).max() > 0.05  # audible, not silent
+        assert ("room" in rec["parts"][0]) != ("reverb" in rec["parts"][0])
+        assert 1 <= len(rec["parts"][0]["pitches"]) <= 4
+    by_source = manifest["summary"]["by_source"]
+    gm = manifest["gm_soundfonts"]
+    assert by_source["flu"] == {"tonejs-flute": 3, gm[0]: 1}  # the real share, exactly
+    for code, sources in by_source.items():  # the others from the General MIDI soundfonts, in turn
+        assert code == "flu" or (set(sources) <= set(gm) and max(sources.values()) - min(sources.values()) <= 1)
+    lo, hi = synth.PLAYING_RANGE["flu"]
+    assert all(lo <= p <= hi for r in manifest["records"] for p in r["parts"][0]["pitches"] if r["labels"] == ["flu"])
+
+
+def test_a_held_note_sounds_at_its_pitch(tiny_samples, tmp_path):
+    """Without the recording chain, every held flute note from the library of known tones has its
+    fundamental at the recorded pitch: the strongest spectral peak within 15 cents (the library's
+    tones have a falling harmonic series, so the fundamental is the strongest peak; 0.33 Hz FFT
+    bins, parabolic interpolation, and the sampler's shift is exact to a few cents)."""
+    out = tmp_path / "plain"
+    notes.render_notes(out, samples=tiny_samples, workers=1, chain=False, codes=("flu",), gm=[FLUIDR3],
+                       **{**NOTES, "per_class": 24, "real_share": 1.0})
+    manifest = json.loads((out / "corpus.json").read_text())
+    assert {r["labels"][0] for r in manifest["records"]} == {"flu"}
+    held = [r for r in manifest["records"] if r["parts"][0]["plays"] == "held note"]  # no vibrato
+    assert len(held) >= 3
+    for r in held:
+        y, sr = sf.read(str(out / r["files"][0]))
+        x = y.mean(axis=1) * np.hanning(len(y))
+        spectrum = np.abs(np.fft.rfft(x, n=4 * len(x)))
+        k = int(np.argmax(spectrum[1:])) + 1
+        a, b, c = np.log(spectrum[k - 1 : k + 2] + 1e-12)
+        peak_hz = (k + 0.5 * (a - c) / (a - 2 * b + c)) * sr / (4 * len(x))
+        expected = 440.0 * 2 ** ((r["parts"][0]["pitches"][0] - 69) / 12)
+        assert abs(1200 * np.log2(peak_hz / expected)) < 15, (r["key"], peak_hz, expected)
+
+
+def test_same_seed_same_bytes_whatever_the_workers(tiny_notes, tiny_samples, tmp_path):
+    again = tmp_path / "again"
+    notes.render_notes(again, samples=tiny_samples, workers=2, **NOTES)
+    files = sorted(p.relative_to(tiny_notes) for p in tiny_notes.rglob("*.wav"))
+    assert files == sorted(p.relative_to(again) for p in again.rglob("*.wav"))
+    for rel in files:
+        assert (tiny_notes / rel).read_bytes() == (again / rel).read_bytes(), rel
+
+
+def test_leave_one_out_holds_the_sources_notes_out_too(tiny_corpus, tiny_notes, tmp_path):
+    from experiments.leave_one_out import split_by_source
+
+    plan = split_by_source(tiny_corpus, tmp_path / "lolo", notes=tiny_notes)
+    manifest = json.loads((tiny_notes / "corpus.json").read_text())
+    source = {r["files"][0].removeprefix("train/"): r["parts"][0]["source"] for r in manifest["records"]}
+    trained = [p for p in (tmp_path / "lolo" / "train").rglob("note-*.wav")]
+    held = [p for p in (tmp_path / "lolo" / "held-notes").rglob("*.wav")]
+    assert len(trained) + len(held) == len(source)
+    assert held, "some held-out source plays notes"
+    for p in trained:
+        code = p.parent.name
+        assert source[f"{code}/{p.name}"] != plan["held_out"].get(code)
+    for p in held:
+        code = p.parent.name
+        assert source[f"{code}/{p.name}"] == plan["held_out"][code]
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="per_class"):
+        notes.render_notes(tmp_path / "x", per_class=0, progress=False)
+    with pytest.raises(ValueError, match="unknown instrument codes"):
+        notes.render_notes(tmp_path / "x", codes=("flu", "kazoo"), progress=False)
