@@ -15,22 +15,28 @@ def test_pipeline_fine_tunes_exports_and_writes_the_card(tiny_corpus, tiny_sampl
     shutil.copytree(tiny_corpus, corpus)  # finished songs are kept: the corpus stage only checks them
     argv = ["--corpus", str(corpus), "--scale", str(TINY_SCALE), "--material-pieces", str(TINY_MATERIAL),
             "--out", str(out), "--models", str(models), "--epochs", "1", "--workers", "1", "--lr", "3e-4",
-            "--init-run", str(tiny_run), "--augment", "noise,pitch", "--real-audio", str(REAL_AUDIO),
-            "--cache", str(tmp_path / "cache"), "--samples", str(tiny_samples), "--real-share", "1.0"]
+            "--init-run", str(tiny_run), "--augment", "noise,pitch,mixstyle", "--real-audio", str(REAL_AUDIO),
+            "--cache", str(tmp_path / "cache"), "--samples", str(tiny_samples), "--real-share", "1.0",
+            "--notes-per-class", "1"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "augmentations: noise,pitch; starting from" in printed and "augmentations: pitch; starting from" in printed
+    assert "augmentations: noise,pitch,mixstyle; starting from" in printed
+    assert "augmentations: pitch,mixstyle; starting from" in printed and "augmentations: pitch; starting from" in printed
     times = json.loads((out / "pipeline_times.json").read_text())
-    assert set(times) == {"render the synthetic corpus", "train mel", "train modgd", "train cqt",
+    assert set(times) == {"render the synthetic corpus", "render the isolated notes", "train mel", "train modgd", "train cqt",
                           "tune thresholds and fusion", "evaluate", "export to ONNX", "check on real recordings"}
     mel = torch.load(out / "mel" / "best.pt", weights_only=False)["training_args"]
     cqt = torch.load(out / "cqt" / "best.pt", weights_only=False)["training_args"]
-    assert mel["augment"] == ["noise", "pitch"] and cqt["augment"] == ["pitch"]
+    assert mel["augment"] == ["noise", "pitch", "mixstyle"] and cqt["augment"] == ["pitch"]
+    assert mel["extra_train"] == cqt["extra_train"] == [str(corpus / "notes")]  # the notes, trained on
     assert mel["init"] == str(tiny_run / "mel" / "best.pt") and mel["lr"] == 3e-4
     assert {p.name for p in models.iterdir()} == {"mel.onnx", "modgd.onnx", "cqt.onnx", "manifest.json", "MODEL_CARD.md"}
     card = (models / "MODEL_CARD.md").read_text()
     assert "## Real recordings" in card and "--init-run" in card
-    assert f"| 1 + 1 | noise, pitch | `{tiny_run / 'mel' / 'best.pt'}` |" in card  # epochs: start + fine-tuning
+    assert f"| 1 + 1 | noise, pitch, mixstyle | `{tiny_run / 'mel' / 'best.pt'}` |" in card  # epochs: start + fine-tuning
+    notes = json.loads((models / "manifest.json").read_text())["training_data"]["notes"]
+    assert notes["root"] == str(corpus / "notes") and sum(notes["summary"]["counts"].values()) == 11
+    assert "11 excerpts of isolated notes rendered by `python -m corpus.notes`" in card
     assert commands(out)[-1].startswith("python -m training.pipeline --corpus")
     assert (tmp_path / "cache").is_dir() and not (out / "cache").exists()
     # a second call resumes: every CNN continues from its own last.pt, not from the starting run
