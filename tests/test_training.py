@@ -253,3 +253,28 @@ def test_noise_lifts_the_floor_and_leaves_strong_partials():
     floor = np.exp(np.median(np.delete(y, 20, axis=2), axis=(1, 2, 3)))  # median magnitude off the partial
     assert (floor > 1e-5).all() and (floor < 1e-2).all()
     assert floor.max() / floor.min() > 10  # the level varies from window to window
+
+
+def test_mixstyle_swaps_spectral_shape_and_keeps_the_time_pattern():
+    # two kinds of windows: A bright (a rising per-bin level), B dark (falling); each with its own
+    # time pattern. Freq-MixStyle moves each styled window's per-bin mean and deviation to a mix of its
+    # own and its partner's (weights lam, 1 - lam), and keeps its normalised time pattern exactly.
+    rng = np.random.default_rng(0)
+    F, T = 128, 100
+    level = np.linspace(-5, 5, F, dtype=np.float32)[:, None]
+    pattern = rng.standard_normal((64, 1, F, T)).astype(np.float32)
+    x = pattern + np.where(np.arange(64) % 2 == 0, 1, -1)[:, None, None, None] * level
+    y = augment._mix_style(x, np.random.default_rng(1))
+    assert y.shape == x.shape and y.dtype == np.float32 and np.isfinite(y).all()
+    changed = ~np.isclose(y, x).all(axis=(1, 2, 3))
+    assert 0.4 < changed.mean() < 0.95  # about 70 % of the windows are styled
+    norm = lambda v: (v - v.mean(axis=3, keepdims=True)) / np.sqrt(v.var(axis=3, keepdims=True) + 1e-6)
+    np.testing.assert_allclose(norm(y), norm(x), atol=1e-3)  # the time pattern of every bin is its own
+    # spectral slopes (nepers over the band): +-10 for the originals; the styled ones lie between,
+    # many of them well inside (a Beta(0.4, 0.4) mix with a partner of the other kind)
+    slope = np.polyfit(np.arange(F), y.mean(axis=3)[:, 0].T, 1)[0] * F
+    np.testing.assert_allclose(np.abs(slope[~changed]), 10, atol=0.2)
+    # (about half the partners are of the other kind, and Beta(0.4, 0.4) puts ~55 % of lam in 0.1..0.9)
+    assert np.abs(slope).max() < 10.2 and (np.abs(slope[changed]) < 8).mean() > 0.15
+    assert augment.unsupported(("mixstyle",), "cqt") == ["mixstyle"]
+    assert augment.unsupported(("mixstyle",), "modgd") == []
