@@ -2,6 +2,7 @@
 
     python -m experiments.leave_one_out --corpus data/synth --out runs/lolo [--representation mel]
         [--epochs 5] [--augment noise,mixstyle] [--hold SOURCE ...] [--cache DIR] [--real-audio DIR]
+        [--notes DIR [--no-train-notes]]
 
 For every class one of its sources (a recorded-note library or real-sample soundfont first, else a
 General MIDI soundfont; ``--hold`` chooses) is held out: the training excerpts whose lead it plays are
@@ -9,6 +10,9 @@ left out of training, and afterwards the CNN is asked about exactly those excerp
 holds out one source of every class at once. The share of held-out excerpts whose class comes first is
 the figure: per class, and its mean over classes. With ``--real-audio`` the same CNN is also asked
 about real recordings (a folder with ``labels.csv``), so one run measures a training recipe on both.
+With ``--notes`` (isolated notes rendered by :mod:`corpus.notes`) the notes of the kept sources are
+trained on and those of the held-out sources checked apart: single notes of a library never heard,
+as most real solo recordings are (``--no-train-notes`` checks them without training on any notes).
 Writes ``<out>/leave_one_out.json``.
 """
 
@@ -43,10 +47,11 @@ def choose_held_out(rendered: dict, records: list[dict], chosen: list[str] = ())
     return held
 
 
-def split_by_source(corpus: Path, out: Path, chosen: list[str] = (), notes: Path | None = None) -> dict:
+def split_by_source(corpus: Path, out: Path, chosen: list[str] = (), notes: Path | None = None,
+                    train_notes: bool = True) -> dict:
     """Link the kept training excerpts into ``out/train`` and the held-out ones into ``out/held``;
-    with ``notes`` (a folder rendered by :mod:`corpus.notes`) its excerpts join the training set,
-    but the held-out sources' notes go into ``out/held-notes``."""
+    with ``notes`` (a folder rendered by :mod:`corpus.notes`) its excerpts join the training set
+    (unless not ``train_notes``: the baseline), but the held-out sources' notes go into ``out/held-notes``."""
     rendered, records = training_records(corpus)
     held = choose_held_out(rendered, records, chosen)
     is_held = lambda r: any(held.get(c) == s for c, s in zip(r["labels"], r["lead_sources"]))
@@ -57,25 +62,29 @@ def split_by_source(corpus: Path, out: Path, chosen: list[str] = (), notes: Path
     plan = {"held_out": held, "train_counts": dict(kept), "held_counts": dict(left_out)}
     if notes is not None:
         _, note_records = training_records(notes)
-        plan["notes_train_counts"] = dict(link_files(notes, [r for r in note_records if not is_held(r)], out / "train"))
+        if train_notes:
+            kept_notes = [r for r in note_records if not is_held(r)]
+            plan["notes_train_counts"] = dict(link_files(notes, kept_notes, out / "train"))
         plan["notes_held_counts"] = dict(link_files(notes, [r for r in note_records if is_held(r)], out / "held-notes"))
     return plan
 
 
 def run(corpus: Path, out: Path, *, representation: str = "mel", epochs: int = 5, chosen: list[str] = (),
-        augment: tuple[str, ...] = (), notes: Path | None = None, cache_dir: Path | None = None,
+        augment: tuple[str, ...] = (), notes: Path | None = None, train_notes: bool = True,
+        cache_dir: Path | None = None,
         real_audio: Path | None = None, seed: int = 0, progress: bool = True) -> dict:
     from training.real_audio import check_checkpoints
     from training.train import train
 
     out = Path(out)
-    plan = split_by_source(Path(corpus), out, chosen, notes)
+    plan = split_by_source(Path(corpus), out, chosen, notes, train_notes)
     train(out / "train", representation, out, epochs=epochs, patience=epochs, seed=seed, augment=tuple(augment),
           cache_dir=cache_dir, progress=progress)
     name = out / representation / "best.pt"
     checked = check_checkpoints([name], out / "held")[str(name)]
     per_class = {code: v["correct"] / v["n"] for code, v in checked["per_label"].items()}
     result = {**plan, "representation": representation, "epochs": epochs, "augment": list(augment),
+              "trained_on_notes": bool(notes) and train_notes,
               "seed": seed, "per_class": per_class,
               "mean_over_classes": sum(per_class.values()) / len(per_class) if per_class else 0.0,
               "n_held": checked["n"]}
@@ -103,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--notes", type=Path, metavar="DIR",
                     help="isolated notes rendered by corpus.notes: trained on, less the held-out sources' notes, "
                     "which are checked apart")
+    ap.add_argument("--no-train-notes", dest="train_notes", action="store_false",
+                    help="with --notes: train on the songs alone and only check the held-out sources' notes "
+                    "(the baseline for what training on notes does)")
     ap.add_argument("--cache", type=Path)
     ap.add_argument("--real-audio", type=Path, metavar="DIR", help="also check real recordings (labels.csv)")
     ap.add_argument("--seed", type=int, default=0)
@@ -110,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run(args.corpus, args.out, representation=args.representation, epochs=args.epochs,
                      chosen=args.hold, augment=tuple(a for a in args.augment.split(",") if a),
-                     notes=args.notes, cache_dir=args.cache, real_audio=args.real_audio, seed=args.seed)
+                     notes=args.notes, train_notes=args.train_notes, cache_dir=args.cache, real_audio=args.real_audio, seed=args.seed)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -100,3 +100,11 @@ def test_bad_arguments(tmp_path):
         notes.render_notes(tmp_path / "x", per_class=0, progress=False)
     with pytest.raises(ValueError, match="unknown instrument codes"):
         notes.render_notes(tmp_path / "x", codes=("flu", "kazoo"), progress=False)
+
+
+def test_leave_one_out_baseline_trains_on_no_notes(tiny_corpus, tiny_notes, tmp_path):
+    from experiments.leave_one_out import split_by_source
+
+    plan = split_by_source(tiny_corpus, tmp_path / "lolo", notes=tiny_notes, train_notes=False)
+    assert not list((tmp_path / "lolo" / "train").rglob("note-*.wav"))
+    assert sum(plan["notes_held_counts"].values()) == len(list((tmp_path / "lolo" / "held-notes").rglob("*.wav"))) > 0
