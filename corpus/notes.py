@@ -176,7 +176,7 @@ def render_group(group: Group, out: Path) -> list[dict]:
         audio, part = render_note(renderer, inst, rng, chain=_STATE["chain"])
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        synth._write_wav(path, audio)
+        synth.write_wav(path, audio)
         records.append({"key": f"{group.key}-{k:04d}", "split": "train", "labels": [group.code], "files": [rel],
                         "solo": True, "parts": [{**part, "role": "predominant"}], "seed": [*group.seed, k]})
     record_path.parent.mkdir(parents=True, exist_ok=True)

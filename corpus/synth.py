@@ -617,7 +617,7 @@ def _init_worker(soundfonts: list[str], catalogue: Catalogue, material: list[dic
     _STATE["chain"] = chain
 
 
-def _write_wav(path: Path, audio: np.ndarray) -> None:
+def write_wav(path: Path, audio: np.ndarray) -> None:
     tmp = path.with_suffix(".tmp.wav")
     sf.write(str(tmp), audio, SAMPLE_RATE, subtype="PCM_16")
     os.replace(tmp, path)
@@ -644,7 +644,7 @@ def render_job(job: Job, out: Path) -> dict:
         else:
             piece = mix[: int(round(job.duration * SAMPLE_RATE))]
             path.with_suffix(".txt").write_text("".join(f"{c}\n" for c in job.labels))
-        _write_wav(path, piece)
+        write_wav(path, piece)
     record.update(key=job.key, split=job.split, files=list(job.files), seed=list(job.seed))
     record_path.parent.mkdir(parents=True, exist_ok=True)
     record_path.write_text(json.dumps(record, indent=1))
