@@ -35,6 +35,7 @@ import os
 import re
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -42,7 +43,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from corpus import acoustics, music, synth
+from corpus import music, synth
 from corpus.music import Note, Part
 from instrec.labels import CODES
 
@@ -99,9 +100,9 @@ def plan(catalogue: synth.Catalogue, seed: int, per_class: int, real_share: floa
     return groups
 
 
-def note_part(code: str, inst: synth.Instrument, rng: np.random.Generator) -> tuple[Part, str]:
+def note_part(inst: synth.Instrument, rng: np.random.Generator) -> tuple[Part, str]:
     """One held note, or two to four separate notes, within the instrument's range."""
-    lo, hi = inst.low, inst.high
+    code, lo, hi = inst.code, inst.low, inst.high
     start = float(rng.uniform(0.0, 0.4))
     if rng.random() < SINGLE_SHARE:
         end = min(start + float(rng.uniform(0.6, EXCERPT_S)), EXCERPT_S - 0.05)
@@ -131,25 +132,15 @@ def render_note(renderer: synth.Renderer, inst: synth.Instrument, rng: np.random
     """One excerpt -> float32 (n, 2) and its record."""
     sr = renderer.sample_rate
     n = int(round(EXCERPT_S * sr))
-    part, what = note_part(inst.code, inst, rng)
+    part, what = note_part(inst, rng)
     stem = renderer.render(part, inst, n)
     record = {**inst.describe(), "plays": what, "pitches": [x.pitch for x in part.notes],
               "velocities": [x.velocity for x in part.notes]}
     if inst.code == "gel" and inst.clean_electric and rng.random() < 0.55:
         stem = synth.amp_stage(stem, rng, sr)
         record["plays"] += ", amp"
-    x = stem / (synth.rms(stem) + 1e-9) * 0.1
-    if chain and rng.random() < acoustics.STAGES["room"]:
-        x, record["room"] = acoustics.room(x, rng, sr)
-    else:
-        x, record["reverb"] = synth.reverb(x, rng, sr)
-    noise_db = float(rng.uniform(-75, -40))
-    x = x + rng.standard_normal(x.shape).astype(np.float32) * synth.rms(x) * synth.db(noise_db)
-    x = x / (np.max(np.abs(x)) + 1e-9) * synth.db(float(rng.uniform(-20, -1)))
-    if chain:
-        x, record["recording"] = acoustics.recording_chain(x, rng, sr, {**acoustics.STAGES, "room": 0.0})
-    record["noise_db"] = round(noise_db, 1)
-    return x[:n].astype(np.float32), record
+    x = synth.record_in_a_room(stem / (synth.rms(stem) + 1e-9) * 0.1, rng, sr, record, chain)
+    return x[:n], record
 
 
 _STATE: dict = {}
@@ -224,12 +215,11 @@ def render_notes(out: Path, *, per_class: int = PER_CLASS, seed: int = 0, worker
             pool.close()
             pool.join()
     records.sort(key=lambda r: r["key"])
-    counts = {code: sum(1 for r in records if r["labels"] == [code]) for code in CODES if code in codes}
-    by_source: dict[str, dict[str, int]] = {}
+    by_source: dict[str, Counter] = {code: Counter() for code in CODES if code in codes}
     for r in records:
-        source = r["parts"][0]["source"]
-        by_source.setdefault(r["labels"][0], {}).setdefault(source, 0)
-        by_source[r["labels"][0]][source] += 1
+        by_source[r["labels"][0]][r["parts"][0]["source"]] += 1
+    counts = {code: sum(c.values()) for code, c in by_source.items()}
+    by_source = {code: dict(c) for code, c in by_source.items()}
     summary = {"counts": counts, "by_source": by_source, "seconds": round(time.perf_counter() - t0, 1)}
     manifest = {"kind": "notes", "seed": seed, "per_class": per_class, "sample_rate": synth.SAMPLE_RATE,
                 "soundfonts": [Path(p).name for p in catalogue.soundfonts],
@@ -271,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     for code in summary["counts"]:
-        sources = summary["by_source"].get(code, {})
+        sources = summary["by_source"][code]
         print(f"{code}: {summary['counts'][code]:4d} excerpts  "
               + ", ".join(f"{s} {n}" for s, n in sorted(sources.items())))
     print(f"rendered in {summary['seconds']:.0f} s -> {args.out}")

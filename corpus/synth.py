@@ -533,18 +533,25 @@ def render_mix(renderer: Renderer, catalogue: Catalogue, rng: np.random.Generato
         mix = mix + stem / (rms(stem) + 1e-9) * db(-float(rng.uniform(3, 12)))
         record["parts"].append({**inst.describe(), "role": "drums", "notes": len(part.notes), "rms": rms(stem)})
     mix = tilt_eq(mix, float(rng.uniform(-0.5, 0.5)), sr)
+    return record_in_a_room(mix, rng, sr, record, chain), record
+
+
+def record_in_a_room(x: np.ndarray, rng: np.random.Generator, sr: int, record: dict, chain: bool = True) -> np.ndarray:
+    """A dry mix as a recording: a simulated room (with ``chain``, else the synthetic reverb), a noise
+    floor, a peak level, then the recording chain (microphone, compression, background, lossy encoding).
+    What was done is added to ``record``; returns float32 (n, 2)."""
     if chain and rng.random() < acoustics.STAGES["room"]:
-        mix, record["room"] = acoustics.room(mix, rng, sr)
+        x, record["room"] = acoustics.room(x, rng, sr)
     else:
-        mix, record["reverb"] = reverb(mix, rng, sr)
+        x, record["reverb"] = reverb(x, rng, sr)
     noise_db = float(rng.uniform(-75, -40))
-    mix = mix + rng.standard_normal(mix.shape).astype(np.float32) * rms(mix) * db(noise_db)
+    x = x + rng.standard_normal(x.shape).astype(np.float32) * rms(x) * db(noise_db)
     peak_db = float(rng.uniform(-20, -1))
-    mix = mix / (np.max(np.abs(mix)) + 1e-9) * db(peak_db)
-    if chain:  # microphone, compression, background, lossy encoding
-        mix, record["recording"] = acoustics.recording_chain(mix, rng, sr, {**acoustics.STAGES, "room": 0.0})
+    x = x / (np.max(np.abs(x)) + 1e-9) * db(peak_db)
+    if chain:
+        x, record["recording"] = acoustics.recording_chain(x, rng, sr, {**acoustics.STAGES, "room": 0.0})
     record.update(noise_db=round(noise_db, 1), peak_dbfs=round(peak_db, 1))
-    return mix.astype(np.float32), record
+    return x.astype(np.float32)
 
 
 def music_table(kind: str) -> list[tuple[int, int, int]]:

@@ -71,8 +71,7 @@ def split_by_source(corpus: Path, out: Path, chosen: list[str] = (), notes: Path
 
 def run(corpus: Path, out: Path, *, representation: str = "mel", epochs: int = 5, chosen: list[str] = (),
         augment: tuple[str, ...] = (), notes: Path | None = None, train_notes: bool = True,
-        cache_dir: Path | None = None,
-        real_audio: Path | None = None, seed: int = 0, progress: bool = True) -> dict:
+        cache_dir: Path | None = None, real_audio: Path | None = None, seed: int = 0, progress: bool = True) -> dict:
     from training.real_audio import check_checkpoints
     from training.train import train
 
