@@ -1,13 +1,15 @@
 """End-to-end recognition speed and memory: instrec fp32 and int8 beside the straightforward pipeline.
 
-    python benchmarks/bench_inference.py [--models DIR] [--int8 DIR] [--seconds 20] [--repeats 11] [--hour]
+    python benchmarks/bench_inference.py [--models DIR] [--int8 DIR] [--seconds 20] [--repeats 11] [--rounds 3] [--hour]
 
 For a clip of ``--seconds`` (a WAV at 44.1 kHz stereo): decode, three representations, three
 models, fusion. instrec = ``Recognizer.predict`` (onnxruntime on the CPU, the thread policy of
 :mod:`instrec.runtime`), with the fp32 and the int8 models; straightforward = ``librosa.load`` +
 librosa's melspectrogram and chroma_cqt + the modgd written with full-length FFTs + the PyTorch
-models in eager mode. Each pipeline runs in a fresh process (for its peak resident memory); the
-median of ``--repeats`` runs end to end, and for instrec the median of each stage timed alone.
+models in eager mode. Each pipeline runs in a fresh process (for its peak resident memory), in
+``--rounds`` rounds that take turns (straightforward, fp32, int8, straightforward, ...), so that a
+slow spell of a shared machine falls on every pipeline alike; end to end is the median of all
+``rounds x repeats`` runs, and for instrec each stage is the median of its runs timed alone.
 ``--hour`` adds a 60-minute file (time and peak memory of instrec fp32).
 """
 
@@ -128,7 +130,7 @@ def measure(kind: str, models: Path, clip: Path, repeats: int) -> dict:
         run(clip)
         times.append(time.perf_counter() - t)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"median_s": statistics.median(times), "peak_rss_mb": peak,
+    return {"times_s": times, "peak_rss_mb": peak,
             "stages": stages(models, clip, repeats) if kind == "instrec" and sf.info(str(clip)).duration <= 60 else {}}
 
 
@@ -138,12 +140,29 @@ def in_fresh_process(kind: str, models: Path, clip: Path, repeats: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def in_rounds(pipelines: dict[str, tuple[str, Path]], clip: Path, repeats: int, rounds: int) -> dict[str, dict]:
+    """Each pipeline (name -> kind, models) in ``rounds`` fresh processes, taking turns; their runs pooled:
+    the median end to end over all runs, each stage's median over the rounds, the largest peak RSS."""
+    results: dict[str, list[dict]] = {name: [] for name in pipelines}
+    for _ in range(rounds):
+        for name, (kind, models) in pipelines.items():
+            results[name].append(in_fresh_process(kind, models, clip, repeats))
+    pooled = {}
+    for name, runs in results.items():
+        pooled[name] = {"median_s": statistics.median(t for r in runs for t in r["times_s"]),
+                        "round_medians_s": [statistics.median(r["times_s"]) for r in runs],
+                        "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+                        "stages": {stage: statistics.median(r["stages"][stage] for r in runs) for stage in runs[0]["stages"]}}
+    return pooled
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", type=Path, default=MODELS_DIR)
     ap.add_argument("--int8", type=Path, default=PRECISIONS["int8"], help="the int8 models ('' to skip)")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--repeats", type=int, default=11)
+    ap.add_argument("--rounds", type=int, default=3, help="fresh processes per pipeline, taking turns")
     ap.add_argument("--hour", action="store_true", help="also a 60-minute file")
     ap.add_argument("--measure", choices=("instrec", "straightforward"), help=argparse.SUPPRESS)
     ap.add_argument("--clip", type=Path, help=argparse.SUPPRESS)
@@ -155,11 +174,13 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "clip.wav"
         make_clip(clip, args.seconds)
-        ref = in_fresh_process("straightforward", args.models, clip, args.repeats)
-        runs = {"instrec fp32": in_fresh_process("instrec", args.models, clip, args.repeats)}
+        pipelines = {"straightforward": ("straightforward", args.models), "instrec fp32": ("instrec", args.models)}
         if args.int8 and Path(args.int8).exists():
-            runs["instrec int8"] = in_fresh_process("instrec", Path(args.int8), clip, args.repeats)
-        print(f"{args.seconds:.0f} s clip, 44.1 kHz stereo WAV; median of {args.repeats} runs (ms):")
+            pipelines["instrec int8"] = ("instrec", Path(args.int8))
+        runs = in_rounds(pipelines, clip, args.repeats, args.rounds)
+        ref = runs.pop("straightforward")
+        print(f"{args.seconds:.0f} s clip, 44.1 kHz stereo WAV; {args.rounds} rounds of {args.repeats} runs, "
+              "pipelines taking turns (ms, medians):")
         names = list(runs)
         print(f"  {'stage':22}" + "".join(f"{n:>15}" for n in names))
         for stage in runs[names[0]]["stages"]:
@@ -167,13 +188,17 @@ def main(argv=None):
         print(f"  {'end to end':22}" + "".join(f"{1000 * runs[n]['median_s']:15.0f}" for n in names)
               + f"   straightforward {1000 * ref['median_s']:.0f}")
         print(f"  {'speed-up':22}" + "".join(f"{ref['median_s'] / runs[n]['median_s']:14.1f}x" for n in names))
+        print(f"  {'speed-up per round':22}" + "".join(
+            f"{'/'.join(f'{a / b:.1f}' for a, b in zip(ref['round_medians_s'], runs[n]['round_medians_s'])):>15}"
+            for n in names))
         print(f"  {'peak RSS (MB)':22}" + "".join(f"{runs[n]['peak_rss_mb']:15.0f}" for n in names)
               + f"   straightforward {ref['peak_rss_mb']:.0f}")
         if args.hour:
             long = Path(tmp) / "hour.wav"
             make_clip(long, 3600, sr=22050, channels=1)
             hour = in_fresh_process("instrec", args.models, long, 1)
-            print(f"60 min file: {hour['median_s']:.1f} s ({3600 / hour['median_s']:.0f}x real time), "
+            seconds = statistics.median(hour["times_s"])
+            print(f"60 min file: {seconds:.1f} s ({3600 / seconds:.0f}x real time), "
                   f"peak RSS {hour['peak_rss_mb']:.0f} MB")
 
 

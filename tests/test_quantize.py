@@ -31,3 +31,18 @@ def test_quantize_tiny_models(tiny_models, tiny_corpus, tmp_path):
     for rep in p32:
         assert np.abs(p32[rep] - p8[rep]).max() < 0.1, rep
         assert not np.array_equal(p32[rep], p8[rep])  # really other models
+
+
+def test_quantize_keeping_the_fp32_thresholds(tiny_models, tiny_corpus, tmp_path):
+    out = tmp_path / "int8"
+    assert quantize.main(["--models", str(tiny_models), "--corpus", str(tiny_corpus), "--out", str(out),
+                          "--calibration-files", "4", "--calibration", "percentile", "--thresholds", "keep"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    fp32 = json.loads((tiny_models / "manifest.json").read_text())
+    assert manifest["fusion"] == fp32["fusion"]
+    assert manifest["quantization"]["thresholds"] == "the fp32 models' own"
+    assert manifest["quantization"]["calibration"].startswith("percentile over ")
+    report = json.loads((out / "report.json").read_text())
+    # with the same thresholds on both sides, the two comparisons are one and the same
+    assert report["synthetic_test"] == report["with_fp32_thresholds"]["synthetic_test"]
+    assert "real" not in report

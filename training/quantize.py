@@ -1,15 +1,18 @@
 """Int8 models beside the fp32 ones: static QDQ quantisation, per channel, calibrated on corpus windows.
 
     python -m training.quantize --models instrec/models --corpus data/synth2 --out runs/int8 \\
-        [--real-audio tests/data/real] [--calibration-files 160]
+        [--real-audio tests/data/real] [--calibration-files 160] [--calibration minmax|percentile|entropy]
+        [--thresholds tune|keep]
 
 1. Calibration: the windows of ``--calibration-files`` training excerpts of the corpus the models
    were trained on (drawn with a fixed seed), computed as the recognizer computes them.
 2. onnxruntime's ``quantize_static``: QDQ format, weights int8 per output channel, activations uint8
-   (what x86 int8 kernels take), calibrated by min-max over those windows. The first convolution and
-   the dense head (the Gemm layers) stay in float: they are small, and the most sensitive to rounding.
-3. Thresholds are tuned again for the int8 models on the corpus's validation split (same rule and
-   aggregation as the fp32 models), as :mod:`training.thresholds` does for trained runs.
+   (what x86 int8 kernels take), calibrated over those windows (min-max by default; onnxruntime's
+   percentile or entropy calibration on request). The first convolution and the dense head (the Gemm
+   layers) stay in float: they are small, and the most sensitive to rounding.
+3. Thresholds: tuned again for the int8 models on the corpus's validation split (same rule and
+   aggregation as the fp32 models, as :mod:`training.thresholds` does for trained runs), or with
+   ``--thresholds keep`` the fp32 models' own, so that only the rounding can change a decision.
 4. Both precisions are scored on the corpus's test split and on the real recordings: micro F1, the
    share of decisions (file x instrument) that change, and the right instrument ranked first.
 
@@ -81,7 +84,11 @@ def float_nodes(model_path: Path, last_convs: int = 0) -> list[str]:
     return convs[:1] + (convs[-last_convs:] if last_convs else []) + [n.name for n in nodes if n.op_type in ("Gemm", "MatMul")]
 
 
-def quantize_model(src: Path, dst: Path, windows: np.ndarray, last_convs: int = 0) -> list[str]:
+#: ``--calibration`` choices: onnxruntime's calibration methods.
+CALIBRATIONS = {"minmax": "MinMax", "percentile": "Percentile", "entropy": "Entropy"}
+
+
+def quantize_model(src: Path, dst: Path, windows: np.ndarray, last_convs: int = 0, calibration: str = "minmax") -> list[str]:
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -93,7 +100,7 @@ def quantize_model(src: Path, dst: Path, windows: np.ndarray, last_convs: int = 
         name = onnx.load(str(pre)).graph.input[0].name
         quantize_static(str(pre), str(dst), _Reader(name, windows), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=keep)
+                        calibrate_method=getattr(CalibrationMethod, CALIBRATIONS[calibration]), nodes_to_exclude=keep)
     return keep
 
 
@@ -128,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calibration-files", type=int, default=160)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--float-last-convs", type=int, default=0, help="also keep this many last convolutions in float")
+    ap.add_argument("--calibration", choices=tuple(CALIBRATIONS), default="minmax",
+                    help="how activation ranges are calibrated (default minmax)")
+    ap.add_argument("--thresholds", choices=("tune", "keep"), default="tune",
+                    help="tune the int8 models' thresholds on the validation split (default), or keep the fp32 ones")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     manifest = load_manifest(args.models)
@@ -138,23 +149,26 @@ def main(argv: list[str] | None = None) -> int:
     for rep in fusion32.models:
         info = manifest["models"][rep]
         dst = args.out / info["file"]
-        kept = quantize_model(args.models / info["file"], dst, windows[rep], args.float_last_convs)
+        kept = quantize_model(args.models / info["file"], dst, windows[rep], args.float_last_convs, args.calibration)
         out_manifest["models"][rep].update(sha256=sha256(dst), bytes=dst.stat().st_size, precision="int8",
                                            float_nodes=kept)
         print(f"{rep}: {info['bytes'] / 1e6:.1f} MB fp32 -> {dst.stat().st_size / 1e6:.1f} MB int8 "
               f"(float: {', '.join(kept)})")
     out_manifest["quantization"] = {"format": "QDQ", "weights": "int8 per channel", "activations": "uint8",
-                                    "calibration": f"min-max over {len(windows[fusion32.models[0]])} windows of "
+                                    "calibration": f"{args.calibration} over {len(windows[fusion32.models[0]])} windows of "
                                                    f"{args.calibration_files} training excerpts of {args.corpus.name}",
                                     "float_nodes": "first convolution, dense head"
-                                    + (f", last {args.float_last_convs} convolutions" if args.float_last_convs else "")}
+                                    + (f", last {args.float_last_convs} convolutions" if args.float_last_convs else ""),
+                                    "thresholds": "tuned for int8 on the validation split" if args.thresholds == "tune"
+                                    else "the fp32 models' own"}
     (args.out / "manifest.json").write_text(json.dumps(out_manifest, indent=1))
 
     rec32, rec8 = Recognizer(args.models), Recognizer(args.out)
     validation = read_any(args.corpus / "validation")
     val32 = file_scores(rec32, [e.path for e in validation], fusion32.aggregation, "validation fp32")
     val8 = file_scores(rec8, [e.path for e in validation], fusion32.aggregation, "validation int8")
-    fusion8 = tune_fusion(val8, validation.targets(), fusion32.models, fusion32.rule, fusion32.aggregation)
+    fusion8 = (tune_fusion(val8, validation.targets(), fusion32.models, fusion32.rule, fusion32.aggregation)
+               if args.thresholds == "tune" else fusion32)
     out_manifest["fusion"] = fusion8.to_dict()
     report = {"validation": compare(val32, val8, fusion32, fusion8, validation.targets())}
     test = read_any(args.corpus / "test")
