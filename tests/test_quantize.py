@@ -13,7 +13,7 @@ from training import quantize
 def test_quantize_tiny_models(tiny_models, tiny_corpus, tmp_path):
     out = tmp_path / "int8"
     assert quantize.main(["--models", str(tiny_models), "--corpus", str(tiny_corpus), "--out", str(out),
-                          "--real-audio", str(REAL_AUDIO), "--calibration-files", "8"]) == 0
+                          "--real-audio", str(REAL_AUDIO), "--calibration-files", "8", "--thresholds", "tune"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     fp32 = json.loads((tiny_models / "manifest.json").read_text())
     for rep, info in manifest["models"].items():
