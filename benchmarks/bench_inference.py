@@ -189,7 +189,7 @@ def main(argv=None):
               + f"   straightforward {1000 * ref['median_s']:.0f}")
         print(f"  {'speed-up':22}" + "".join(f"{ref['median_s'] / runs[n]['median_s']:14.1f}x" for n in names))
         print(f"  {'speed-up per round':22}" + "".join(
-            f"{'/'.join(f'{a / b:.1f}' for a, b in zip(ref['round_medians_s'], runs[n]['round_medians_s'])):>15}"
+            " " + f"{'/'.join(f'{a / b:.1f}' for a, b in zip(ref['round_medians_s'], runs[n]['round_medians_s'])):>14}"
             for n in names))
         print(f"  {'peak RSS (MB)':22}" + "".join(f"{runs[n]['peak_rss_mb']:15.0f}" for n in names)
               + f"   straightforward {ref['peak_rss_mb']:.0f}")
