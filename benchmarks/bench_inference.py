@@ -9,7 +9,8 @@ librosa's melspectrogram and chroma_cqt + the modgd written with full-length FFT
 models in eager mode. Each pipeline runs in a fresh process (for its peak resident memory), in
 ``--rounds`` rounds that take turns (straightforward, fp32, int8, straightforward, ...), so that a
 slow spell of a shared machine falls on every pipeline alike; end to end is the median of all
-``rounds x repeats`` runs, and for instrec each stage is the median of its runs timed alone.
+``rounds x repeats`` runs, and for instrec each stage (timed alone, ``--repeats`` times per round) is
+the median of its rounds' medians.
 ``--hour`` adds a 60-minute file (time and peak memory of instrec fp32).
 """
 
@@ -189,7 +190,7 @@ def main(argv=None):
               + f"   straightforward {1000 * ref['median_s']:.0f}")
         print(f"  {'speed-up':22}" + "".join(f"{ref['median_s'] / runs[n]['median_s']:14.1f}x" for n in names))
         print(f"  {'speed-up per round':22}" + "".join(
-            " " + f"{'/'.join(f'{a / b:.1f}' for a, b in zip(ref['round_medians_s'], runs[n]['round_medians_s'])):>14}"
+            f" {'/'.join(f'{a / b:.1f}' for a, b in zip(ref['round_medians_s'], runs[n]['round_medians_s'])):>14}"
             for n in names))
         print(f"  {'peak RSS (MB)':22}" + "".join(f"{runs[n]['peak_rss_mb']:15.0f}" for n in names)
               + f"   straightforward {ref['peak_rss_mb']:.0f}")

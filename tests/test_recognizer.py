@@ -167,8 +167,8 @@ def test_shipped_int8_models_answer_like_the_fp32_ones(real_clips):
     # the int8 models shipped beside the fp32 ones: loaded through --precision, described as int8 in their
     # manifest, with the fp32 thresholds, and on the real clips they change no more decisions than their
     # manifest's parity figures say (one of 341 when they were made)
-    from instrec.fusion import aggregate
     from instrec.recognizer import PRECISIONS
+    from training.quantize import file_scores
 
     info = run_cli("--precision", "int8", "info")
     assert info.returncode == 0 and json.loads(info.stdout)["models_dir"] == str(PRECISIONS["int8"])
@@ -176,15 +176,11 @@ def test_shipped_int8_models_answer_like_the_fp32_ones(real_clips):
     assert {m["precision"] for m in int8.manifest["models"].values()} == {"int8"}
     assert int8.manifest["fusion"] == fp32.manifest["fusion"]
     parity = int8.manifest["parity"]["int8_vs_fp32"]["real"]
-    changed = []
-    for clip in real_clips:
-        scores = {}
-        for name, rec in (("fp32", fp32), ("int8", int8)):
-            probs = rec.predict(clip).window_probabilities
-            scores[name] = {rep: aggregate(p, rec.fusion.aggregation)[None] for rep, p in probs.items()}
-        changed.append(np.mean(fp32.fusion.decide(scores["fp32"]) != fp32.fusion.decide(scores["int8"])))
-    assert len(changed) == parity["n_files"]
-    assert np.mean(changed) == pytest.approx(parity["decisions_changed"], abs=1e-4)
+    fusion = fp32.fusion
+    decisions = {name: fusion.decide(file_scores(rec, real_clips, fusion.aggregation, name))
+                 for name, rec in (("fp32", fp32), ("int8", int8))}
+    assert len(decisions["fp32"]) == parity["n_files"]
+    assert np.mean(decisions["fp32"] != decisions["int8"]) == pytest.approx(parity["decisions_changed"], abs=1e-4)
 
 
 def test_cli_goes_on_after_an_internal_error(tiny_models, tiny_corpus, tmp_path):
