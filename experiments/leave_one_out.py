@@ -1,7 +1,7 @@
 """Leave one source out: how well does a CNN hear a recording setup it never heard?
 
     python -m experiments.leave_one_out --corpus data/synth --out runs/lolo [--representation mel]
-        [--epochs 5] [--augment noise,mixstyle] [--hold SOURCE ...] [--cache DIR] [--real-audio DIR]
+        [--epochs 5] [--augment noise,mixstyle] [--ema EPOCHS] [--hold SOURCE ...] [--cache DIR] [--real-audio DIR]
         [--notes DIR [--no-train-notes]]
 
 For every class one of its sources (a recorded-note library or real-sample soundfont first, else a
@@ -71,18 +71,19 @@ def split_by_source(corpus: Path, out: Path, chosen: list[str] = (), notes: Path
 
 def run(corpus: Path, out: Path, *, representation: str = "mel", epochs: int = 5, chosen: list[str] = (),
         augment: tuple[str, ...] = (), notes: Path | None = None, train_notes: bool = True,
-        cache_dir: Path | None = None, real_audio: Path | None = None, seed: int = 0, progress: bool = True) -> dict:
+        cache_dir: Path | None = None, real_audio: Path | None = None, seed: int = 0, ema: float | None = None,
+        progress: bool = True) -> dict:
     from training.real_audio import check_checkpoints
     from training.train import train
 
     out = Path(out)
     plan = split_by_source(Path(corpus), out, chosen, notes, train_notes)
     train(out / "train", representation, out, epochs=epochs, patience=epochs, seed=seed, augment=tuple(augment),
-          cache_dir=cache_dir, progress=progress)
+          cache_dir=cache_dir, ema=ema, progress=progress)
     name = out / representation / "best.pt"
     checked = check_checkpoints([name], out / "held")[str(name)]
     per_class = {code: v["correct"] / v["n"] for code, v in checked["per_label"].items()}
-    result = {**plan, "representation": representation, "epochs": epochs, "augment": list(augment),
+    result = {**plan, "representation": representation, "epochs": epochs, "augment": list(augment), "ema": ema,
               "trained_on_notes": bool(notes) and train_notes,
               "seed": seed, "per_class": per_class,
               "mean_over_classes": sum(per_class.values()) / len(per_class) if per_class else 0.0,
@@ -117,11 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path)
     ap.add_argument("--real-audio", type=Path, metavar="DIR", help="also check real recordings (labels.csv)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--ema", type=float, metavar="EPOCHS",
+                    help="train with a moving average of the weights over about this many epochs (training.train)")
     args = ap.parse_args(argv)
     try:
         result = run(args.corpus, args.out, representation=args.representation, epochs=args.epochs,
                      chosen=args.hold, augment=tuple(a for a in args.augment.split(",") if a),
-                     notes=args.notes, train_notes=args.train_notes, cache_dir=args.cache, real_audio=args.real_audio, seed=args.seed)
+                     notes=args.notes, train_notes=args.train_notes, cache_dir=args.cache, real_audio=args.real_audio, seed=args.seed, ema=args.ema)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -166,6 +166,40 @@ def test_resume_continues_where_it_stopped(tiny_corpus, tmp_path):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
 
 
+def test_ema_decay_spans_the_asked_number_of_epochs():
+    from training.train import ema_decay
+
+    assert ema_decay(2.0, 50) == pytest.approx(0.99)  # 1 - 1 / (2 epochs x 50 steps)
+    assert ema_decay(0.01, 10) == 0.0  # under one step: the average is the last step's weights
+    with pytest.raises(ValueError, match="positive"):
+        ema_decay(0, 10)
+
+
+def test_ema_saves_and_resumes_the_moving_average(tiny_corpus, tmp_path):
+    kw = dict(batch_size=16, workers=1, patience=99, progress=False)
+    first = train(tiny_corpus, "cqt", tmp_path / "run", epochs=1, ema=0.5, **kw)
+    last = torch.load(tmp_path / "run" / "cqt" / "last.pt", weights_only=False)
+    best = torch.load(tmp_path / "run" / "cqt" / "best.pt", weights_only=False)
+    steps = -(-first["n_train_windows"] // 16)
+    assert int(last["averaged"]["n_averaged"]) == steps
+    name = "head.3.weight"
+    # the saved (and validated) model is the average, which lags behind the last step's weights
+    torch.testing.assert_close(best["state_dict"][name], last["averaged"][f"module.{name}"])
+    assert not torch.allclose(best["state_dict"][name], last["state_dict"][name])
+    assert best["training_args"]["ema"] == 0.5
+    # resuming restores the average too: the same run as two epochs straight through
+    resumed = train(tiny_corpus, "cqt", tmp_path / "run", epochs=2, ema=0.5, resume=True, **kw)
+    straight = train(tiny_corpus, "cqt", tmp_path / "straight", epochs=2, ema=0.5, **kw)
+    assert resumed["history"][1]["val_loss"] == pytest.approx(straight["history"][1]["val_loss"], rel=1e-5)
+    a = torch.load(tmp_path / "run" / "cqt" / "last.pt", weights_only=False)["averaged"]
+    b = torch.load(tmp_path / "straight" / "cqt" / "last.pt", weights_only=False)["averaged"]
+    torch.testing.assert_close(a[f"module.{name}"], b[f"module.{name}"], rtol=1e-5, atol=1e-6)
+    # a run trained without the average cannot be resumed with one
+    train(tiny_corpus, "cqt", tmp_path / "plain", epochs=1, **kw)
+    with pytest.raises(ValueError, match="without --ema"):
+        train(tiny_corpus, "cqt", tmp_path / "plain", epochs=2, ema=0.5, resume=True, **kw)
+
+
 @pytest.mark.parametrize("rep", ["mel", "modgd", "cqt"])
 def test_pitch_shift_moves_a_sine_by_the_right_interval(rep):
     from instrec import features

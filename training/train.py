@@ -3,7 +3,7 @@
     python -m training.train --data DIR --representation mel|modgd|cqt [--out runs/default]
                              [--epochs 50] [--patience 5] [--loss softmax|sigmoid]
                              [--augment crop,stretch,freqmask,mix,pitch,eq,noise] [--extra-train DIR]
-                             [--max-hz 4000] [--init CHECKPOINT | --resume]
+                             [--max-hz 4000] [--ema EPOCHS] [--init CHECKPOINT | --resume]
 
 The seed's recipe by default: Adam, learning rate 0.001, batch 128, softmax with categorical
 cross-entropy on 1-second windows labelled with their excerpt's instrument; the checkpoint with
@@ -12,6 +12,9 @@ the best validation loss is kept, and training stops when that has not improved 
 ``<out>/<representation>/``: ``best.pt``, ``last.pt`` (for ``--resume``), ``history.json`` and
 ``loss.png``. ``--init`` starts from another run's weights and input statistics (fine-tuning,
 e.g. models trained on the synthetic corpus tuned further on IRMAS) with a fresh optimiser.
+``--ema EPOCHS`` validates and saves an exponential moving average of the weights over about that
+many epochs of steps instead of the last step's weights (weight averaging finds flatter minima, which
+carry over better to recordings the training set does not have; it also evens out one run's luck).
 """
 
 from __future__ import annotations
@@ -75,6 +78,13 @@ def validate(model: InstrumentCNN, val: FeatureSet, device: torch.device) -> dic
     return {"val_loss": loss, "val_f1_micro": metrics["f1_micro"], "val_f1_macro": metrics["f1_macro"]}
 
 
+def ema_decay(horizon_epochs: float, steps_per_epoch: int) -> float:
+    """The decay whose moving average spans about ``horizon_epochs`` epochs of optimiser steps."""
+    if horizon_epochs <= 0:
+        raise ValueError(f"--ema takes a positive number of epochs, not {horizon_epochs}")
+    return 1.0 - 1.0 / max(1.0, horizon_epochs * steps_per_epoch)
+
+
 def input_statistics(windows: np.ndarray, max_windows: int = 4000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Per-bin mean and standard deviation over (a sample of) the training windows."""
     rng = np.random.default_rng(seed)
@@ -118,7 +128,8 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
           lr: float = 1e-3, loss: str = "softmax", seed: int = 0, augment: tuple[str, ...] = (),
           extra_train: list[Path] = (), cache_dir: Path | None = None, workers: int | None = None,
           resume: bool = False, init: Path | None = None, max_hz: float | None = None, device: str | None = None,
-          max_minutes: float | None = None, params: FeatureParams = DEFAULT, progress: bool = True) -> dict:
+          max_minutes: float | None = None, ema: float | None = None, params: FeatureParams = DEFAULT,
+          progress: bool = True) -> dict:
     """Train and return the summary written to ``<out>/<representation>/history.json``."""
     if representation not in REPRESENTATIONS:
         raise ValueError(f"unknown representation {representation!r}; expected one of {REPRESENTATIONS}")
@@ -158,6 +169,12 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
             raise ValueError("--max-hz needs a frequency axis: mel or modgd")
         model.set_band_limit(features.bin_frequencies(representation, params=params), max_hz)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    steps_per_epoch = -(-len(train_fs.windows) // batch_size)
+    averaged = None  # the model validated and saved: the weights themselves, or their moving average
+    if ema is not None:
+        decay = ema_decay(ema, steps_per_epoch)
+        averaged = torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay))
     use_amp = dev.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     history: list[dict] = []
@@ -165,12 +182,17 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
     rng = np.random.default_rng(seed)
     args = {"data": str(data), "representation": representation, "epochs": epochs, "patience": patience,
             "batch_size": batch_size, "lr": lr, "loss": loss, "seed": seed, "augment": list(augment),
-            "extra_train": [str(p) for p in extra_train], "init": str(init) if init else None, "max_hz": max_hz}
+            "extra_train": [str(p) for p in extra_train], "init": str(init) if init else None, "max_hz": max_hz,
+            "ema": ema}
     if resume and (folder / "last.pt").exists():
         state = torch.load(folder / "last.pt", map_location=dev, weights_only=False)
         model.load_state_dict(state["state_dict"])
         model.max_hz = state.get("max_hz", model.max_hz)
         optimiser.load_state_dict(state["optimiser"])
+        if averaged is not None:
+            if "averaged" not in state:
+                raise ValueError(f"{folder / 'last.pt'} was trained without --ema; resume it without")
+            averaged.load_state_dict(state["averaged"])
         history, best, since_best = state["history"], state["best"], state["since_best"]
         start_epoch = state["epoch"] + 1
         rng.bit_generator.state = state["rng"]
@@ -198,20 +220,26 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
             scaler.scale(batch_loss).backward()
             scaler.step(optimiser)
             scaler.update()
+            if averaged is not None:
+                averaged.update_parameters(model)
             total += float(batch_loss.detach()) * len(idx)
             seen += len(idx)
-        row = {"epoch": epoch, "loss": total / seen, **validate(model, val_fs, dev),
+        kept = model if averaged is None else averaged.module
+        row = {"epoch": epoch, "loss": total / seen, **validate(kept, val_fs, dev),
                "seconds": round(time.perf_counter() - t0, 2)}
         history.append(row)
         improved = row["val_loss"] < best
         if improved:
             best, since_best = row["val_loss"], 0
-            save(folder / "best.pt", model, params, args, history, train_ds, val_ds)
+            save(folder / "best.pt", kept, params, args, history, train_ds, val_ds)
         else:
             since_best += 1
-        torch.save({"state_dict": model.state_dict(), "optimiser": optimiser.state_dict(), "history": history,
-                    "best": best, "since_best": since_best, "epoch": epoch, "max_hz": model.max_hz, "rng": rng.bit_generator.state,
-                    "torch_rng": torch.get_rng_state()}, folder / "last.pt")
+        state = {"state_dict": model.state_dict(), "optimiser": optimiser.state_dict(), "history": history,
+                 "best": best, "since_best": since_best, "epoch": epoch, "max_hz": model.max_hz,
+                 "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}
+        if averaged is not None:
+            state["averaged"] = averaged.state_dict()
+        torch.save(state, folder / "last.pt")
         print(f"{representation} epoch {epoch:3d}  loss {row['loss']:.4f}  val_loss {row['val_loss']:.4f}  "
               f"val_f1 {row['val_f1_micro']:.3f}  {row['seconds']:.0f} s{'  *' if improved else ''}", flush=True)
     summary = {"representation": representation, "best_val_loss": best, "epochs_run": len(history),
@@ -249,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="feature parameters that differ from the defaults, e.g. {\"n_mels\": 64}")
     ap.add_argument("--init", type=Path, metavar="CHECKPOINT",
                     help="start from this checkpoint's weights and input statistics (fine-tuning)")
+    ap.add_argument("--ema", type=float, metavar="EPOCHS",
+                    help="validate and save a moving average of the weights over about this many epochs")
     args = ap.parse_args(argv)
     augment = tuple(a for a in args.augment.split(",") if a)
     params = DEFAULT
@@ -259,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         train(args.data, args.representation, args.out, epochs=args.epochs, patience=args.patience,
               batch_size=args.batch_size, lr=args.lr, loss=args.loss, seed=args.seed, augment=augment,
               extra_train=args.extra_train, cache_dir=args.cache, workers=args.workers, resume=args.resume,
-              init=args.init, max_hz=args.max_hz, device=args.device, max_minutes=args.max_minutes, params=params)
+              init=args.init, max_hz=args.max_hz, device=args.device, max_minutes=args.max_minutes, ema=args.ema,
+              params=params)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
