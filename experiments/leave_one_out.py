@@ -2,7 +2,7 @@
 
     python -m experiments.leave_one_out --corpus data/synth --out runs/lolo [--representation mel]
         [--epochs 5] [--augment noise,mixstyle] [--ema EPOCHS] [--hold SOURCE ...] [--cache DIR] [--real-audio DIR]
-        [--notes DIR [--no-train-notes]]
+        [--notes DIR [--no-train-notes]] [--seeds 0,1,2]
 
 For every class one of its sources (a recorded-note library or real-sample soundfont first, else a
 General MIDI soundfont; ``--hold`` chooses) is held out: the training excerpts whose lead it plays are
@@ -13,7 +13,9 @@ about real recordings (a folder with ``labels.csv``), so one run measures a trai
 With ``--notes`` (isolated notes rendered by :mod:`corpus.notes`) the notes of the kept sources are
 trained on and those of the held-out sources checked apart: single notes of a library never heard,
 as most real solo recordings are (``--no-train-notes`` checks them without training on any notes).
-Writes ``<out>/leave_one_out.json``.
+With ``--seeds`` the CNN is trained once per seed on the same split (into ``<out>/seed<N>/``) and the
+figures are means over the seeds, with their standard deviation: one short run moves a class's figure
+by more than most levers do. Writes ``<out>/leave_one_out.json``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import json
 import shutil
 import sys
 from pathlib import Path
+
+import numpy as np
 
 from corpus.subset import link_files, training_records
 from instrec.labels import CODES
@@ -71,33 +75,73 @@ def split_by_source(corpus: Path, out: Path, chosen: list[str] = (), notes: Path
 
 def run(corpus: Path, out: Path, *, representation: str = "mel", epochs: int = 5, chosen: list[str] = (),
         augment: tuple[str, ...] = (), notes: Path | None = None, train_notes: bool = True,
-        cache_dir: Path | None = None, real_audio: Path | None = None, seed: int = 0, ema: float | None = None,
-        progress: bool = True) -> dict:
+        cache_dir: Path | None = None, real_audio: Path | None = None, seed: int = 0, seeds: list[int] = (),
+        ema: float | None = None, progress: bool = True) -> dict:
+    """Hold out, train (once, or once per seed of ``seeds``), check; returns what is written to
+    ``<out>/leave_one_out.json``: with several seeds, means over them and each seed's result in ``per_seed``."""
+    out = Path(out)
+    plan = split_by_source(Path(corpus), out, chosen, notes, train_notes)
+    seeds = list(seeds) or [seed]
+    common = {**plan, "representation": representation, "epochs": epochs, "augment": list(augment), "ema": ema,
+              "trained_on_notes": bool(notes) and train_notes}
+    runs = []
+    for s in seeds:
+        folder = out if len(seeds) == 1 else out / f"seed{s}"
+        runs.append(check_one(out, folder, representation, epochs=epochs, augment=augment, cache_dir=cache_dir,
+                              notes=bool(plan.get("notes_held_counts")), real_audio=real_audio, seed=s, ema=ema,
+                              progress=progress))
+    result = {**common, **runs[0]} if len(runs) == 1 else {**common, **over_seeds(runs), "per_seed": runs}
+    (out / "leave_one_out.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def check_one(split: Path, folder: Path, representation: str, *, epochs: int, augment: tuple[str, ...],
+              cache_dir: Path | None, notes: bool, real_audio: Path | None, seed: int, ema: float | None,
+              progress: bool) -> dict:
+    """Train on ``split/train`` into ``folder`` and ask the CNN about the held-out excerpts (with ``notes``
+    the held-out sources' isolated notes too, and real recordings when given)."""
     from training.real_audio import check_checkpoints
     from training.train import train
 
-    out = Path(out)
-    plan = split_by_source(Path(corpus), out, chosen, notes, train_notes)
-    train(out / "train", representation, out, epochs=epochs, patience=epochs, seed=seed, augment=tuple(augment),
+    train(split / "train", representation, folder, epochs=epochs, patience=epochs, seed=seed, augment=tuple(augment),
           cache_dir=cache_dir, ema=ema, progress=progress)
-    name = out / representation / "best.pt"
-    checked = check_checkpoints([name], out / "held")[str(name)]
+    name = folder / representation / "best.pt"
+    checked = check_checkpoints([name], split / "held")[str(name)]
     per_class = {code: v["correct"] / v["n"] for code, v in checked["per_label"].items()}
-    result = {**plan, "representation": representation, "epochs": epochs, "augment": list(augment), "ema": ema,
-              "trained_on_notes": bool(notes) and train_notes,
-              "seed": seed, "per_class": per_class,
+    result = {"seed": seed, "per_class": per_class,
               "mean_over_classes": sum(per_class.values()) / len(per_class) if per_class else 0.0,
               "n_held": checked["n"]}
-    if plan.get("notes_held_counts"):
-        checked = check_checkpoints([name], out / "held-notes")[str(name)]
+    if notes:
+        checked = check_checkpoints([name], split / "held-notes")[str(name)]
         result["notes_per_class"] = {code: v["correct"] / v["n"] for code, v in checked["per_label"].items()}
         result["notes_mean_over_classes"] = sum(result["notes_per_class"].values()) / len(result["notes_per_class"])
     if real_audio is not None:
         real = check_checkpoints([name], Path(real_audio))[str(name)]
         result["real_audio"] = {"data": str(real_audio), "n": real["n"], "top1_share": real["top1_share"],
                                 "per_label": real["per_label"]}
-    (out / "leave_one_out.json").write_text(json.dumps(result, indent=1))
     return result
+
+
+def over_seeds(runs: list[dict]) -> dict:
+    """Means over seeds of every figure, with the standard deviation (ddof 1) of the mean over classes
+    and of the real-recording share."""
+    mean = lambda values: float(np.mean(values))
+    sd = lambda values: float(np.std(values, ddof=1))
+    summary = {"seeds": [r["seed"] for r in runs], "n_held": runs[0]["n_held"],
+               "per_class": {c: mean([r["per_class"][c] for r in runs]) for c in runs[0]["per_class"]},
+               "mean_over_classes": mean([r["mean_over_classes"] for r in runs]),
+               "mean_over_classes_sd": sd([r["mean_over_classes"] for r in runs])}
+    if "notes_per_class" in runs[0]:
+        summary["notes_per_class"] = {c: mean([r["notes_per_class"][c] for r in runs]) for c in runs[0]["notes_per_class"]}
+        summary["notes_mean_over_classes"] = mean([r["notes_mean_over_classes"] for r in runs])
+    if "real_audio" in runs[0]:
+        first = runs[0]["real_audio"]
+        summary["real_audio"] = {
+            "data": first["data"], "n": first["n"], "top1_share": mean([r["real_audio"]["top1_share"] for r in runs]),
+            "top1_share_sd": sd([r["real_audio"]["top1_share"] for r in runs]),
+            "per_label": {k: {"n": v["n"], "correct": mean([r["real_audio"]["per_label"][k]["correct"] for r in runs])}
+                          for k, v in first["per_label"].items()}}
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,13 +162,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path)
     ap.add_argument("--real-audio", type=Path, metavar="DIR", help="also check real recordings (labels.csv)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", help="comma-separated seeds: one training run each, figures averaged over them")
     ap.add_argument("--ema", type=float, metavar="EPOCHS",
                     help="train with a moving average of the weights over about this many epochs (training.train)")
     args = ap.parse_args(argv)
     try:
         result = run(args.corpus, args.out, representation=args.representation, epochs=args.epochs,
                      chosen=args.hold, augment=tuple(a for a in args.augment.split(",") if a),
-                     notes=args.notes, train_notes=args.train_notes, cache_dir=args.cache, real_audio=args.real_audio, seed=args.seed, ema=args.ema)
+                     notes=args.notes, train_notes=args.train_notes, cache_dir=args.cache, real_audio=args.real_audio, seed=args.seed, ema=args.ema,
+                     seeds=[int(x) for x in args.seeds.split(",")] if args.seeds else ())
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -132,14 +178,15 @@ def main(argv: list[str] | None = None) -> int:
         if code in result["per_class"]:
             print(f"{code}  held out {result['held_out'][code]:<36} {result['held_counts'].get(code, 0):5d} excerpts  "
                   f"right first {result['per_class'][code]:.2f}")
-    print(f"mean over classes: {result['mean_over_classes']:.3f} ({result['n_held']} held-out excerpts)")
+    spread = f" ± {result['mean_over_classes_sd']:.3f} over seeds {result['seeds']}" if "seeds" in result else ""
+    print(f"mean over classes: {result['mean_over_classes']:.3f}{spread} ({result['n_held']} held-out excerpts)")
     if "notes_per_class" in result:
         print("held-out sources' isolated notes: right first " + ", ".join(
             f"{c} {v:.2f}" for c, v in result["notes_per_class"].items())
               + f"; mean over classes {result['notes_mean_over_classes']:.3f}")
     if "real_audio" in result:
         real = result["real_audio"]
-        by_label = ", ".join(f"{k} {v['correct']}/{v['n']}" for k, v in real["per_label"].items())
+        by_label = ", ".join(f"{k} {v['correct']:g}/{v['n']}" for k, v in real["per_label"].items())
         print(f"real recordings: right first {real['top1_share']:.3f} of {real['n']} ({by_label})")
     return 0
 

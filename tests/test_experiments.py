@@ -2,6 +2,9 @@
 
 import json
 
+import pytest
+import torch
+
 from training.datasets import read_training
 
 
@@ -23,3 +26,35 @@ def test_leave_one_source_out_trains_without_it_and_tests_on_it(tiny_corpus, tmp
     assert set(result["per_class"]) == {e.labels[0] for e in held}
     assert result["n_held"] == len(held)
     assert json.loads((tmp_path / "lolo" / "leave_one_out.json").read_text())["held_out"] == result["held_out"]
+
+
+def test_figures_over_seeds_are_means_with_their_spread():
+    from experiments.leave_one_out import over_seeds
+
+    real = lambda share, cla: {"data": "real", "n": 4, "top1_share": share,
+                               "per_label": {"cla": {"n": 4, "correct": cla}}}
+    runs = [{"seed": 0, "n_held": 10, "per_class": {"cla": 0.2, "voi": 0.6}, "mean_over_classes": 0.4,
+             "real_audio": real(0.25, 1)},
+            {"seed": 1, "n_held": 10, "per_class": {"cla": 0.4, "voi": 0.8}, "mean_over_classes": 0.6,
+             "real_audio": real(0.75, 3)}]
+    summary = over_seeds(runs)
+    assert summary["seeds"] == [0, 1]
+    assert summary["per_class"] == {"cla": pytest.approx(0.3), "voi": pytest.approx(0.7)}
+    assert summary["mean_over_classes"] == pytest.approx(0.5)
+    assert summary["mean_over_classes_sd"] == pytest.approx(0.1 * 2 ** 0.5)  # two values 0.2 apart, ddof 1
+    assert summary["real_audio"]["top1_share"] == pytest.approx(0.5)
+    assert summary["real_audio"]["per_label"]["cla"] == {"n": 4, "correct": 2}
+
+
+def test_leave_one_out_over_seeds_trains_once_per_seed_on_one_split(tiny_corpus, tmp_path):
+    from experiments.leave_one_out import run
+
+    result = run(tiny_corpus, tmp_path / "lolo", epochs=1, seeds=[0, 1], progress=False)
+    assert [r["seed"] for r in result["per_seed"]] == [0, 1]
+    for seed in (0, 1):
+        best = torch.load(tmp_path / "lolo" / f"seed{seed}" / "mel" / "best.pt", weights_only=False)
+        assert best["training_args"]["seed"] == seed
+    assert result["mean_over_classes"] == pytest.approx(
+        sum(r["mean_over_classes"] for r in result["per_seed"]) / 2)
+    assert all(r["n_held"] == result["n_held"] for r in result["per_seed"])
+    assert json.loads((tmp_path / "lolo" / "leave_one_out.json").read_text())["seeds"] == [0, 1]
