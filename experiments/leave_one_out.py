@@ -167,10 +167,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="train with a moving average of the weights over about this many epochs (training.train)")
     args = ap.parse_args(argv)
     try:
+        try:
+            seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else ()
+        except ValueError:
+            raise ValueError(f"--seeds takes comma-separated integers, not {args.seeds!r}") from None
         result = run(args.corpus, args.out, representation=args.representation, epochs=args.epochs,
                      chosen=args.hold, augment=tuple(a for a in args.augment.split(",") if a),
-                     notes=args.notes, train_notes=args.train_notes, cache_dir=args.cache, real_audio=args.real_audio, seed=args.seed, ema=args.ema,
-                     seeds=[int(x) for x in args.seeds.split(",")] if args.seeds else ())
+                     notes=args.notes, train_notes=args.train_notes, cache_dir=args.cache,
+                     real_audio=args.real_audio, seed=args.seed, seeds=seeds, ema=args.ema)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
