@@ -144,6 +144,11 @@ def over_seeds(runs: list[dict]) -> dict:
     return summary
 
 
+def seed_list(text: str) -> list[int]:
+    """``--seeds 0,1,2``; argparse reports anything else as an invalid seed list."""
+    return [int(x) for x in text.split(",")]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m experiments.leave_one_out", description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", type=Path, required=True, help="a corpus rendered by corpus.synth")
@@ -162,19 +167,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path)
     ap.add_argument("--real-audio", type=Path, metavar="DIR", help="also check real recordings (labels.csv)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--seeds", help="comma-separated seeds: one training run each, figures averaged over them")
+    ap.add_argument("--seeds", type=seed_list, default=(),
+                    help="comma-separated seeds: one training run each, figures averaged over them")
     ap.add_argument("--ema", type=float, metavar="EPOCHS",
                     help="train with a moving average of the weights over about this many epochs (training.train)")
     args = ap.parse_args(argv)
     try:
-        try:
-            seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else ()
-        except ValueError:
-            raise ValueError(f"--seeds takes comma-separated integers, not {args.seeds!r}") from None
         result = run(args.corpus, args.out, representation=args.representation, epochs=args.epochs,
                      chosen=args.hold, augment=tuple(a for a in args.augment.split(",") if a),
                      notes=args.notes, train_notes=args.train_notes, cache_dir=args.cache,
-                     real_audio=args.real_audio, seed=args.seed, seeds=seeds, ema=args.ema)
+                     real_audio=args.real_audio, seed=args.seed, seeds=args.seeds, ema=args.ema)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

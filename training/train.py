@@ -139,6 +139,8 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
     unsupported = aug.unsupported(augment, representation)
     if unsupported:
         raise ValueError(f"augmentations {unsupported} do not apply to {representation}")
+    if ema is not None:
+        ema_decay(ema, 1)  # refuses a horizon that is not positive before any feature is extracted
     if init is not None and resume:
         raise ValueError("--init starts a new run and --resume continues one; give one of them")
     seed_everything(seed)
