@@ -196,6 +196,7 @@ def render_notes(out: Path, *, per_class: int = PER_CLASS, seed: int = 0, worker
     catalogue = synth.Catalogue(synth.gm_soundfonts(gm), synth.extra_soundfonts(extra_folders or []), real_share,
                                 synth.sample_libraries(samples))
     groups = plan(catalogue, seed, per_class, real_share, tuple(codes))
+    synth.check_folder(out, {"seed": seed, "per_class": per_class}, {g.key: list(g.seed) for g in groups})
     args = [(g, out) for g in groups]
     records: list[dict] = []
     bar = tqdm(total=sum(g.count for g in groups), desc="rendering notes", unit="excerpt", disable=not progress)

@@ -662,6 +662,31 @@ def _run(args: tuple[Job, Path]) -> dict:
     return render_job(*args)
 
 
+def check_folder(out: Path, settings: dict, seeds: dict[str, list[int]]) -> None:
+    """Refuse to render into a folder that holds another corpus: finished songs are kept by key, so a
+    second seed or scale rendered into the same folder would silently add its songs to the first one's.
+
+    ``settings`` are the manifest fields that must match a finished render's ``corpus.json``; ``seeds``
+    maps each record's key to the seed its record must carry (checked for records of an unfinished render)."""
+    manifest = out / "corpus.json"
+    if manifest.exists():
+        head = json.loads(manifest.read_text())
+        differ = {k: (head[k], v) for k, v in settings.items() if k in head and head[k] != v}
+        if differ:
+            was = ", ".join(f"{k} {old}" for k, (old, _) in differ.items())
+            now = ", ".join(f"{k} {new}" for k, (_, new) in differ.items())
+            raise ValueError(f"{out} holds a corpus rendered with {was}; rendering {now} there would mix the two: "
+                             "give another folder (or delete this one)")
+    for key, seed in seeds.items():
+        path = out / "records" / f"{key}.json"
+        if path.exists():
+            record = json.loads(path.read_text())
+            first = record[0] if isinstance(record, list) else record
+            if first["seed"][: len(seed)] != seed:
+                raise ValueError(f"{path} was rendered with seed {first['seed'][0]}, not {seed[0]}: {out} holds "
+                                 "another corpus; give another folder (or delete this one)")
+
+
 def render_corpus(out: Path, *, scale: float = 1.0, seed: int = 0, workers: int = 1,
                   extra_folders: list[Path] | None = None, soundfont_map: dict | None = None,
                   samples: Path | None = None, real_share: float = REAL_SHARE, solo_share: float = SOLO_SHARE,
@@ -676,6 +701,8 @@ def render_corpus(out: Path, *, scale: float = 1.0, seed: int = 0, workers: int 
                           sample_libraries(samples))
     material = music.load_material(out / "material.json", n_chorales=material_pieces, n_tunes=material_pieces)
     jobs = plan(seed, scale, solo_share)
+    check_folder(out, {"seed": seed, "scale": scale, "solo_share": solo_share},
+                 {job.key: list(job.seed) for job in jobs})
     args = [(job, out) for job in jobs]
     bar = tqdm(total=len(jobs), desc="rendering songs", unit="song", disable=not progress)
     records = []

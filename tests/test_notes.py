@@ -95,6 +95,15 @@ def test_leave_one_out_holds_the_sources_notes_out_too(tiny_corpus, tiny_notes, 
         assert source[f"{code}/{p.name}"] == plan["held_out"][code]
 
 
+def test_another_seed_or_count_is_refused(tiny_notes, tiny_samples):
+    files = sorted(p.relative_to(tiny_notes) for p in tiny_notes.rglob("*.wav"))
+    with pytest.raises(ValueError, match="rendered with seed 0; rendering seed 1"):
+        notes.render_notes(tiny_notes, samples=tiny_samples, **{**NOTES, "seed": 1})
+    with pytest.raises(ValueError, match="per_class 4; rendering per_class 2"):
+        notes.render_notes(tiny_notes, samples=tiny_samples, **{**NOTES, "per_class": 2})
+    assert sorted(p.relative_to(tiny_notes) for p in tiny_notes.rglob("*.wav")) == files
+
+
 def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="per_class"):
         notes.render_notes(tmp_path / "x", per_class=0, progress=False)

@@ -17,7 +17,8 @@ def test_pipeline_fine_tunes_exports_and_writes_the_card(tiny_corpus, tiny_sampl
             "--out", str(out), "--models", str(models), "--epochs", "1", "--workers", "1", "--lr", "3e-4",
             "--init-run", str(tiny_run), "--augment", "noise,pitch,mixstyle", "--real-audio", str(REAL_AUDIO),
             "--cache", str(tmp_path / "cache"), "--samples", str(tiny_samples), "--real-share", "1.0",
-            "--notes-per-class", "1"]
+            "--notes-per-class", "1", "--seed", "1"]
+    songs = sorted(p.relative_to(corpus) for p in corpus.rglob("*.wav"))
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "augmentations: noise,pitch,mixstyle; starting from" in printed
@@ -30,6 +31,9 @@ def test_pipeline_fine_tunes_exports_and_writes_the_card(tiny_corpus, tiny_sampl
     assert mel["augment"] == ["noise", "pitch", "mixstyle"] and cqt["augment"] == ["pitch"]
     assert mel["extra_train"] == cqt["extra_train"] == [str(corpus / "notes")]  # the notes, trained on
     assert mel["init"] == str(tiny_run / "mel" / "best.pt") and mel["lr"] == 3e-4
+    # a training seed of its own trains on the corpus as rendered (corpus seed 0): no song added to it
+    assert mel["seed"] == 1
+    assert sorted(p.relative_to(corpus) for p in corpus.rglob("*.wav") if "notes" not in p.parts) == songs
     assert {p.name for p in models.iterdir()} == {"mel.onnx", "modgd.onnx", "cqt.onnx", "manifest.json", "MODEL_CARD.md"}
     card = (models / "MODEL_CARD.md").read_text()
     assert "## Real recordings" in card and "--init-run" in card

@@ -1,6 +1,7 @@
 """The synthetic corpus rendered for real by FluidSynth, small."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -77,6 +78,26 @@ def test_resume_keeps_finished_songs(tiny_corpus, tiny_samples):
     stamp = some.stat().st_mtime_ns
     synth.render_corpus(tiny_corpus, samples=tiny_samples, **TINY_CORPUS)
     assert some.stat().st_mtime_ns == stamp
+
+
+def test_another_seed_or_scale_is_refused(tiny_corpus, tiny_samples, tmp_path):
+    """Finished songs are kept by key, so a second corpus rendered into the same folder would add its
+    songs to the first one's: refused before anything is rendered, finished render or not."""
+    from tests.conftest import TINY_CORPUS
+
+    files = sorted(p.relative_to(tiny_corpus) for p in tiny_corpus.rglob("*.wav"))
+    with pytest.raises(ValueError, match="rendered with seed 0; rendering seed 1 there would mix the two"):
+        synth.render_corpus(tiny_corpus, samples=tiny_samples, **{**TINY_CORPUS, "seed": 1})
+    with pytest.raises(ValueError, match="scale"):
+        synth.render_corpus(tiny_corpus, samples=tiny_samples, **{**TINY_CORPUS, "scale": TINY_CORPUS["scale"] * 2})
+    assert sorted(p.relative_to(tiny_corpus) for p in tiny_corpus.rglob("*.wav")) == files
+    # an unfinished render has records but no manifest yet: the records' seeds tell
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(tiny_corpus, unfinished)
+    (unfinished / "corpus.json").unlink()
+    with pytest.raises(ValueError, match="was rendered with seed 0, not 1"):
+        synth.render_corpus(unfinished, samples=tiny_samples, **{**TINY_CORPUS, "seed": 1})
+    assert sorted(p.relative_to(unfinished) for p in unfinished.rglob("*.wav")) == files
 
 
 def test_plan_counts_follow_irmas(tmp_path):

@@ -13,7 +13,9 @@ synthetic corpus (training folder, plus ``--test`` for the testing folder). With
 ``--notes`` (default ``<corpus>/notes``) and trained on beside the songs. ``--init-run`` starts
 each CNN from another run's ``best.pt`` (fine-tuning); each CNN gets the augmentations of
 ``--augment`` that apply to its representation; ``--ema`` trains each with a moving average of its
-weights (:func:`training.train.train`).
+weights (:func:`training.train.train`). ``--seed`` seeds the training (weights, batches, validation
+split) and ``--corpus-seed`` the corpus and notes, so a second training seed reuses the same corpus;
+a corpus folder holds one corpus seed and scale, and rendering another into it is refused.
 """
 
 from __future__ import annotations
@@ -56,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("runs/default"))
     ap.add_argument("--models", type=Path, default=MODELS_DIR, help="where the ONNX models go (default: the package's)")
     ap.add_argument("--scale", type=float, default=1.0)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="training seed: weights, batches, validation split")
+    ap.add_argument("--corpus-seed", type=int, default=0,
+                    help="seed of the rendered corpus and notes; a corpus folder holds one seed")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--epochs", type=int, default=50)
     ap.add_argument("--patience", type=int, default=5)
@@ -86,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     data = args.data_irmas or args.corpus
     if not args.data_irmas:
         with stage("render the synthetic corpus", times):
-            summary = synth.render_corpus(args.corpus, scale=args.scale, seed=args.seed, workers=args.workers,
+            summary = synth.render_corpus(args.corpus, scale=args.scale, seed=args.corpus_seed, workers=args.workers,
                                           extra_folders=args.extra_soundfonts, samples=args.samples,
                                           real_share=args.real_share,
                                           material_pieces=args.material_pieces)
@@ -95,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.notes_per_class > 0:
         notes_dir = args.notes or args.corpus / "notes"
         with stage("render the isolated notes", times):
-            summary = notes.render_notes(notes_dir, per_class=args.notes_per_class, seed=args.seed,
+            summary = notes.render_notes(notes_dir, per_class=args.notes_per_class, seed=args.corpus_seed,
                                          workers=args.workers, extra_folders=args.extra_soundfonts,
                                          samples=args.samples, real_share=args.real_share)
             print(json.dumps(summary["counts"]))
