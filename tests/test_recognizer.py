@@ -166,7 +166,7 @@ def test_shipped_models_name_the_bundled_examples():
 def test_shipped_int8_models_answer_like_the_fp32_ones(real_clips):
     # the int8 models shipped beside the fp32 ones: loaded through --precision, described as int8 in their
     # manifest, with the fp32 thresholds, and on the real clips they change no more decisions than their
-    # manifest's parity figures say (one of 341 when they were made)
+    # manifest's parity figures say (three of 341 when they were made)
     from instrec.recognizer import PRECISIONS
     from training.quantize import file_scores
 
