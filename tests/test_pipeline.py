@@ -46,3 +46,19 @@ def test_pipeline_fine_tunes_exports_and_writes_the_card(tiny_corpus, tiny_sampl
     # a second call resumes: every CNN continues from its own last.pt, not from the starting run
     assert main(argv) == 0
     assert "starting from" not in capsys.readouterr().out
+
+
+def test_pipeline_refuses_another_corpus_seed_in_a_rendered_folder(tiny_corpus, tiny_samples, tmp_path, capsys):
+    # the corpus folder holds corpus seed 0: asking for corpus seed 1 there stops with a clear message,
+    # before anything is rendered or trained
+    corpus, out = tmp_path / "corpus", tmp_path / "run"
+    shutil.copytree(tiny_corpus, corpus)
+    before = sorted(p.relative_to(corpus) for p in corpus.rglob("*.wav"))
+    argv = ["--corpus", str(corpus), "--scale", str(TINY_SCALE), "--material-pieces", str(TINY_MATERIAL),
+            "--out", str(out), "--models", str(tmp_path / "models"), "--workers", "1",
+            "--samples", str(tiny_samples), "--real-share", "1.0", "--corpus-seed", "1"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "holds a corpus rendered with seed 0; rendering seed 1 there would mix the two" in err
+    assert sorted(p.relative_to(corpus) for p in corpus.rglob("*.wav")) == before
+    assert not (out / "mel").exists()

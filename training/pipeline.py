@@ -52,6 +52,27 @@ def stage(name: str, times: dict):
     return _Timer()
 
 
+def render_data(args: argparse.Namespace, times: dict) -> list[Path]:
+    """Render (or check) the corpus and the isolated notes; returns the extra training folders."""
+    if not args.data_irmas:
+        with stage("render the synthetic corpus", times):
+            summary = synth.render_corpus(args.corpus, scale=args.scale, seed=args.corpus_seed, workers=args.workers,
+                                          extra_folders=args.extra_soundfonts, samples=args.samples,
+                                          real_share=args.real_share,
+                                          material_pieces=args.material_pieces)
+            print(json.dumps(summary["counts"]))
+    extra_train = []
+    if args.notes_per_class > 0:
+        notes_dir = args.notes or args.corpus / "notes"
+        with stage("render the isolated notes", times):
+            summary = notes.render_notes(notes_dir, per_class=args.notes_per_class, seed=args.corpus_seed,
+                                         workers=args.workers, extra_folders=args.extra_soundfonts,
+                                         samples=args.samples, real_share=args.real_share)
+            print(json.dumps(summary["counts"]))
+        extra_train.append(notes_dir)
+    return extra_train
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.pipeline", description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", type=Path, default=Path("data/synth"))
@@ -88,22 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "command.json").write_text(json.dumps({"command": command, "init_run": str(args.init_run or "")}))
     times: dict[str, float] = {}
     data = args.data_irmas or args.corpus
-    if not args.data_irmas:
-        with stage("render the synthetic corpus", times):
-            summary = synth.render_corpus(args.corpus, scale=args.scale, seed=args.corpus_seed, workers=args.workers,
-                                          extra_folders=args.extra_soundfonts, samples=args.samples,
-                                          real_share=args.real_share,
-                                          material_pieces=args.material_pieces)
-            print(json.dumps(summary["counts"]))
-    extra_train = []
-    if args.notes_per_class > 0:
-        notes_dir = args.notes or args.corpus / "notes"
-        with stage("render the isolated notes", times):
-            summary = notes.render_notes(notes_dir, per_class=args.notes_per_class, seed=args.corpus_seed,
-                                         workers=args.workers, extra_folders=args.extra_soundfonts,
-                                         samples=args.samples, real_share=args.real_share)
-            print(json.dumps(summary["counts"]))
-        extra_train.append(notes_dir)
+    try:
+        extra_train = render_data(args, times)
+    except (synth.SynthError, ValueError) as exc:
+        print(f"python -m training.pipeline: {exc}", file=sys.stderr)
+        return 2
     augment = tuple(a for a in args.augment.split(",") if a)
     for rep in ("mel", "modgd", "cqt"):
         with stage(f"train {rep}", times):
