@@ -677,6 +677,7 @@ def check_folder(out: Path, settings: dict, seeds: dict[str, list[int]]) -> None
             now = ", ".join(f"{k} {new}" for k, (_, new) in differ.items())
             raise ValueError(f"{out} holds a corpus rendered with {was}; rendering {now} there would mix the two: "
                              "give another folder (or delete this one)")
+        return  # a finished render's records are its own: reading each of them again is not needed
     for key, seed in seeds.items():
         path = out / "records" / f"{key}.json"
         if path.exists():
