@@ -182,7 +182,8 @@ def _run(args: tuple[Group, Path]) -> list[dict]:
 def render_notes(out: Path, *, per_class: int = PER_CLASS, seed: int = 0, workers: int = 1,
                  extra_folders: list[Path] | None = None, samples: Path | None = None,
                  real_share: float = synth.REAL_SHARE, gm: list[Path] | None = None, chain: bool = True,
-                 codes: tuple[str, ...] = CODES, progress: bool = True) -> dict:
+                 codes: tuple[str, ...] = CODES, without_libraries: tuple[str, ...] = (),
+                 progress: bool = True) -> dict:
     """Render (or finish rendering) the notes of ``codes`` into ``out``; returns per-class counts and
     the time."""
     if per_class < 1:
@@ -194,9 +195,10 @@ def render_notes(out: Path, *, per_class: int = PER_CLASS, seed: int = 0, worker
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     catalogue = synth.Catalogue(synth.gm_soundfonts(gm), synth.extra_soundfonts(extra_folders or []), real_share,
-                                synth.sample_libraries(samples))
+                                synth.sample_libraries(samples, tuple(without_libraries)))
     groups = plan(catalogue, seed, per_class, real_share, tuple(codes))
-    synth.check_folder(out, {"seed": seed, "per_class": per_class}, {g.key: list(g.seed) for g in groups})
+    synth.check_folder(out, {"seed": seed, "per_class": per_class, "soundfonts": catalogue.soundfont_names,
+                             "libraries": catalogue.library_names}, {g.key: list(g.seed) for g in groups})
     args = [(g, out) for g in groups]
     records: list[dict] = []
     bar = tqdm(total=sum(g.count for g in groups), desc="rendering notes", unit="excerpt", disable=not progress)
@@ -223,9 +225,9 @@ def render_notes(out: Path, *, per_class: int = PER_CLASS, seed: int = 0, worker
     by_source = {code: dict(c) for code, c in by_source.items()}
     summary = {"counts": counts, "by_source": by_source, "seconds": round(time.perf_counter() - t0, 1)}
     manifest = {"kind": "notes", "seed": seed, "per_class": per_class, "sample_rate": synth.SAMPLE_RATE,
-                "soundfonts": [Path(p).name for p in catalogue.soundfonts],
+                "soundfonts": catalogue.soundfont_names,
                 "gm_soundfonts": [Path(p).name for p in catalogue.gm], "real_share": real_share,
-                "libraries": sorted(Path(e["path"]).name for specs in catalogue.libraries.values() for e in specs),
+                "libraries": catalogue.library_names,
                 "sources": {code: catalogue.sources(code) for code in CODES}, "recording_chain": chain,
                 "summary": summary, "records": records}
     (out / "corpus.json").write_text(json.dumps(manifest, indent=1))
@@ -243,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--samples", type=Path,
                     default=synth.DEFAULT_SAMPLES if synth.DEFAULT_SAMPLES.is_dir() else None, metavar="DIR",
                     help=f"recorded-note libraries (default {synth.DEFAULT_SAMPLES} when it exists)")
+    ap.add_argument("--without-library", action="append", default=[], metavar="PATTERN",
+                    help="do not play the prepared libraries whose name matches (e.g. 'freepats-*'); repeatable")
     ap.add_argument("--real-share", type=float, default=synth.REAL_SHARE,
                     help="share of a class's excerpts played by real recordings, when it has any")
     ap.add_argument("--gm-soundfont", type=Path, action="append", default=[], metavar="FILE",
@@ -257,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = render_notes(args.out, per_class=args.per_class, seed=args.seed, workers=args.workers,
                                extra_folders=args.extra_soundfonts, samples=args.samples,
                                real_share=args.real_share, gm=args.gm_soundfont, chain=args.chain,
+                               without_libraries=tuple(args.without_library),
                                codes=tuple(c for c in args.classes.split(",") if c))
     except (synth.SynthError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

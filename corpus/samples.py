@@ -6,8 +6,11 @@
 ``fetch`` downloads each npm library with ``npm pack NAME@VERSION`` (the exact version listed),
 checks the tarball's sha256 against the list, and unpacks its recordings into
 ``<out>/<name>/``; libraries marked ``local`` are copied from ``--local FOLDER/<folder>`` (for
-example a folder holding ``splendid-grand-piano/``). A library already in place is kept. At the
-end it says which libraries are there and, for each missing one, why and what to do; it exits
+example a folder holding ``splendid-grand-piano/``); libraries marked ``freepats`` are played note by
+note from one patch of the FreePats General MIDI set (Debian's ``freepats``, each patch file checked
+against its sha256) by TiMidity++ (Debian's ``timidity``) into note-named recordings, one every
+:data:`FREEPATS_STEP` semitones over the class's playing range. A library already in place is kept. At
+the end it says which libraries are there and, for each missing one, why and what to do; it exits
 with status 1 when any is missing. ``list`` says which classes each prepared library covers.
 """
 
@@ -27,6 +30,10 @@ from instrec.recognizer import sha256
 
 CATALOGUE = Path(__file__).resolve().parent / "libraries.json"
 DONE = ".instrec-library.json"  # written last: a folder without it is incomplete
+FREEPATS = Path("/usr/share/midi/freepats")  # where Debian's freepats package puts the patches
+FREEPATS_STEP = 3  # semitones between rendered notes: the sampler shifts each at most 1-2 semitones
+FREEPATS_NOTE_S, FREEPATS_TAIL_S = 3.0, 1.0  # each note held, then its release heard
+_NAMES = ("C", "Cs", "D", "Ds", "E", "F", "Fs", "G", "Gs", "A", "As", "B")
 
 
 def catalogue() -> list[dict]:
@@ -78,8 +85,65 @@ def _copy_local(entry: dict, dest: Path, local: Path | None) -> None:
     shutil.copytree(src, dest)
 
 
+def freepats_keys(code: str) -> list[int]:
+    """MIDI notes rendered for a class: every :data:`FREEPATS_STEP` semitones over its playing range."""
+    from corpus.synth import PLAYING_RANGE
+
+    low, high = PLAYING_RANGE[code]
+    keys = list(range(low, high + 1, FREEPATS_STEP))
+    return keys if keys[-1] == high else [*keys, high]
+
+
+def _render_freepats(entry: dict, dest: Path, timidity: str, patches: Path = FREEPATS,
+                     keys: list[int] | None = None) -> None:
+    """Play ``entry["patch"]`` note by note with TiMidity++ into ``dest/<note>.wav`` (mono, 44.1 kHz,
+    no reverb or chorus: the corpus adds its own rooms)."""
+    import numpy as np
+    import pretty_midi
+    import soundfile as sf
+
+    patch = Path(patches) / entry["patch"]
+    if not patch.is_file():
+        raise OSError(f"{patch} not found: install Debian's freepats (apt-get install freepats)")
+    digest = sha256(patch)
+    if digest != entry["sha256"]:
+        raise OSError(f"{patch}: sha256 {digest} is not the listed {entry['sha256']}; not used")
+    staging = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        cfg = tmp / "patch.cfg"  # the one checked patch as program 0: nothing else can be played
+        cfg.write_text(f"dir {patch.parent}\nbank 0\n0 {patch.name}\n")
+        for key in keys or freepats_keys(entry["code"]):
+            midi = pretty_midi.PrettyMIDI()
+            part = pretty_midi.Instrument(program=0)
+            part.notes.append(pretty_midi.Note(velocity=int(entry.get("velocity", 100)), pitch=key, start=0.0,
+                                               end=FREEPATS_NOTE_S))
+            midi.instruments.append(part)
+            midi.write(str(tmp / "note.mid"))
+            wav = tmp / "note.wav"
+            try:
+                proc = subprocess.run([timidity, "-c", str(cfg), "-Ow", "-s", "44100", "--output-mono",
+                                       "-EFreverb=0", "-EFchorus=0", "-o", str(wav), str(tmp / "note.mid")],
+                                      capture_output=True, text=True, timeout=120)
+            except FileNotFoundError:
+                raise OSError(f"timidity not found ({timidity}): apt-get install timidity") from None
+            if proc.returncode != 0 or not wav.exists():
+                raise OSError(f"timidity failed on {patch.name}: {proc.stderr.strip()[-200:] or proc.returncode}")
+            y, sr = sf.read(str(wav), dtype="float32")
+            n = int((FREEPATS_NOTE_S + FREEPATS_TAIL_S) * sr)
+            y = y[:n]
+            peak = float(np.max(np.abs(y))) if len(y) else 0.0
+            if peak < 1e-3:
+                raise OSError(f"timidity played nothing for MIDI note {key} of {patch.name}")
+            sf.write(str(staging / f"{_NAMES[key % 12]}{key // 12 - 1}.wav"), y / peak * 0.9, sr, subtype="PCM_16")
+    shutil.rmtree(dest, ignore_errors=True)
+    staging.rename(dest)
+
+
 def fetch(out: Path, *, local: Path | None = None, npm: str = "npm", names: list[str] | None = None,
-          entries: list[dict] | None = None) -> dict:
+          entries: list[dict] | None = None, timidity: str = "timidity", patches: Path = FREEPATS) -> dict:
     """Prepare every library of ``entries`` (default: the catalogue), or those named, under ``out``;
     returns {"ready": [...], "missing": {name: why}}."""
     out = Path(out)
@@ -95,6 +159,8 @@ def fetch(out: Path, *, local: Path | None = None, npm: str = "npm", names: list
         try:
             if "npm" in entry:
                 _fetch_npm(entry, dest, npm)
+            elif "patch" in entry:
+                _render_freepats(entry, dest, timidity, patches)
             else:
                 _copy_local(entry, dest, local)
             SampleLibrary(dest)  # it must load: a map, recordings that read
@@ -113,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--out", type=Path, default=Path("data/samples"))
     f.add_argument("--local", type=Path, help="folder holding the local libraries (e.g. splendid-grand-piano/)")
     f.add_argument("--npm", default="npm", help="the npm command")
+    f.add_argument("--timidity", default="timidity", help="the TiMidity++ command (plays the FreePats patches)")
     f.add_argument("--only", action="append", default=[], metavar="NAME", help="just this library (repeatable)")
     s = sub.add_parser("list", help="the libraries prepared under --out, by class")
     s.add_argument("--out", type=Path, default=Path("data/samples"))
@@ -122,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         for e in catalogue():
             print(f"{e['code']}  {e['name']:<24} {'ready' if e['name'] in have else 'missing'}  {e['licence']}")
         return 0
-    result = fetch(args.out, local=args.local, npm=args.npm, names=args.only or None)
+    result = fetch(args.out, local=args.local, npm=args.npm, names=args.only or None, timidity=args.timidity)
     print(f"ready under {args.out}: {', '.join(result['ready']) or 'none'}")
     for name, why in result["missing"].items():
         print(f"missing {name}: {why}", file=sys.stderr)

@@ -157,8 +157,9 @@ def extra_soundfonts(folders: list[Path], mapping: dict | None = None) -> dict[s
     return out
 
 
-def sample_libraries(folder: Path | None) -> dict[str, list[dict]]:
-    """The recorded-note libraries prepared under ``folder`` by ``python -m corpus.samples fetch``, by class."""
+def sample_libraries(folder: Path | None, without: tuple[str, ...] = ()) -> dict[str, list[dict]]:
+    """The recorded-note libraries prepared under ``folder`` by ``python -m corpus.samples fetch``, by class,
+    less those whose name matches a pattern of ``without`` (``freepats-*``)."""
     if folder is None:
         return {}
     from corpus.samples import prepared
@@ -167,6 +168,8 @@ def sample_libraries(folder: Path | None) -> dict[str, list[dict]]:
         raise SynthError(f"{folder}: sample library folder not found (python -m corpus.samples fetch --out {folder})")
     out: dict[str, list[dict]] = {}
     for name, entry in sorted(prepared(folder).items()):
+        if any(fnmatch.fnmatch(name, pattern) for pattern in without):
+            continue
         lib = SampleLibrary(Path(folder) / name)
         out.setdefault(entry["code"], []).append({**entry, "path": str(Path(folder) / name),
                                                   "low": lib.low, "high": lib.high})
@@ -395,6 +398,14 @@ class Catalogue:
     @property
     def soundfonts(self) -> list[str]:
         return self.gm + [e["path"] for specs in self.extras.values() for e in specs]
+
+    @property
+    def soundfont_names(self) -> list[str]:
+        return [Path(p).name for p in self.soundfonts]
+
+    @property
+    def library_names(self) -> list[str]:
+        return sorted(Path(e["path"]).name for specs in self.libraries.values() for e in specs)
 
     def real(self, code: str) -> list[Instrument]:
         """The real-recording instruments of a class: soundfonts first, then libraries, in name order."""
@@ -666,6 +677,9 @@ def check_folder(out: Path, settings: dict, seeds: dict[str, list[int]]) -> None
     """Refuse to render into a folder that holds another corpus: finished songs are kept by key, so a
     second seed or scale rendered into the same folder would silently add its songs to the first one's.
 
+    The same holds for the sources: songs kept from a render with other soundfonts or libraries would
+    not be what the new manifest says they are.
+
     ``settings`` are the manifest fields that must match a finished render's ``corpus.json``; ``seeds``
     maps each record's key to the seed its record must carry (checked for records of an unfinished render)."""
     manifest = out / "corpus.json"
@@ -673,10 +687,9 @@ def check_folder(out: Path, settings: dict, seeds: dict[str, list[int]]) -> None
         head = json.loads(manifest.read_text())
         differ = {k: (head[k], v) for k, v in settings.items() if k in head and head[k] != v}
         if differ:
-            was = ", ".join(f"{k} {old}" for k, (old, _) in differ.items())
-            now = ", ".join(f"{k} {new}" for k, (_, new) in differ.items())
-            raise ValueError(f"{out} holds a corpus rendered with {was}; rendering {now} there would mix the two: "
-                             "give another folder (or delete this one)")
+            what = "; ".join(_difference(k, old, new) for k, (old, new) in differ.items())
+            raise ValueError(f"{out} holds another corpus ({what}): rendering there would mix the two; give "
+                             "another folder (or delete this one, or leave out the new sources: --without-library)")
         return  # a finished render's records are its own: reading each of them again is not needed
     for key, seed in seeds.items():
         path = out / "records" / f"{key}.json"
@@ -688,22 +701,31 @@ def check_folder(out: Path, settings: dict, seeds: dict[str, list[int]]) -> None
                                  "another corpus; give another folder (or delete this one)")
 
 
+def _difference(key: str, old, new) -> str:
+    """How a setting of a finished render differs from this one's, for a message."""
+    if not (isinstance(old, list) and isinstance(new, list)):
+        return f"{key} {old}, not {new}"
+    added, dropped = [v for v in new if v not in old], [v for v in old if v not in new]
+    return f"{key}: this render adds {added or 'none'} and drops {dropped or 'none'}"
+
+
 def render_corpus(out: Path, *, scale: float = 1.0, seed: int = 0, workers: int = 1,
                   extra_folders: list[Path] | None = None, soundfont_map: dict | None = None,
                   samples: Path | None = None, real_share: float = REAL_SHARE, solo_share: float = SOLO_SHARE,
                   material_pieces: int = 60, gm: list[Path] | None = None, chain: bool = True,
-                  progress: bool = True) -> dict:
-    """Render (or finish rendering) the corpus into ``out``; returns the summary."""
+                  without_libraries: tuple[str, ...] = (), progress: bool = True) -> dict:
+    """Render (or finish rendering) the corpus into ``out``; returns the summary. ``without_libraries``:
+    name patterns of prepared libraries in ``samples`` not to play."""
     if not 0 <= solo_share <= 1:
         raise ValueError(f"solo_share must be within 0..1, got {solo_share}")
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     catalogue = Catalogue(gm_soundfonts(gm), extra_soundfonts(extra_folders or [], soundfont_map), real_share,
-                          sample_libraries(samples))
+                          sample_libraries(samples, tuple(without_libraries)))
     material = music.load_material(out / "material.json", n_chorales=material_pieces, n_tunes=material_pieces)
     jobs = plan(seed, scale, solo_share)
-    check_folder(out, {"seed": seed, "scale": scale, "solo_share": solo_share},
-                 {job.key: list(job.seed) for job in jobs})
+    check_folder(out, {"seed": seed, "scale": scale, "solo_share": solo_share, "soundfonts": catalogue.soundfont_names,
+                       "libraries": catalogue.library_names}, {job.key: list(job.seed) for job in jobs})
     args = [(job, out) for job in jobs]
     bar = tqdm(total=len(jobs), desc="rendering songs", unit="song", disable=not progress)
     records = []
@@ -721,9 +743,9 @@ def render_corpus(out: Path, *, scale: float = 1.0, seed: int = 0, workers: int 
     records.sort(key=lambda r: r["key"])
     summary = summarise(records, time.perf_counter() - t0)
     manifest = {"seed": seed, "scale": scale, "sample_rate": SAMPLE_RATE,
-                "soundfonts": [Path(p).name for p in catalogue.soundfonts],
+                "soundfonts": catalogue.soundfont_names,
                 "gm_soundfonts": [Path(p).name for p in catalogue.gm], "real_share": real_share,
-                "libraries": sorted(Path(e["path"]).name for specs in catalogue.libraries.values() for e in specs),
+                "libraries": catalogue.library_names,
                 "sources": {code: catalogue.sources(code) for code in CODES},
                 "solo_share": solo_share, "recording_chain": chain,
                 "summary": summary, "records": records}
@@ -754,6 +776,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--samples", type=Path, default=DEFAULT_SAMPLES if DEFAULT_SAMPLES.is_dir() else None,
                     metavar="DIR", help="recorded-note libraries prepared by `python -m corpus.samples fetch` "
                     f"(default {DEFAULT_SAMPLES} when it exists)")
+    ap.add_argument("--without-library", action="append", default=[], metavar="PATTERN",
+                    help="do not play the prepared libraries whose name matches (e.g. 'freepats-*'); repeatable")
     ap.add_argument("--real-share", type=float, default=REAL_SHARE,
                     help="share of a class's lead parts played by real recordings (soundfonts given with "
                     "--extra-soundfonts and libraries in --samples), when it has any")
@@ -774,7 +798,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = render_corpus(args.out, scale=args.scale, seed=args.seed, workers=args.workers,
                                 extra_folders=args.extra_soundfonts, soundfont_map=mapping,
                                 samples=args.samples, real_share=args.real_share, solo_share=args.solo_share,
-                                gm=args.gm_soundfont, chain=args.chain,
+                                gm=args.gm_soundfont, chain=args.chain, without_libraries=tuple(args.without_library),
                                 material_pieces=args.material_pieces)
     except (SynthError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

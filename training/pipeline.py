@@ -58,7 +58,7 @@ def render_data(args: argparse.Namespace, times: dict) -> list[Path]:
         with stage("render the synthetic corpus", times):
             summary = synth.render_corpus(args.corpus, scale=args.scale, seed=args.corpus_seed, workers=args.workers,
                                           extra_folders=args.extra_soundfonts, samples=args.samples,
-                                          real_share=args.real_share,
+                                          real_share=args.real_share, without_libraries=tuple(args.without_library),
                                           material_pieces=args.material_pieces)
             print(json.dumps(summary["counts"]))
     extra_train = []
@@ -67,7 +67,8 @@ def render_data(args: argparse.Namespace, times: dict) -> list[Path]:
         with stage("render the isolated notes", times):
             summary = notes.render_notes(notes_dir, per_class=args.notes_per_class, seed=args.corpus_seed,
                                          workers=args.workers, extra_folders=args.extra_soundfonts,
-                                         samples=args.samples, real_share=args.real_share)
+                                         samples=args.samples, real_share=args.real_share,
+                                         without_libraries=tuple(args.without_library))
             print(json.dumps(summary["counts"]))
         extra_train.append(notes_dir)
     return extra_train
@@ -95,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--extra-soundfonts", type=Path, action="append", default=[])
     ap.add_argument("--samples", type=Path, default=synth.DEFAULT_SAMPLES if synth.DEFAULT_SAMPLES.is_dir() else None,
                     help="recorded-note libraries (python -m corpus.samples fetch); default data/samples when there")
+    ap.add_argument("--without-library", action="append", default=[], metavar="PATTERN",
+                    help="do not play the prepared libraries whose name matches (e.g. 'freepats-*'); repeatable")
     ap.add_argument("--real-share", type=float, default=synth.REAL_SHARE)
     ap.add_argument("--material-pieces", type=int, default=60, help="chorales and tunes from music21 (each)")
     ap.add_argument("--notes-per-class", type=int, default=0,
