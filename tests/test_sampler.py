@@ -199,12 +199,67 @@ def test_fetch_checks_sha256_and_unpacks_recordings(tmp_path):
     assert samples.fetch(out, local=tmp_path / "mine", entries=[local])["ready"] == ["piano"]
 
 
-def test_catalogue_covers_every_class_but_voice_with_a_checked_library():
+def test_catalogue_gives_every_class_two_checked_libraries():
+    from collections import Counter
+
     from corpus import samples
     from instrec.labels import CODES
 
     entries = samples.catalogue()
-    assert all(e["code"] in CODES and ("npm" in e) != ("local" in e) for e in entries)
+    assert all(e["code"] in CODES and sum(k in e for k in ("npm", "local", "patch")) == 1 for e in entries)
     assert all(len(e["sha256"]) == 64 and e["version"].count(".") == 2 for e in entries if "npm" in e)
-    assert {e["code"] for e in entries} == set(CODES) - {"voi"}
+    per_class = Counter(e["code"] for e in entries)
+    assert set(per_class) == set(CODES) and all(n >= 2 for code, n in per_class.items() if code != "voi")
+    assert per_class["voi"] == 1  # voice: FreePats' "Voice Oohs"; the sung soundfont is given with --extra-soundfonts
     assert len({e["name"] for e in entries}) == len(entries)
+    # the listed FreePats patches are the ones Debian's freepats package installs, byte for byte
+    from instrec.recognizer import sha256
+
+    for e in entries:
+        if "patch" in e:
+            assert sha256(samples.FREEPATS / e["patch"]) == e["sha256"], e["patch"]
+
+
+def test_freepats_patch_is_played_note_by_note(tmp_path):
+    """TiMidity++ plays one checked FreePats patch into note-named recordings the sampler takes."""
+    from corpus import samples
+    from corpus.synth import PLAYING_RANGE
+
+    entry = next(e for e in samples.catalogue() if e["name"] == "freepats-clarinet")
+    assert samples.freepats_keys("cla")[0] == PLAYING_RANGE["cla"][0]
+    assert samples.freepats_keys("cla")[-1] == PLAYING_RANGE["cla"][1]
+    dest = tmp_path / "clarinet"
+    samples._render_freepats(entry, dest, "timidity", keys=[57, 69])
+    assert sorted(p.name for p in dest.iterdir()) == ["A3.wav", "A4.wav"]
+    y, sr = sf.read(str(dest / "A4.wav"))
+    assert sr == SR and len(y) == int((samples.FREEPATS_NOTE_S + samples.FREEPATS_TAIL_S) * SR)
+    # the note sounds at its pitch (peak of a 1 s segment: a few cents from the patch's tuning and the
+    # estimate, 10 allowed), and stops: the second after the note-off is far quieter than the note
+    assert abs(cents(peak_hz(y[SR // 2 : 3 * SR // 2], 400, 480), 440.0)) < 10
+    held, after = np.sqrt(np.mean(y[SR : 2 * SR] ** 2)), np.sqrt(np.mean(y[-SR // 2 :] ** 2))
+    assert after < held / 30
+    a3, _ = sf.read(str(dest / "A3.wav"))
+    assert abs(cents(peak_hz(a3[SR // 2 : 3 * SR // 2], 200, 240), 220.0)) < 10
+    lib = SampleLibrary(dest)
+    assert lib.pick(71, 100).key == 69 and (lib.low, lib.high) == (57 - MAX_SHIFT, 69 + MAX_SHIFT)
+    # the same patch gives the same bytes
+    samples._render_freepats(entry, tmp_path / "again", "timidity", keys=[57, 69])
+    assert (tmp_path / "again" / "A4.wav").read_bytes() == (dest / "A4.wav").read_bytes()
+
+
+def test_freepats_refuses_another_patch_and_says_what_is_missing(tmp_path):
+    from corpus import samples
+
+    entry = next(e for e in samples.catalogue() if e["name"] == "freepats-violin")
+    out = tmp_path / "samples"
+    result = samples.fetch(out, entries=[{**entry, "sha256": "0" * 64}])
+    assert "sha256" in result["missing"]["freepats-violin"] and not (out / "freepats-violin").exists()
+    result = samples.fetch(out, entries=[entry], patches=tmp_path / "nowhere")
+    assert "apt-get install freepats" in result["missing"]["freepats-violin"]
+    result = samples.fetch(out, entries=[entry], timidity=str(tmp_path / "no-timidity"))
+    assert "apt-get install timidity" in result["missing"]["freepats-violin"]
+    assert not (out / "freepats-violin").exists()
+    result = samples.fetch(out, entries=[entry])
+    assert result == {"ready": ["freepats-violin"], "missing": {}}
+    lib = SampleLibrary(out / "freepats-violin")
+    assert len(lib.regions) == len(samples.freepats_keys("vio"))

@@ -83,13 +83,24 @@ def test_resume_keeps_finished_songs(tiny_corpus, tiny_samples):
 def test_another_seed_or_scale_is_refused(tiny_corpus, tiny_samples, tmp_path):
     """Finished songs are kept by key, so a second corpus rendered into the same folder would add its
     songs to the first one's: refused before anything is rendered, finished render or not."""
-    from tests.conftest import TINY_CORPUS
+    from tests.conftest import TINY_CORPUS, make_library
 
     files = sorted(p.relative_to(tiny_corpus) for p in tiny_corpus.rglob("*.wav"))
-    with pytest.raises(ValueError, match="rendered with seed 0; rendering seed 1 there would mix the two"):
+    with pytest.raises(ValueError, match=r"another corpus \(seed 0, not 1\): rendering there would mix the two"):
         synth.render_corpus(tiny_corpus, samples=tiny_samples, **{**TINY_CORPUS, "seed": 1})
     with pytest.raises(ValueError, match="scale"):
         synth.render_corpus(tiny_corpus, samples=tiny_samples, **{**TINY_CORPUS, "scale": TINY_CORPUS["scale"] * 2})
+    # another set of sources: the kept songs would not be what the new manifest says they are
+    more = make_library(tmp_path / "more", range(60, 97, 6), "tonejs-flute")
+    make_library(more, range(48, 85, 6), "freepats-cello")
+    with pytest.raises(ValueError, match=r"libraries: this render adds \['freepats-cello'\] and drops none"):
+        synth.render_corpus(tiny_corpus, samples=more, **TINY_CORPUS)
+    with pytest.raises(ValueError, match=r"adds none and drops \['tonejs-flute'\]"):
+        synth.render_corpus(tiny_corpus, samples=more, without_libraries=("tonejs-*", "freepats-*"), **TINY_CORPUS)
+    assert sorted(p.relative_to(tiny_corpus) for p in tiny_corpus.rglob("*.wav")) == files
+    # leaving the new library out gives the same sources: the finished corpus is taken as it is
+    synth.render_corpus(tiny_corpus, samples=more, without_libraries=("freepats-*",), **TINY_CORPUS)
+    assert json.loads((tiny_corpus / "corpus.json").read_text())["libraries"] == ["tonejs-flute"]
     assert sorted(p.relative_to(tiny_corpus) for p in tiny_corpus.rglob("*.wav")) == files
     # an unfinished render has records but no manifest yet: the records' seeds tell
     unfinished = tmp_path / "unfinished"
