@@ -59,6 +59,6 @@ def test_pipeline_refuses_another_corpus_seed_in_a_rendered_folder(tiny_corpus, 
             "--samples", str(tiny_samples), "--real-share", "1.0", "--corpus-seed", "1"]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "holds a corpus rendered with seed 0; rendering seed 1 there would mix the two" in err
+    assert "holds another corpus (seed 0, not 1): rendering there would mix the two" in err
     assert sorted(p.relative_to(corpus) for p in corpus.rglob("*.wav")) == before
     assert not (out / "mel").exists()
