@@ -6,7 +6,7 @@
 ``fetch`` downloads each npm library with ``npm pack NAME@VERSION`` (the exact version listed),
 checks the tarball's sha256 against the list, and unpacks its recordings into
 ``<out>/<name>/``; libraries marked ``local`` are copied from ``--local FOLDER/<folder>`` (for
-example a folder holding ``splendid-grand-piano/``); libraries marked ``freepats`` are played note by
+example a folder holding ``splendid-grand-piano/``); libraries with a ``patch`` are played note by
 note from one patch of the FreePats General MIDI set (Debian's ``freepats``, each patch file checked
 against its sha256) by TiMidity++ (Debian's ``timidity``) into note-named recordings, one every
 :data:`FREEPATS_STEP` semitones over the class's playing range. A library already in place is kept. At
