@@ -1,5 +1,6 @@
 """The Recognizer and the command line on tiny exported models: real onnxruntime sessions."""
 
+import csv
 import json
 import shutil
 import subprocess
@@ -14,7 +15,7 @@ from instrec import audio
 from instrec.audio import AudioError
 from instrec.labels import CODES
 from instrec.params import ParamsError
-from instrec.recognizer import ModelError, Recognizer, cuda_usable, sha256
+from instrec.recognizer import MODELS_DIR, ModelError, Recognizer, cuda_usable, sha256
 from tests.conftest import ROOT, tone, write
 
 CONTRACT = {"file", "duration_s", "instruments", "scores", "models", "timeline", "provider"}
@@ -144,16 +145,14 @@ def test_cli_info_and_usage(tiny_models, tmp_path):
     assert run_cli("--models", str(tmp_path), "info").returncode == 2
 
 
-EXAMPLES = ROOT / "instrec" / "examples"
+EXAMPLES = MODELS_DIR.parent / "examples"  # found from the package, as the app finds them
 #: examples the shipped models are known to get wrong, and how; strict, so a model that gets one right fails
 #: the test until the entry is removed
 MISSED = {"electric_guitar-voice.flac": "the shipped models rank the electric guitar fourth (piano, cello, voice, "
-          "electric guitar): their mel CNN scores it 0.37 against its 0.73 threshold (docs/shipped-models.md)"}
+          "electric guitar): their mel CNN scores it 0.37 against its 0.73 threshold (docs/generalisation.md)"}
 
 
 def example_rows():
-    import csv
-
     for row in csv.DictReader((EXAMPLES / "labels.csv").open()):
         known = [pytest.mark.xfail(strict=True, reason=MISSED[row["file"]])] if row["file"] in MISSED else []
         yield pytest.param(row, id=row["file"], marks=known)
@@ -161,8 +160,6 @@ def example_rows():
 
 @pytest.fixture(scope="module")
 def shipped():
-    from instrec.recognizer import MODELS_DIR
-
     rec = Recognizer()
     assert rec.models_dir == MODELS_DIR
     return rec
