@@ -48,6 +48,7 @@ EXCERPT_S = 3.0
 TRAIN_COUNTS = {"cel": 388, "cla": 505, "flu": 451, "gac": 637, "gel": 760, "org": 682,
                 "pia": 721, "sax": 626, "tru": 577, "vio": 580, "voi": 778}
 EVAL_COUNTS = {"validation": 300, "test": 600}
+SPLITS = ("train", *EVAL_COUNTS)
 #: share of evaluation excerpts with 1, 2, 3 and 4 predominant instruments
 POLYPHONY = (0.5, 0.33, 0.13, 0.04)
 #: share of training songs played solo, without accompaniment or drums
@@ -713,19 +714,27 @@ def render_corpus(out: Path, *, scale: float = 1.0, seed: int = 0, workers: int 
                   extra_folders: list[Path] | None = None, soundfont_map: dict | None = None,
                   samples: Path | None = None, real_share: float = REAL_SHARE, solo_share: float = SOLO_SHARE,
                   material_pieces: int = 60, gm: list[Path] | None = None, chain: bool = True,
-                  without_libraries: tuple[str, ...] = (), progress: bool = True) -> dict:
+                  without_libraries: tuple[str, ...] = (), splits: tuple[str, ...] = SPLITS,
+                  progress: bool = True) -> dict:
     """Render (or finish rendering) the corpus into ``out``; returns the summary. ``without_libraries``:
-    name patterns of prepared libraries in ``samples`` not to play."""
+    name patterns of prepared libraries in ``samples`` not to play. ``splits``: the splits to render;
+    a song is the same whichever splits are rendered with it, so ``splits=("validation",)`` at twice the
+    scale gives the corpus's validation files and as many new ones (more material to tune thresholds on)."""
     if not 0 <= solo_share <= 1:
         raise ValueError(f"solo_share must be within 0..1, got {solo_share}")
+    unknown = sorted(set(splits) - set(SPLITS))
+    if unknown or not splits:
+        raise ValueError(f"splits must be some of {', '.join(SPLITS)}, got {', '.join(unknown) or 'none'}")
+    splits = tuple(s for s in SPLITS if s in splits)
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     catalogue = Catalogue(gm_soundfonts(gm), extra_soundfonts(extra_folders or [], soundfont_map), real_share,
                           sample_libraries(samples, tuple(without_libraries)))
     material = music.load_material(out / "material.json", n_chorales=material_pieces, n_tunes=material_pieces)
-    jobs = plan(seed, scale, solo_share)
+    jobs = [job for job in plan(seed, scale, solo_share) if job.split in splits]
     check_folder(out, {"seed": seed, "scale": scale, "solo_share": solo_share, "soundfonts": catalogue.soundfont_names,
-                       "libraries": catalogue.library_names}, {job.key: list(job.seed) for job in jobs})
+                       "libraries": catalogue.library_names, "splits": list(splits)},
+                 {job.key: list(job.seed) for job in jobs})
     args = [(job, out) for job in jobs]
     bar = tqdm(total=len(jobs), desc="rendering songs", unit="song", disable=not progress)
     records = []
@@ -742,7 +751,7 @@ def render_corpus(out: Path, *, scale: float = 1.0, seed: int = 0, workers: int 
     bar.close()
     records.sort(key=lambda r: r["key"])
     summary = summarise(records, time.perf_counter() - t0)
-    manifest = {"seed": seed, "scale": scale, "sample_rate": SAMPLE_RATE,
+    manifest = {"seed": seed, "scale": scale, "splits": list(splits), "sample_rate": SAMPLE_RATE,
                 "soundfonts": catalogue.soundfont_names,
                 "gm_soundfonts": [Path(p).name for p in catalogue.gm], "real_share": real_share,
                 "libraries": catalogue.library_names,
@@ -787,6 +796,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="share of training songs played solo, without accompaniment")
     ap.add_argument("--material-pieces", type=int, default=60,
                     help="chorales and tunes taken from music21's corpus (each)")
+    ap.add_argument("--split", action="append", choices=SPLITS, metavar="SPLIT",
+                    help="render only this split (train, validation or test); repeatable; default all three")
     ap.add_argument("--no-recording-chain", dest="chain", action="store_false",
                     help="the synthetic reverb and noise floor only: no simulated rooms, microphones, "
                     "compression, background noise or lossy encoding")
@@ -799,7 +810,7 @@ def main(argv: list[str] | None = None) -> int:
                                 extra_folders=args.extra_soundfonts, soundfont_map=mapping,
                                 samples=args.samples, real_share=args.real_share, solo_share=args.solo_share,
                                 gm=args.gm_soundfont, chain=args.chain, without_libraries=tuple(args.without_library),
-                                material_pieces=args.material_pieces)
+                                material_pieces=args.material_pieces, splits=tuple(args.split or SPLITS))
     except (SynthError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -71,6 +71,29 @@ def test_same_seed_same_bytes(tiny_corpus, tiny_samples, tmp_path):
         assert (tiny_corpus / rel).read_bytes() == (again / rel).read_bytes(), rel
 
 
+def test_more_validation_songs_extend_the_corpus_ones(tiny_corpus, tiny_samples, tmp_path):
+    """One split at a larger scale: the corpus's own validation files, byte for byte, and new ones after
+    them (threshold tuning on more songs, none of them a test song); a full render cannot reuse the folder."""
+    from tests.conftest import TINY_CORPUS
+
+    more = tmp_path / "more-validation"
+    bigger = {**TINY_CORPUS, "scale": 0.01}  # 3 validation songs where the tiny corpus has 2
+    synth.render_corpus(more, samples=tiny_samples, splits=("validation",), **bigger)
+    rendered = sorted(p.relative_to(more) for p in more.rglob("*.wav"))
+    assert [p.parts[0] for p in rendered] == ["validation"] * 3
+    ours = sorted(p.relative_to(tiny_corpus) for p in (tiny_corpus / "validation").glob("*.wav"))
+    assert len(ours) == 2 and set(ours) < set(rendered)
+    for rel in ours:
+        assert (more / rel).read_bytes() == (tiny_corpus / rel).read_bytes(), rel
+    (new,) = set(rendered) - set(ours)
+    assert (more / new).with_suffix(".txt").read_text().split()  # labelled like the others
+    assert json.loads((more / "corpus.json").read_text())["splits"] == ["validation"]
+    with pytest.raises(ValueError, match=r"splits: this render adds \['train', 'test'\]"):
+        synth.render_corpus(more, samples=tiny_samples, **bigger)
+    with pytest.raises(ValueError, match="splits must be some of train, validation, test, got tests"):
+        synth.render_corpus(tmp_path / "unused", samples=tiny_samples, splits=("tests",), **bigger)
+
+
 def test_resume_keeps_finished_songs(tiny_corpus, tiny_samples):
     from tests.conftest import TINY_CORPUS
 
