@@ -46,6 +46,15 @@ def test_retune_tiny_models(tiny_models, tiny_corpus, tmp_path):
         assert p.instruments == decided, excerpt.path
 
 
+def test_retune_on_the_training_validation_set_gives_the_trained_thresholds(tiny_models, tiny_corpus, tmp_path):
+    """Through the recognizer (decoding, features, onnxruntime) on the files training tuned on, the search
+    finds the thresholds that training found from cached features and PyTorch: serving scores as tuning did."""
+    out = tmp_path / "again"
+    retune.retune(tiny_models, [tiny_corpus / "validation"], out)
+    before = json.loads((tiny_models / "manifest.json").read_text())["fusion"]
+    assert json.loads((out / "manifest.json").read_text())["fusion"] == before
+
+
 def test_retune_refuses_what_it_cannot_tune_on(tiny_models, tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
