@@ -49,6 +49,8 @@ TRAIN_COUNTS = {"cel": 388, "cla": 505, "flu": 451, "gac": 637, "gel": 760, "org
                 "pia": 721, "sax": 626, "tru": 577, "vio": 580, "voi": 778}
 EVAL_COUNTS = {"validation": 300, "test": 600}
 SPLITS = ("train", *EVAL_COUNTS)
+#: what a manifest written before a field existed stands for (a corpus of every split)
+MANIFEST_DEFAULTS = {"splits": list(SPLITS)}
 #: share of evaluation excerpts with 1, 2, 3 and 4 predominant instruments
 POLYPHONY = (0.5, 0.33, 0.13, 0.04)
 #: share of training songs played solo, without accompaniment or drums
@@ -686,6 +688,7 @@ def check_folder(out: Path, settings: dict, seeds: dict[str, list[int]]) -> None
     manifest = out / "corpus.json"
     if manifest.exists():
         head = json.loads(manifest.read_text())
+        head = {**MANIFEST_DEFAULTS, **head}
         differ = {k: (head[k], v) for k, v in settings.items() if k in head and head[k] != v}
         if differ:
             what = "; ".join(_difference(k, old, new) for k, (old, new) in differ.items())

@@ -90,6 +90,14 @@ def test_more_validation_songs_extend_the_corpus_ones(tiny_corpus, tiny_samples,
     assert json.loads((more / "corpus.json").read_text())["splits"] == ["validation"]
     with pytest.raises(ValueError, match=r"splits: this render adds \['train', 'test'\]"):
         synth.render_corpus(more, samples=tiny_samples, **bigger)
+    # a corpus rendered before splits were recorded holds all three: one split alone is refused there too
+    older = tmp_path / "older"
+    older.mkdir()
+    manifest = json.loads((tiny_corpus / "corpus.json").read_text())
+    del manifest["splits"]
+    (older / "corpus.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=r"splits: this render adds none and drops \['train', 'test'\]"):
+        synth.render_corpus(older, samples=tiny_samples, splits=("validation",), **TINY_CORPUS)
     with pytest.raises(ValueError, match="splits must be some of train, validation, test, got tests"):
         synth.render_corpus(tmp_path / "unused", samples=tiny_samples, splits=("tests",), **bigger)
 
