@@ -53,11 +53,13 @@ def labelled_files(folders: list[Path]) -> tuple[list[Path], np.ndarray]:
 def measure(scores: dict[str, np.ndarray], y: np.ndarray, old: Fusion, new: Fusion) -> dict:
     """Both fusions on one set: micro and macro F1, per-instrument F1, the share of changed decisions."""
     out: dict = {"n_files": len(y)}
+    decided = {}
     for name, fusion in (("old", old), ("new", new)):
-        m = evaluate(y, fusion.decide(scores), fusion.fused_score(scores))
+        decided[name] = fusion.decide(scores)
+        m = evaluate(y, decided[name], fusion.fused_score(scores))
         out[name] = {"f1_micro": round(m["f1_micro"], 4), "f1_macro": round(m["f1_macro"], 4),
                      "f1_per_instrument": {c: round(m["per_instrument"][c]["f1"], 4) for c in CODES}}
-    out["decisions_changed"] = round(float(np.mean(old.decide(scores) != new.decide(scores))), 4)
+    out["decisions_changed"] = round(float(np.mean(decided["old"] != decided["new"])), 4)
     return out
 
 
