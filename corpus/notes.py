@@ -128,17 +128,18 @@ def note_part(inst: synth.Instrument, rng: np.random.Generator) -> tuple[Part, s
 
 
 def render_note(renderer: synth.Renderer, inst: synth.Instrument, rng: np.random.Generator,
-                chain: bool = True) -> tuple[np.ndarray, dict]:
-    """One excerpt -> float32 (n, 2) and its record."""
+                chain: bool = True, guitar_rig: str = "tanh") -> tuple[np.ndarray, dict]:
+    """One excerpt -> float32 (n, 2) and its record; an electric guitar amplified as ``guitar_rig`` says
+    (:data:`corpus.synth.GUITAR_RIGS`)."""
     sr = renderer.sample_rate
     n = int(round(EXCERPT_S * sr))
     part, what = note_part(inst, rng)
     stem = renderer.render(part, inst, n)
     record = {**inst.describe(), "plays": what, "pitches": [x.pitch for x in part.notes],
               "velocities": [x.velocity for x in part.notes]}
-    if inst.code == "gel" and inst.clean_electric and rng.random() < 0.55:
-        stem = synth.amp_stage(stem, rng, sr)
-        record["plays"] += ", amp"
+    if inst.code == "gel":
+        stem, done = synth.electric_guitar(stem, inst, rng, sr, guitar_rig)
+        record["plays"] += done
     x = synth.record_in_a_room(stem / (synth.rms(stem) + 1e-9) * 0.1, rng, sr, record, chain)
     return x[:n], record
 
@@ -146,9 +147,10 @@ def render_note(renderer: synth.Renderer, inst: synth.Instrument, rng: np.random
 _STATE: dict = {}
 
 
-def _init_worker(soundfonts: list[str], chain: bool) -> None:
+def _init_worker(soundfonts: list[str], chain: bool, guitar_rig: str) -> None:
     _STATE["renderer"] = synth.Renderer(soundfonts)
     _STATE["chain"] = chain
+    _STATE["guitar_rig"] = guitar_rig
 
 
 def render_group(group: Group, out: Path) -> list[dict]:
@@ -164,7 +166,7 @@ def render_group(group: Group, out: Path) -> list[dict]:
     records = []
     for k, rel in enumerate(files):
         inst = group.instruments[int(rng.integers(len(group.instruments)))]
-        audio, part = render_note(renderer, inst, rng, chain=_STATE["chain"])
+        audio, part = render_note(renderer, inst, rng, chain=_STATE["chain"], guitar_rig=_STATE["guitar_rig"])
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         synth.write_wav(path, audio)
@@ -183,7 +185,7 @@ def render_notes(out: Path, *, per_class: int = PER_CLASS, seed: int = 0, worker
                  extra_folders: list[Path] | None = None, samples: Path | None = None,
                  real_share: float = synth.REAL_SHARE, gm: list[Path] | None = None, chain: bool = True,
                  codes: tuple[str, ...] = CODES, without_libraries: tuple[str, ...] = (),
-                 progress: bool = True) -> dict:
+                 guitar_rig: str = "tanh", progress: bool = True) -> dict:
     """Render (or finish rendering) the notes of ``codes`` into ``out``; returns per-class counts and
     the time."""
     if per_class < 1:
@@ -191,6 +193,8 @@ def render_notes(out: Path, *, per_class: int = PER_CLASS, seed: int = 0, worker
     unknown = sorted(set(codes) - set(CODES))
     if unknown:
         raise ValueError(f"unknown instrument codes {unknown}; expected some of {', '.join(CODES)}")
+    if guitar_rig not in synth.GUITAR_RIGS:
+        raise ValueError(f"guitar_rig must be one of {', '.join(synth.GUITAR_RIGS)}, got {guitar_rig!r}")
     t0 = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -198,15 +202,16 @@ def render_notes(out: Path, *, per_class: int = PER_CLASS, seed: int = 0, worker
                                 synth.sample_libraries(samples, tuple(without_libraries)))
     groups = plan(catalogue, seed, per_class, real_share, tuple(codes))
     synth.check_folder(out, {"seed": seed, "per_class": per_class, "soundfonts": catalogue.soundfont_names,
-                             "libraries": catalogue.library_names}, {g.key: list(g.seed) for g in groups})
+                             "libraries": catalogue.library_names, "guitar_rig": guitar_rig},
+                       {g.key: list(g.seed) for g in groups})
     args = [(g, out) for g in groups]
     records: list[dict] = []
     bar = tqdm(total=sum(g.count for g in groups), desc="rendering notes", unit="excerpt", disable=not progress)
     if workers <= 1:
-        _init_worker(catalogue.soundfonts, chain)
+        _init_worker(catalogue.soundfonts, chain, guitar_rig)
         results = map(_run, args)
     else:
-        pool = get_context("spawn").Pool(workers, _init_worker, (catalogue.soundfonts, chain))
+        pool = get_context("spawn").Pool(workers, _init_worker, (catalogue.soundfonts, chain, guitar_rig))
         results = pool.imap_unordered(_run, args, chunksize=1)
     try:
         for group_records in results:
@@ -229,7 +234,7 @@ def render_notes(out: Path, *, per_class: int = PER_CLASS, seed: int = 0, worker
                 "gm_soundfonts": [Path(p).name for p in catalogue.gm], "real_share": real_share,
                 "libraries": catalogue.library_names,
                 "sources": {code: catalogue.sources(code) for code in CODES}, "recording_chain": chain,
-                "summary": summary, "records": records}
+                "guitar_rig": guitar_rig, "summary": summary, "records": records}
     (out / "corpus.json").write_text(json.dumps(manifest, indent=1))
     return summary
 
@@ -254,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--classes", default=",".join(CODES), help="comma-separated instrument codes (default: all)")
     ap.add_argument("--no-recording-chain", dest="chain", action="store_false",
                     help="the synthetic reverb and noise floor only")
+    ap.add_argument("--guitar-rig", choices=synth.GUITAR_RIGS, default="tanh",
+                    help="how clean electric guitars are amplified (as corpus.synth's --guitar-rig); default tanh")
     args = ap.parse_args(argv)
     if not 0 <= args.real_share <= 1:
         ap.error("--real-share must be within 0..1")
@@ -261,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = render_notes(args.out, per_class=args.per_class, seed=args.seed, workers=args.workers,
                                extra_folders=args.extra_soundfonts, samples=args.samples,
                                real_share=args.real_share, gm=args.gm_soundfont, chain=args.chain,
-                               without_libraries=tuple(args.without_library),
+                               without_libraries=tuple(args.without_library), guitar_rig=args.guitar_rig,
                                codes=tuple(c for c in args.classes.split(",") if c))
     except (synth.SynthError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -2,7 +2,7 @@
 
     python -m corpus.synth --out data/synth [--scale 0.1] [--seed 0] [--workers 2]
                              [--extra-soundfonts ../shared/soundfonts] [--solo-share 0.15]
-                             [--gm-soundfont FILE ...]
+                             [--gm-soundfont FILE ...] [--split train] [--guitar-rig amps]
 
 Writes, in IRMAS's own layout:
 
@@ -37,7 +37,7 @@ import scipy.signal
 import soundfile as sf
 from tqdm import tqdm
 
-from corpus import acoustics, music
+from corpus import acoustics, guitar, music
 from corpus.music import Part, Song
 from corpus.sampler import SampleLibrary, Sampler
 from instrec.labels import CODES
@@ -50,7 +50,12 @@ TRAIN_COUNTS = {"cel": 388, "cla": 505, "flu": 451, "gac": 637, "gel": 760, "org
 EVAL_COUNTS = {"validation": 300, "test": 600}
 SPLITS = ("train", *EVAL_COUNTS)
 #: what a manifest written before a field existed stands for (a corpus of every split)
-MANIFEST_DEFAULTS = {"splits": list(SPLITS)}
+#: how electric guitars played clean are amplified: ``tanh`` (a tanh overdrive and low-pass for 55 % of
+#: clean leads, as the shipped models' corpus) or ``amps`` (:mod:`corpus.guitar`: 85 % of clean parts,
+#: leads and comping, through an amplifier of four voicings and a speaker cabinet; half the distorted
+#: ones through a cabinet)
+GUITAR_RIGS = ("tanh", "amps")
+MANIFEST_DEFAULTS = {"splits": list(SPLITS), "guitar_rig": "tanh"}
 #: share of evaluation excerpts with 1, 2, 3 and 4 predominant instruments
 POLYPHONY = (0.5, 0.33, 0.13, 0.04)
 #: share of training songs played solo, without accompaniment or drums
@@ -340,6 +345,22 @@ def amp_stage(x: np.ndarray, rng: np.random.Generator, sr: int) -> np.ndarray:
     return scipy.signal.lfilter(b, a, y, axis=0).astype(np.float32)
 
 
+def electric_guitar(stem: np.ndarray, inst: Instrument, rng: np.random.Generator, sr: int,
+                    guitar_rig: str) -> tuple[np.ndarray, str]:
+    """An electric guitar part through its amplifier as ``guitar_rig`` says (see :data:`GUITAR_RIGS`);
+    returns the part and what was done, for the record ("" when it stays dry)."""
+    if guitar_rig == "tanh":
+        if inst.clean_electric and rng.random() < 0.55:
+            return amp_stage(stem, rng, sr), ", amp"
+        return stem, ""
+    drive = inst.clean_electric
+    if rng.random() < (0.85 if drive else 0.5):
+        stem, settings = guitar.rig(stem, rng, sr, drive=drive)
+        amp = settings.get("amplifier", {}).get("voicing", "none")
+        return stem, f", amp {amp}, cabinet {settings['cabinet']['high_cut_hz']} Hz"
+    return stem, ""
+
+
 def tilt_eq(x: np.ndarray, amount: float, sr: int) -> np.ndarray:
     """Spectral tilt around 1 kHz: amount > 0 brightens, < 0 darkens."""
     b, a = scipy.signal.butter(1, 1000 / (sr / 2), "low")
@@ -495,11 +516,11 @@ def make_song(rng: np.random.Generator, material: list[dict], duration: float, g
 
 def render_mix(renderer: Renderer, catalogue: Catalogue, rng: np.random.Generator, material: list[dict],
                labels: list[str], duration: float, genre: str, drums: bool, solo: bool,
-               chain: bool = True) -> tuple[np.ndarray, dict]:
+               chain: bool = True, guitar_rig: str = "tanh") -> tuple[np.ndarray, dict]:
     """Render a song with ``labels`` predominant over an accompaniment -> float32 (n, 2) and a record.
 
     With ``chain`` the mix goes through a simulated room (else the synthetic reverb) and a recording
-    chain (:mod:`corpus.acoustics`)."""
+    chain (:mod:`corpus.acoustics`); electric guitars are amplified as ``guitar_rig`` says."""
     sr = renderer.sample_rate
     n = int(round(duration * sr))
     song = make_song(rng, material, duration + 0.5, genre)
@@ -511,9 +532,9 @@ def render_mix(renderer: Renderer, catalogue: Catalogue, rng: np.random.Generato
         inst = catalogue.for_class(code, rng)
         part, what = lead_part(code, inst, song, rng, voice_index=int(order[i % len(order)]))
         stem = renderer.render(part, inst, n)
-        if code == "gel" and inst.clean_electric and rng.random() < 0.55:
-            stem = amp_stage(stem, rng, sr)
-            what += ", amp"
+        if code == "gel":
+            stem, done = electric_guitar(stem, inst, rng, sr, guitar_rig)
+            what += done
         if rng.random() < 0.2:
             stem = chorus(stem, rng, sr)
         leads.append(stem / (rms(stem) + 1e-9) * db(float(rng.uniform(-3, 0)) if len(labels) > 1 else 0.0))
@@ -537,6 +558,8 @@ def render_mix(renderer: Renderer, catalogue: Catalogue, rng: np.random.Generato
             accomp.append((Part(notes=music.chords_part(song, rng, inst.low, inst.low + 24, style)), inst, "comping"))
         for part, inst, role in accomp:
             stem = renderer.render(part, inst, n)
+            if role == "comping" and inst.code == "gel" and guitar_rig != "tanh":
+                stem, _ = electric_guitar(stem, inst, rng, sr, guitar_rig)
             mix = mix + stem / (rms(stem) + 1e-9) * accomp_level * float(rng.uniform(0.5, 1.0))
             record["parts"].append({**inst.describe(), "role": role, "notes": len(part.notes), "rms": rms(stem)})
         record["accompaniment_db"] = round(20 * np.log10(accomp_level), 2)
@@ -631,11 +654,13 @@ def plan(seed: int, scale: float, solo_share: float = SOLO_SHARE) -> list[Job]:
 _STATE: dict = {}
 
 
-def _init_worker(soundfonts: list[str], catalogue: Catalogue, material: list[dict], chain: bool) -> None:
+def _init_worker(soundfonts: list[str], catalogue: Catalogue, material: list[dict], chain: bool,
+                 guitar_rig: str) -> None:
     _STATE["renderer"] = Renderer(soundfonts)
     _STATE["catalogue"] = catalogue
     _STATE["material"] = material
     _STATE["chain"] = chain
+    _STATE["guitar_rig"] = guitar_rig
 
 
 def write_wav(path: Path, audio: np.ndarray) -> None:
@@ -653,7 +678,8 @@ def render_job(job: Job, out: Path) -> dict:
     _STATE["renderer"].renew()
     lead_in = 0.25 if job.split == "train" else 0.0
     mix, record = render_mix(_STATE["renderer"], _STATE["catalogue"], rng, _STATE["material"], list(job.labels),
-                             job.duration + lead_in, job.genre, job.drums, job.solo, chain=_STATE["chain"])
+                             job.duration + lead_in, job.genre, job.drums, job.solo, chain=_STATE["chain"],
+                             guitar_rig=_STATE["guitar_rig"])
     per = int(EXCERPT_S * SAMPLE_RATE)
     start = int(lead_in * SAMPLE_RATE)
     for i, rel in enumerate(job.files):
@@ -718,7 +744,7 @@ def render_corpus(out: Path, *, scale: float = 1.0, seed: int = 0, workers: int 
                   samples: Path | None = None, real_share: float = REAL_SHARE, solo_share: float = SOLO_SHARE,
                   material_pieces: int = 60, gm: list[Path] | None = None, chain: bool = True,
                   without_libraries: tuple[str, ...] = (), splits: tuple[str, ...] = SPLITS,
-                  progress: bool = True) -> dict:
+                  guitar_rig: str = "tanh", progress: bool = True) -> dict:
     """Render (or finish rendering) the corpus into ``out``; returns the summary. ``without_libraries``:
     name patterns of prepared libraries in ``samples`` not to play. ``splits``: the splits to render;
     a song is the same whichever splits are rendered with it, so ``splits=("validation",)`` at twice the
@@ -729,6 +755,8 @@ def render_corpus(out: Path, *, scale: float = 1.0, seed: int = 0, workers: int 
     if unknown or not splits:
         raise ValueError(f"splits must be some of {', '.join(SPLITS)}, got {', '.join(unknown) or 'none'}")
     splits = tuple(s for s in SPLITS if s in splits)
+    if guitar_rig not in GUITAR_RIGS:
+        raise ValueError(f"guitar_rig must be one of {', '.join(GUITAR_RIGS)}, got {guitar_rig!r}")
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     catalogue = Catalogue(gm_soundfonts(gm), extra_soundfonts(extra_folders or [], soundfont_map), real_share,
@@ -736,18 +764,19 @@ def render_corpus(out: Path, *, scale: float = 1.0, seed: int = 0, workers: int 
     material = music.load_material(out / "material.json", n_chorales=material_pieces, n_tunes=material_pieces)
     jobs = [job for job in plan(seed, scale, solo_share) if job.split in splits]
     check_folder(out, {"seed": seed, "scale": scale, "solo_share": solo_share, "soundfonts": catalogue.soundfont_names,
-                       "libraries": catalogue.library_names, "splits": list(splits)},
+                       "libraries": catalogue.library_names, "splits": list(splits), "guitar_rig": guitar_rig},
                  {job.key: list(job.seed) for job in jobs})
     args = [(job, out) for job in jobs]
     bar = tqdm(total=len(jobs), desc="rendering songs", unit="song", disable=not progress)
     records = []
     if workers <= 1:
-        _init_worker(catalogue.soundfonts, catalogue, material, chain)
+        _init_worker(catalogue.soundfonts, catalogue, material, chain, guitar_rig)
         for a in args:
             records.append(_run(a))
             bar.update()
     else:
-        with get_context("spawn").Pool(workers, _init_worker, (catalogue.soundfonts, catalogue, material, chain)) as pool:
+        with get_context("spawn").Pool(workers, _init_worker, (catalogue.soundfonts, catalogue, material, chain,
+                                                                 guitar_rig)) as pool:
             for rec in pool.imap_unordered(_run, args, chunksize=1):
                 records.append(rec)
                 bar.update()
@@ -759,7 +788,7 @@ def render_corpus(out: Path, *, scale: float = 1.0, seed: int = 0, workers: int 
                 "gm_soundfonts": [Path(p).name for p in catalogue.gm], "real_share": real_share,
                 "libraries": catalogue.library_names,
                 "sources": {code: catalogue.sources(code) for code in CODES},
-                "solo_share": solo_share, "recording_chain": chain,
+                "solo_share": solo_share, "recording_chain": chain, "guitar_rig": guitar_rig,
                 "summary": summary, "records": records}
     (out / "corpus.json").write_text(json.dumps(manifest, indent=1))
     return summary
@@ -804,6 +833,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-recording-chain", dest="chain", action="store_false",
                     help="the synthetic reverb and noise floor only: no simulated rooms, microphones, "
                     "compression, background noise or lossy encoding")
+    ap.add_argument("--guitar-rig", choices=GUITAR_RIGS, default="tanh",
+                    help="how clean electric guitars are amplified: 'tanh' (55 %% of clean leads through a tanh "
+                    "overdrive) or 'amps' (85 %% of clean parts through an amplifier of four voicings and a "
+                    "speaker cabinet; half the distorted ones through a cabinet); default tanh")
     args = ap.parse_args(argv)
     if args.scale <= 0:
         ap.error("--scale must be positive")
@@ -813,7 +846,8 @@ def main(argv: list[str] | None = None) -> int:
                                 extra_folders=args.extra_soundfonts, soundfont_map=mapping,
                                 samples=args.samples, real_share=args.real_share, solo_share=args.solo_share,
                                 gm=args.gm_soundfont, chain=args.chain, without_libraries=tuple(args.without_library),
-                                material_pieces=args.material_pieces, splits=tuple(args.split or SPLITS))
+                                material_pieces=args.material_pieces, splits=tuple(args.split or SPLITS),
+                                guitar_rig=args.guitar_rig)
     except (SynthError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -24,6 +24,7 @@ import argparse
 import json
 import shutil
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -109,6 +110,7 @@ def check_one(split: Path, folder: Path, representation: str, *, epochs: int, au
     checked = check_checkpoints([name], split / "held")[str(name)]
     per_class = {code: v["correct"] / v["n"] for code, v in checked["per_label"].items()}
     result = {"seed": seed, "per_class": per_class,
+              "heard_as": {code: v["heard_as"] for code, v in checked["per_label"].items()},
               "mean_over_classes": sum(per_class.values()) / len(per_class) if per_class else 0.0,
               "n_held": checked["n"]}
     if notes:
@@ -130,7 +132,9 @@ def over_seeds(runs: list[dict]) -> dict:
     summary = {"seeds": [r["seed"] for r in runs], "n_held": runs[0]["n_held"],
                "per_class": {c: mean([r["per_class"][c] for r in runs]) for c in runs[0]["per_class"]},
                "mean_over_classes": mean([r["mean_over_classes"] for r in runs]),
-               "mean_over_classes_sd": sd([r["mean_over_classes"] for r in runs])}
+               "mean_over_classes_sd": sd([r["mean_over_classes"] for r in runs]),
+               "heard_as": {c: dict(sum((Counter(r["heard_as"][c]) for r in runs), Counter()).most_common())
+                            for c in runs[0]["heard_as"]}}
     if "notes_per_class" in runs[0]:
         summary["notes_per_class"] = {c: mean([r["notes_per_class"][c] for r in runs]) for c in runs[0]["notes_per_class"]}
         summary["notes_mean_over_classes"] = mean([r["notes_mean_over_classes"] for r in runs])

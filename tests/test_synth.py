@@ -203,3 +203,33 @@ def test_subset_links_excerpts_by_lead_soundfont(tiny_corpus, tmp_path):
     (tmp_path / "old" / "corpus.json").write_text(json.dumps(old))
     with pytest.raises(ValueError, match="run corpus.synth .* again"):
         link_subset(tmp_path / "old", tmp_path / "again", "gm")
+
+
+def test_electric_guitars_through_amplifiers_and_cabinets(tiny_corpus, tiny_samples, tmp_path):
+    """With ``guitar_rig="amps"`` most clean electric-guitar leads go through an amplifier and a cabinet
+    (the record says which), the same seed gives the same bytes, and a corpus rendered with the other
+    rig (or before rigs were recorded: ``tanh``) is not mixed with it."""
+    from corpus import music
+    from tests.conftest import TINY_CORPUS, TINY_MATERIAL
+
+    catalogue = synth.Catalogue(synth.gm_soundfonts(), {}, 0.0)  # General MIDI only: clean and distorted
+    renderer = synth.Renderer(catalogue.soundfonts)
+    material = music.load_material(tiny_corpus / "material.json", n_chorales=TINY_MATERIAL, n_tunes=TINY_MATERIAL)
+    plays = []
+    for seed in range(8):
+        renderer.renew()  # a fresh synthesizer for each song, as the corpus's workers do
+        mix, record = synth.render_mix(renderer, catalogue, np.random.default_rng(seed), material, ["gel"], 2.0,
+                                       "pop_roc", drums=False, solo=True, chain=False, guitar_rig="amps")
+        renderer.renew()
+        again, _ = synth.render_mix(renderer, catalogue, np.random.default_rng(seed), material, ["gel"], 2.0,
+                                    "pop_roc", drums=False, solo=True, chain=False, guitar_rig="amps")
+        assert np.array_equal(mix, again) and np.isfinite(mix).all()
+        plays.append((record["parts"][0]["program"], record["parts"][0]["plays"]))
+    amplified = [(program, what) for program, what in plays if "cabinet" in what]
+    assert len(amplified) >= 4, plays
+    # a clean program goes through a voiced amplifier, a distorted one through the cabinet alone
+    assert all(("amp none" in what) == (program in synth.DISTORTED_PROGRAMS) for program, what in amplified), plays
+    with pytest.raises(ValueError, match="guitar_rig tanh, not amps"):
+        synth.render_corpus(tiny_corpus, samples=tiny_samples, guitar_rig="amps", **TINY_CORPUS)
+    with pytest.raises(ValueError, match="guitar_rig must be one of tanh, amps"):
+        synth.render_corpus(tmp_path / "unused", samples=tiny_samples, guitar_rig="marshall", **TINY_CORPUS)

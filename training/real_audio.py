@@ -17,6 +17,7 @@ import argparse
 import csv
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 from instrec.labels import CODES, index_of
@@ -88,7 +89,8 @@ def check_checkpoints(checkpoints: list[Path], data: Path, lowpass_hz: float | N
             top.append(CODES[int(predict_windows(model, windows, torch.device("cpu")).mean(0).argmax())])
         hits = np.array([t == label for t, (_, label) in zip(top, clips)])
         labels = [label for _, label in clips]
-        per_label = {lab: {"correct": int(hits[[x == lab for x in labels]].sum()), "n": labels.count(lab)}
+        per_label = {lab: {"correct": int(hits[[x == lab for x in labels]].sum()), "n": labels.count(lab),
+                           "heard_as": dict(Counter(t for t, x in zip(top, labels) if x == lab).most_common())}
                      for lab in sorted(set(labels))}
         result[name] = {"n": len(clips), "top1_correct": int(hits.sum()), "top1_share": float(hits.mean()),
                         "per_label": per_label, "top": dict(zip([p.name for p, _ in clips], top))}
