@@ -558,10 +558,12 @@ def render_mix(renderer: Renderer, catalogue: Catalogue, rng: np.random.Generato
             accomp.append((Part(notes=music.chords_part(song, rng, inst.low, inst.low + 24, style)), inst, "comping"))
         for part, inst, role in accomp:
             stem = renderer.render(part, inst, n)
+            described = {**inst.describe(), "role": role}
             if role == "comping" and inst.code == "gel" and guitar_rig != "tanh":
-                stem, _ = electric_guitar(stem, inst, rng, sr, guitar_rig)
+                stem, done = electric_guitar(stem, inst, rng, sr, guitar_rig)
+                described["plays"] = "chords" + done
             mix = mix + stem / (rms(stem) + 1e-9) * accomp_level * float(rng.uniform(0.5, 1.0))
-            record["parts"].append({**inst.describe(), "role": role, "notes": len(part.notes), "rms": rms(stem)})
+            record["parts"].append({**described, "notes": len(part.notes), "rms": rms(stem)})
         record["accompaniment_db"] = round(20 * np.log10(accomp_level), 2)
     if drums:
         inst = catalogue.drums(rng)

@@ -1,10 +1,12 @@
 """Experiments on the tiny corpus: leave-one-source-out."""
 
 import json
+from collections import Counter
 
 import pytest
 import torch
 
+from instrec.labels import CODES
 from training.datasets import read_training
 
 
@@ -25,6 +27,11 @@ def test_leave_one_source_out_trains_without_it_and_tests_on_it(tiny_corpus, tmp
     assert "flu" not in result["held_out"]
     assert set(result["per_class"]) == {e.labels[0] for e in held}
     assert result["n_held"] == len(held)
+    # what each class was heard as: every held-out excerpt once, the right answers the class's figure
+    n_held = Counter(e.labels[0] for e in held)
+    for code, heard in result["heard_as"].items():
+        assert sum(heard.values()) == n_held[code] and set(heard) <= set(CODES)
+        assert result["per_class"][code] == pytest.approx(heard.get(code, 0) / n_held[code])
     assert json.loads((tmp_path / "lolo" / "leave_one_out.json").read_text())["held_out"] == result["held_out"]
 
 
@@ -34,13 +41,14 @@ def test_figures_over_seeds_are_means_with_their_spread():
     real = lambda share, cla: {"data": "real", "n": 4, "top1_share": share,
                                "per_label": {"cla": {"n": 4, "correct": cla}}}
     runs = [{"seed": 0, "n_held": 10, "per_class": {"cla": 0.2, "voi": 0.6}, "mean_over_classes": 0.4,
-             "real_audio": real(0.25, 1)},
+             "heard_as": {"cla": {"cla": 1, "flu": 4}, "voi": {"voi": 3, "gel": 2}}, "real_audio": real(0.25, 1)},
             {"seed": 1, "n_held": 10, "per_class": {"cla": 0.4, "voi": 0.8}, "mean_over_classes": 0.6,
-             "real_audio": real(0.75, 3)}]
+             "heard_as": {"cla": {"cla": 2, "voi": 3}, "voi": {"voi": 4, "gel": 1}}, "real_audio": real(0.75, 3)}]
     summary = over_seeds(runs)
     assert summary["seeds"] == [0, 1]
     assert summary["per_class"] == {"cla": pytest.approx(0.3), "voi": pytest.approx(0.7)}
     assert summary["mean_over_classes"] == pytest.approx(0.5)
+    assert summary["heard_as"] == {"cla": {"flu": 4, "cla": 3, "voi": 3}, "voi": {"voi": 7, "gel": 3}}  # summed
     assert summary["mean_over_classes_sd"] == pytest.approx(0.1 * 2 ** 0.5)  # two values 0.2 apart, ddof 1
     assert summary["real_audio"]["top1_share"] == pytest.approx(0.5)
     assert summary["real_audio"]["per_label"]["cla"] == {"n": 4, "correct": 2}
