@@ -49,12 +49,12 @@ TRAIN_COUNTS = {"cel": 388, "cla": 505, "flu": 451, "gac": 637, "gel": 760, "org
                 "pia": 721, "sax": 626, "tru": 577, "vio": 580, "voi": 778}
 EVAL_COUNTS = {"validation": 300, "test": 600}
 SPLITS = ("train", *EVAL_COUNTS)
-#: what a manifest written before a field existed stands for (a corpus of every split)
 #: how electric guitars played clean are amplified: ``tanh`` (a tanh overdrive and low-pass for 55 % of
 #: clean leads, as the shipped models' corpus) or ``amps`` (:mod:`corpus.guitar`: 85 % of clean parts,
 #: leads and comping, through an amplifier of four voicings and a speaker cabinet; half the distorted
 #: ones through a cabinet)
 GUITAR_RIGS = ("tanh", "amps")
+#: what a manifest written before a field existed stands for (a corpus of every split, the tanh rig)
 MANIFEST_DEFAULTS = {"splits": list(SPLITS), "guitar_rig": "tanh"}
 #: share of evaluation excerpts with 1, 2, 3 and 4 predominant instruments
 POLYPHONY = (0.5, 0.33, 0.13, 0.04)
