@@ -101,6 +101,8 @@ def test_another_seed_or_count_is_refused(tiny_notes, tiny_samples):
         notes.render_notes(tiny_notes, samples=tiny_samples, **{**NOTES, "seed": 1})
     with pytest.raises(ValueError, match="per_class 4, not 2"):
         notes.render_notes(tiny_notes, samples=tiny_samples, **{**NOTES, "per_class": 2})
+    with pytest.raises(ValueError, match="guitar_rig tanh, not amps"):
+        notes.render_notes(tiny_notes, samples=tiny_samples, guitar_rig="amps", **NOTES)
     assert sorted(p.relative_to(tiny_notes) for p in tiny_notes.rglob("*.wav")) == files
 
 
@@ -109,6 +111,20 @@ def test_bad_arguments(tmp_path):
         notes.render_notes(tmp_path / "x", per_class=0, progress=False)
     with pytest.raises(ValueError, match="unknown instrument codes"):
         notes.render_notes(tmp_path / "x", codes=("flu", "kazoo"), progress=False)
+    with pytest.raises(ValueError, match="guitar_rig must be one of tanh, amps"):
+        notes.render_notes(tmp_path / "x", guitar_rig="vox", progress=False)
+
+
+def test_electric_guitar_notes_through_amplifiers(tmp_path):
+    """``guitar_rig="amps"``: most electric-guitar notes go through an amplifier and cabinet, as the
+    records say; the manifest records the rig."""
+    out = tmp_path / "gel"
+    notes.render_notes(out, per_class=6, codes=("gel",), gm=[FLUIDR3], chain=False, workers=1,
+                       guitar_rig="amps", progress=False)
+    manifest = json.loads((out / "corpus.json").read_text())
+    plays = [r["parts"][0]["plays"] for r in manifest["records"]]
+    assert manifest["guitar_rig"] == "amps" and len(plays) == 6
+    assert sum("cabinet" in what for what in plays) >= 3, plays
 
 
 def test_leave_one_out_baseline_trains_on_no_notes(tiny_corpus, tiny_notes, tmp_path):
