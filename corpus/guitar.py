@@ -30,7 +30,8 @@ VOICINGS = {"clean": ((0.3, 1.5), (0.0, 0.0)), "crunch": ((3.0, 10.0), (0.1, 0.3
 
 
 def _keep_level(y: np.ndarray, x: np.ndarray) -> np.ndarray:
-    return (y * (_rms(x) / (_rms(y) + 1e-12))).astype(np.float32) if _rms(x) > 0 else np.zeros_like(x)
+    level = _rms(x)
+    return (y * (level / (_rms(y) + 1e-12))).astype(np.float32) if level > 0 else np.zeros_like(x)
 
 
 def shape(x: np.ndarray, voicing: str, drive: float, bias: float) -> np.ndarray:

@@ -15,6 +15,16 @@ def tone(freq: float, seconds: float, sr: int = 22050, amp: float = 0.5) -> np.n
     return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
+def stereo_tone(hz: float, seconds: float = 2.0, amp: float = 0.3, sr: int = 44100) -> np.ndarray:
+    """A sine on both channels, float32 (n, 2): the corpus's effects work on stereo at 44.1 kHz."""
+    t = np.arange(int(seconds * sr)) / sr
+    return np.repeat((amp * np.sin(2 * np.pi * hz * t))[:, None], 2, axis=1).astype(np.float32)
+
+
+def rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+
+
 def write(path: Path, y: np.ndarray, sr: int = 22050, **kwargs) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), y, sr, **kwargs)

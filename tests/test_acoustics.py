@@ -4,17 +4,9 @@ import numpy as np
 import pytest
 
 from corpus import acoustics
+from tests.conftest import rms, stereo_tone
 
 SR = 44100
-
-
-def stereo_tone(hz: float, seconds: float = 2.0, amp: float = 0.3) -> np.ndarray:
-    t = np.arange(int(seconds * SR)) / SR
-    return np.repeat((amp * np.sin(2 * np.pi * hz * t))[:, None], 2, axis=1).astype(np.float32)
-
-
-def rms(x):
-    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
 
 
 def test_room_reverberates_and_keeps_length_and_level():

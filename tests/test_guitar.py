@@ -5,44 +5,36 @@ import numpy as np
 import pytest
 
 from corpus import guitar
+from tests.conftest import rms, stereo_tone
 
 SR = 44100
 
 
-def tone(hz: float, seconds: float = 1.0, amp: float = 0.3) -> np.ndarray:
-    t = np.arange(int(seconds * SR)) / SR
-    return np.repeat((amp * np.sin(2 * np.pi * hz * t))[:, None], 2, axis=1).astype(np.float32)
-
-
-def rms(x):
-    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
-
-
 def harmonics(y: np.ndarray, hz: float, count: int = 5) -> np.ndarray:
-    """Amplitudes of the first ``count`` harmonics of ``hz`` in a 1-second mono signal (1 Hz bins, a
-    Hann window, so each harmonic's peak is its own bin)."""
+    """Amplitudes of the first ``count`` harmonics of ``hz`` in the first second of ``y``'s first
+    channel (1 Hz bins, a Hann window, so each harmonic's peak is its own bin)."""
     spectrum = np.abs(np.fft.rfft(y[:SR, 0] * np.hanning(SR)))
     return np.array([spectrum[int(round(k * hz))] for k in range(1, count + 1)])
 
 
 def test_symmetric_drive_makes_odd_harmonics_only_and_bias_adds_even_ones():
-    x = tone(200.0)[:, :1].astype(np.float64)
+    x = stereo_tone(200.0)[:, :1].astype(np.float64)
     symmetric = guitar.shape(x, "crunch", drive=8.0, bias=0.0)
-    h = harmonics(np.repeat(symmetric, 2, axis=1), 200.0)
+    h = harmonics(symmetric, 200.0)
     # tanh is odd: the 2nd and 4th harmonics of a driven sine are numerical noise, the 3rd is strong
     assert h[2] / h[0] > 0.1 and max(h[1], h[3]) / h[0] < 1e-6
     asymmetric = guitar.shape(x, "crunch", drive=8.0, bias=0.3)
-    h = harmonics(np.repeat(asymmetric, 2, axis=1), 200.0)
+    h = harmonics(asymmetric, 200.0)
     assert h[1] / h[0] > 0.02  # a shifted operating point makes the 2nd harmonic
 
 
 def test_fuzz_clips_hard_and_clean_barely_distorts():
-    x = tone(200.0)[:, :1].astype(np.float64)
+    x = stereo_tone(200.0)[:, :1].astype(np.float64)
     fuzz = guitar.shape(x, "fuzz", drive=40.0, bias=0.0)
     assert np.max(np.abs(fuzz)) == pytest.approx(1.0) and np.mean(np.abs(fuzz) > 0.999) > 0.9  # nearly square
     # tanh(a sin) ~ a sin - (a sin)^3 / 3: a 3rd harmonic a^2 / 12 of the fundamental, 0.02 at a = 0.5
-    clean = harmonics(np.repeat(guitar.shape(x, "clean", drive=0.5, bias=0.0), 2, axis=1), 200.0)
-    square = harmonics(np.repeat(fuzz, 2, axis=1), 200.0)
+    clean = harmonics(guitar.shape(x, "clean", drive=0.5, bias=0.0), 200.0)
+    square = harmonics(fuzz, 200.0)
     assert clean[2] / clean[0] < 0.05 < square[2] / square[0]  # a square wave's 3rd harmonic is 1/3
 
 
@@ -61,7 +53,7 @@ def test_cabinet_passes_the_middle_and_removes_what_a_speaker_cannot_play():
 
 
 def test_rig_keeps_shape_and_level_handles_silence_and_repeats_bytes():
-    x = tone(330.0)
+    x = stereo_tone(330.0)
     for voicing in guitar.VOICINGS:
         y, info = guitar.amplifier(x, np.random.default_rng(0), SR, voicing=voicing)
         assert y.shape == x.shape and y.dtype == np.float32 and np.isfinite(y).all()
