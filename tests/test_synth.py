@@ -231,5 +231,12 @@ def test_electric_guitars_through_amplifiers_and_cabinets(tiny_corpus, tiny_samp
     assert all(("amp none" in what) == (program in synth.DISTORTED_PROGRAMS) for program, what in amplified), plays
     with pytest.raises(ValueError, match="guitar_rig tanh, not amps"):
         synth.render_corpus(tiny_corpus, samples=tiny_samples, guitar_rig="amps", **TINY_CORPUS)
+    older = tmp_path / "older"  # a manifest written before the rig was recorded: the tanh rig
+    older.mkdir()
+    manifest = json.loads((tiny_corpus / "corpus.json").read_text())
+    del manifest["guitar_rig"]
+    (older / "corpus.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="guitar_rig tanh, not amps"):
+        synth.render_corpus(older, samples=tiny_samples, guitar_rig="amps", **TINY_CORPUS)
     with pytest.raises(ValueError, match="guitar_rig must be one of tanh, amps"):
         synth.render_corpus(tmp_path / "unused", samples=tiny_samples, guitar_rig="marshall", **TINY_CORPUS)
