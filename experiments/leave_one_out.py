@@ -1,7 +1,7 @@
 """Leave one source out: how well does a CNN hear a recording setup it never heard?
 
     python -m experiments.leave_one_out --corpus data/synth --out runs/lolo [--representation mel]
-        [--epochs 5] [--augment noise,mixstyle] [--ema EPOCHS] [--hold SOURCE ...] [--cache DIR] [--real-audio DIR]
+        [--epochs 5] [--augment noise,mixstyle] [--ema EPOCHS] [--freq-norm LAMBDA] [--hold SOURCE ...] [--cache DIR] [--real-audio DIR]
         [--notes DIR [--no-train-notes]] [--seeds 0,1,2]
 
 For every class one of its sources (a recorded-note library or real-sample soundfont first, else a
@@ -77,20 +77,20 @@ def split_by_source(corpus: Path, out: Path, chosen: list[str] = (), notes: Path
 def run(corpus: Path, out: Path, *, representation: str = "mel", epochs: int = 5, chosen: list[str] = (),
         augment: tuple[str, ...] = (), notes: Path | None = None, train_notes: bool = True,
         cache_dir: Path | None = None, real_audio: Path | None = None, seed: int = 0, seeds: list[int] = (),
-        ema: float | None = None, progress: bool = True) -> dict:
+        ema: float | None = None, freq_norm: float | None = None, progress: bool = True) -> dict:
     """Hold out, train (once, or once per seed of ``seeds``), check; returns what is written to
     ``<out>/leave_one_out.json``: with several seeds, means over them and each seed's result in ``per_seed``."""
     out = Path(out)
     plan = split_by_source(Path(corpus), out, chosen, notes, train_notes)
     seeds = list(seeds) or [seed]
     common = {**plan, "representation": representation, "epochs": epochs, "augment": list(augment), "ema": ema,
-              "trained_on_notes": bool(notes) and train_notes}
+              "freq_norm": freq_norm, "trained_on_notes": bool(notes) and train_notes}
     runs = []
     for s in seeds:
         folder = out if len(seeds) == 1 else out / f"seed{s}"
         runs.append(check_one(out, folder, representation, epochs=epochs, augment=augment, cache_dir=cache_dir,
                               notes=bool(plan.get("notes_held_counts")), real_audio=real_audio, seed=s, ema=ema,
-                              progress=progress))
+                              freq_norm=freq_norm, progress=progress))
     result = {**common, **runs[0]} if len(runs) == 1 else {**common, **over_seeds(runs), "per_seed": runs}
     (out / "leave_one_out.json").write_text(json.dumps(result, indent=1))
     return result
@@ -98,14 +98,14 @@ def run(corpus: Path, out: Path, *, representation: str = "mel", epochs: int = 5
 
 def check_one(split: Path, folder: Path, representation: str, *, epochs: int, augment: tuple[str, ...],
               cache_dir: Path | None, notes: bool, real_audio: Path | None, seed: int, ema: float | None,
-              progress: bool) -> dict:
+              progress: bool, freq_norm: float | None = None) -> dict:
     """Train on ``split/train`` into ``folder`` and ask the CNN about the held-out excerpts (with ``notes``
     the held-out sources' isolated notes too, and real recordings when given)."""
     from training.real_audio import check_checkpoints
     from training.train import train
 
     train(split / "train", representation, folder, epochs=epochs, patience=epochs, seed=seed, augment=tuple(augment),
-          cache_dir=cache_dir, ema=ema, progress=progress)
+          cache_dir=cache_dir, ema=ema, freq_norm=freq_norm, progress=progress)
     name = folder / representation / "best.pt"
     checked = check_checkpoints([name], split / "held")[str(name)]
     per_class = {code: v["correct"] / v["n"] for code, v in checked["per_label"].items()}
@@ -175,12 +175,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma-separated seeds: one training run each, figures averaged over them")
     ap.add_argument("--ema", type=float, metavar="EPOCHS",
                     help="train with a moving average of the weights over about this many epochs (training.train)")
+    ap.add_argument("--freq-norm", type=float, metavar="LAMBDA",
+                    help="relaxed frequency-wise normalisation in the CNN (training.train --freq-norm)")
     args = ap.parse_args(argv)
     try:
         result = run(args.corpus, args.out, representation=args.representation, epochs=args.epochs,
                      chosen=args.hold, augment=tuple(a for a in args.augment.split(",") if a),
                      notes=args.notes, train_notes=args.train_notes, cache_dir=args.cache,
-                     real_audio=args.real_audio, seed=args.seed, seeds=args.seeds, ema=args.ema)
+                     real_audio=args.real_audio, seed=args.seed, seeds=args.seeds, ema=args.ema,
+                     freq_norm=args.freq_norm)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -76,3 +76,44 @@ def test_band_limit_ignores_bins_above_it():
     old = {k: v for k, v in model.state_dict().items() if k != "keep"}
     kwargs = {k: v for k, v in model.kwargs.items() if k != "max_hz"}
     assert from_checkpoint({"model_class": "InstrumentCNN", "model_kwargs": kwargs, "state_dict": old}).keep.all()
+
+
+def test_relaxed_freq_norm_known_answers():
+    from training.models import RelaxedFreqNorm
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 4, 12, 50, generator=g)
+    gain = torch.rand(1, 1, 12, 1, generator=g) * 5 + 0.1
+    offset = torch.randn(1, 1, 12, 1, generator=g) * 10
+    ifn = RelaxedFreqNorm(0.0)
+    y = ifn(x)
+    # every frequency row of every window: mean 0 and variance 1 over channels and time
+    torch.testing.assert_close(y.mean(dim=(1, 3)), torch.zeros(3, 12), atol=1e-5, rtol=0)
+    torch.testing.assert_close(y.var(dim=(1, 3), unbiased=False), torch.ones(3, 12), atol=1e-3, rtol=0)
+    # a per-bin gain and offset (a recording chain's colouration of a log spectrum) is taken out;
+    # the tolerance is the eps inside the square root, relative to rows of variance 0.01-25
+    torch.testing.assert_close(ifn(x * gain + offset), y, atol=1e-3, rtol=0)
+    # lam = 1 is layer normalisation over the whole window (torch's own as the reference)
+    ln = torch.nn.functional.layer_norm(x, x.shape[1:], eps=1e-5)
+    torch.testing.assert_close(RelaxedFreqNorm(1.0)(x), ln, atol=1e-5, rtol=0)
+    torch.testing.assert_close(RelaxedFreqNorm(0.5)(x), 0.5 * ln + 0.5 * y, atol=1e-5, rtol=0)
+    # a constant window (silence at the log floor) gives zeros, not NaN
+    assert torch.equal(RelaxedFreqNorm(0.5)(torch.full((1, 1, 12, 50), -11.5)), torch.zeros(1, 1, 12, 50))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        RelaxedFreqNorm(1.5)
+
+
+@pytest.mark.parametrize("representation,n_bins", [("mel", 128), ("cqt", 36)])
+def test_freq_norm_ignores_a_per_bin_colouration_and_adds_no_parameters(representation, n_bins):
+    plain = InstrumentCNN(representation, n_bins)
+    model = InstrumentCNN(representation, n_bins, freq_norm=0.0).eval()
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in plain.parameters())
+    x = torch.randn(4, 1, n_bins, 100)
+    coloured = x + torch.linspace(-6, 6, n_bins).reshape(1, 1, n_bins, 1)  # a tilt across the bins
+    torch.testing.assert_close(model(coloured), model(x), atol=1e-5, rtol=0)
+    relaxed = InstrumentCNN(representation, n_bins, freq_norm=0.5).eval()
+    assert not torch.allclose(relaxed(coloured), relaxed(x), atol=1e-3)  # lam > 0 keeps part of the envelope
+    again = from_checkpoint({"model_class": "InstrumentCNN", "model_kwargs": relaxed.kwargs,
+                             "state_dict": relaxed.state_dict()})
+    assert again.freq_norm == 0.5
+    torch.testing.assert_close(again(x), relaxed(x))

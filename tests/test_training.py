@@ -152,6 +152,39 @@ def test_other_feature_parameters_travel_from_training_to_serving(tiny_corpus, t
     assert len(rec.predict(wav).timeline) >= 5
 
 
+def test_freq_norm_travels_from_training_to_serving(tiny_corpus, tiny_run, tmp_path):
+    # a CNN built with relaxed frequency-wise normalisation: recorded in the checkpoint and the manifest,
+    # exported to ONNX with the same outputs, served by the recognizer
+    import onnxruntime as ort
+
+    from instrec.recognizer import Recognizer
+    from training.checkpoints import load_checkpoint
+    from training.export import export
+
+    summary = train(tiny_corpus, "mel", tmp_path / "run", epochs=1, batch_size=16, workers=1, freq_norm=0.5,
+                    progress=False)
+    assert summary["args"]["freq_norm"] == 0.5
+    model = load_checkpoint(tmp_path / "run" / "mel" / "best.pt").model
+    assert model.freq_norm == 0.5
+    thresholds.tune(tmp_path / "run", progress=False)
+    run_evaluation(tmp_path / "run", tiny_corpus / "test", progress=False)
+    manifest = export(tmp_path / "run", tmp_path / "models")
+    assert manifest["models"]["mel"]["freq_norm"] == 0.5
+    session = ort.InferenceSession(str(tmp_path / "models" / "mel.onnx"), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(3).standard_normal((7, 1, 128, 100)).astype(np.float32) * 3
+    with torch.inference_mode():
+        expected = model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(session.run(None, {"windows": x})[0], expected, atol=1e-4)
+    wav = sorted((tiny_corpus / "test").glob("*.wav"))[0]
+    assert len(Recognizer(tmp_path / "models").predict(wav).timeline) >= 5
+    # fine-tuning keeps the architecture it starts from
+    with pytest.raises(ValueError, match="freq_norm=None, not 0.5"):
+        train(tiny_corpus, "mel", tmp_path / "tuned", epochs=1, workers=1, init=tiny_run / "mel" / "best.pt",
+              freq_norm=0.5, progress=False)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        train(tiny_corpus, "mel", tmp_path / "bad", epochs=1, workers=1, freq_norm=-0.1, progress=False)
+
+
 def test_resume_continues_where_it_stopped(tiny_corpus, tmp_path):
     first = train(tiny_corpus, "cqt", tmp_path, epochs=1, batch_size=16, workers=1, patience=99, progress=False)
     assert [h["epoch"] for h in first["history"]] == [1]

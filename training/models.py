@@ -5,6 +5,12 @@ pooling with stride 3, dropout 0.25). Global max pooling is a reduction (``amax`
 graph has no fixed sizes but the batch axis is free. The model standardises its input with
 per-bin statistics of the training set (buffers, saved and exported with the weights) and ends
 with the activation it was trained for, so it outputs probabilities.
+
+With ``freq_norm`` the input and the first two blocks' outputs also pass through
+:class:`RelaxedFreqNorm` (Kim et al. 2022, "Domain generalization with relaxed instance
+frequency-wise normalization for multi-device acoustic scene classification"): each frequency row
+of each window is standardised over time, so a recording chain's colouration, a constant offset per
+bin of a log spectrum, no longer reaches the convolutions in full.
 """
 
 from __future__ import annotations
@@ -39,6 +45,33 @@ class ConvBlock(nn.Module):
         return self.body(x)
 
 
+class RelaxedFreqNorm(nn.Module):
+    """``lam * LN(x) + (1 - lam) * IFN(x)`` on (batch, channels, F, T).
+
+    IFN standardises every frequency row over channels and time (instance frequency-wise
+    normalisation: what a per-bin gain or offset of the input does is taken out); LN standardises
+    the whole window (layer normalisation: the spectral envelope is kept). ``lam`` relaxes one
+    towards the other: 0 is IFN alone, 1 is LN alone. No learnable parameters.
+    """
+
+    def __init__(self, lam: float, eps: float = 1e-5):
+        super().__init__()
+        if not 0.0 <= lam <= 1.0:
+            raise ValueError(f"freq_norm must be in [0, 1], got {lam}")
+        self.lam, self.eps = lam, eps
+
+    @staticmethod
+    def _standardise(x: torch.Tensor, dims: tuple[int, ...], eps: float) -> torch.Tensor:
+        mean = x.mean(dim=dims, keepdim=True)
+        var = ((x - mean) ** 2).mean(dim=dims, keepdim=True)
+        return (x - mean) / torch.sqrt(var + eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ifn = self._standardise(x, (1, 3), self.eps)
+        ln = self._standardise(x, (1, 2, 3), self.eps)
+        return self.lam * ln + (1.0 - self.lam) * ifn
+
+
 class InstrumentCNN(nn.Module):
     """(batch, 1, F, 100) feature windows -> (batch, 11) probabilities.
 
@@ -54,10 +87,13 @@ class InstrumentCNN(nn.Module):
         Band limit: input bins centred above this frequency are ignored (set to their training
         mean), so the model cannot learn from how much high-frequency content a source has.
         Set the bins with :meth:`set_band_limit`.
+    freq_norm : float, optional
+        When given, :class:`RelaxedFreqNorm` with this ``lam`` after the input standardisation and
+        after each of the first two blocks.
     """
 
     def __init__(self, representation: str, n_bins: int, activation: str = "softmax", hidden: int = 1024,
-                 max_hz: float | None = None):
+                 max_hz: float | None = None, freq_norm: float | None = None):
         super().__init__()
         if representation not in FILTERS:
             raise ValueError(f"unknown representation {representation!r}")
@@ -72,6 +108,10 @@ class InstrumentCNN(nn.Module):
         for filters in FILTERS[representation]:
             blocks.append(ConvBlock(channels, filters))
             channels = filters[1]
+        self.freq_norm = freq_norm
+        if freq_norm is not None:  # normalise the input and the first two blocks' outputs
+            for i in (2, 1, 0):
+                blocks.insert(i, RelaxedFreqNorm(freq_norm))
         self.blocks = nn.Sequential(*blocks)
         self.head = nn.Sequential(nn.Linear(channels, hidden), nn.LeakyReLU(0.33), nn.Dropout(0.5),
                                   nn.Linear(hidden, N_CLASSES))
@@ -80,7 +120,8 @@ class InstrumentCNN(nn.Module):
     def kwargs(self) -> dict:
         """Constructor arguments, saved in checkpoints so the model can be rebuilt."""
         return {"representation": self.representation, "n_bins": self.n_bins, "activation": self.activation,
-                "hidden": self.head[0].out_features, "max_hz": self.max_hz}
+                "hidden": self.head[0].out_features, "max_hz": self.max_hz,
+                "freq_norm": self.freq_norm}
 
     def set_normalisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         """Per-bin statistics of the training windows, shape (F,)."""

@@ -3,8 +3,8 @@
     python -m training.pipeline [--corpus data/synth] [--out runs/default] [--models onnx_models]
                                 [--scale 1.0] [--epochs 50] [--max-minutes-per-model 25]
                                 [--extra-soundfonts ../shared/soundfonts] [--real-audio ../shared/real-audio]
-                                [--augment noise] [--ema 1] [--init-run runs/base] [--lr 1e-3]
-                                [--notes-per-class 200] [--notes DIR]
+                                [--augment noise] [--ema 1] [--freq-norm 0.5] [--init-run runs/base]
+                                [--lr 1e-3] [--notes-per-class 200] [--notes DIR]
 
 Each stage is resumable (the corpus keeps finished songs, training resumes from ``last.pt``) and
 prints how long it took. With ``--data-irmas`` the same stages run on real IRMAS instead of the
@@ -13,7 +13,8 @@ synthetic corpus (training folder, plus ``--test`` for the testing folder). With
 ``--notes`` (default ``<corpus>/notes``) and trained on beside the songs. ``--init-run`` starts
 each CNN from another run's ``best.pt`` (fine-tuning); each CNN gets the augmentations of
 ``--augment`` that apply to its representation; ``--ema`` trains each with a moving average of its
-weights (:func:`training.train.train`). ``--seed`` seeds the training (weights, batches, validation
+weights and ``--freq-norm`` builds each with relaxed frequency-wise normalisation
+(:func:`training.train.train`). ``--seed`` seeds the training (weights, batches, validation
 split) and ``--corpus-seed`` the corpus and notes, so a second training seed reuses the same corpus;
 a corpus folder holds one corpus seed and scale, and rendering another into it is refused.
 """
@@ -91,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--ema", type=float, metavar="EPOCHS",
                     help="validate and save a moving average of each CNN's weights over about this many epochs")
+    ap.add_argument("--freq-norm", type=float, metavar="LAMBDA",
+                    help="relaxed frequency-wise normalisation in each CNN (training.train --freq-norm)")
     ap.add_argument("--init-run", type=Path, help="start each CNN from <init-run>/<representation>/best.pt")
     ap.add_argument("--cache", type=Path, help="feature cache folder (default <out>/cache; runs can share one)")
     ap.add_argument("--max-minutes-per-model", type=float, help="training time budget of each CNN")
@@ -130,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             train(data, rep, args.out, epochs=args.epochs, patience=args.patience, seed=args.seed, augment=mine,
                   lr=args.lr, workers=args.workers, resume=resume, init=init, cache_dir=args.cache,
                   extra_train=extra_train,
-                  max_minutes=args.max_minutes_per_model, ema=args.ema)
+                  max_minutes=args.max_minutes_per_model, ema=args.ema, freq_norm=args.freq_norm)
     with stage("tune thresholds and fusion", times):
         tuned = tune(args.out, cache_dir=args.cache)
         print(f"chosen: {tuned['fusion']['rule']} / {tuned['fusion']['aggregation']}")

@@ -3,7 +3,7 @@
     python -m training.train --data DIR --representation mel|modgd|cqt [--out runs/default]
                              [--epochs 50] [--patience 5] [--loss softmax|sigmoid]
                              [--augment crop,stretch,freqmask,mix,pitch,eq,noise] [--extra-train DIR]
-                             [--max-hz 4000] [--ema EPOCHS] [--init CHECKPOINT | --resume]
+                             [--max-hz 4000] [--ema EPOCHS] [--freq-norm LAMBDA] [--init CHECKPOINT | --resume]
 
 The seed's recipe by default: Adam, learning rate 0.001, batch 128, softmax with categorical
 cross-entropy on 1-second windows labelled with their excerpt's instrument; the checkpoint with
@@ -15,6 +15,9 @@ e.g. models trained on the synthetic corpus tuned further on IRMAS) with a fresh
 ``--ema EPOCHS`` validates and saves an exponential moving average of the weights over about that
 many epochs of steps instead of the last step's weights (weight averaging finds flatter minima, which
 carry over better to recordings the training set does not have; it also evens out one run's luck).
+``--freq-norm LAMBDA`` builds the CNN with relaxed frequency-wise normalisation
+(:class:`training.models.RelaxedFreqNorm`), so a recording chain's per-bin colouration is mostly
+taken out before the convolutions.
 """
 
 from __future__ import annotations
@@ -128,8 +131,8 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
           lr: float = 1e-3, loss: str = "softmax", seed: int = 0, augment: tuple[str, ...] = (),
           extra_train: list[Path] = (), cache_dir: Path | None = None, workers: int | None = None,
           resume: bool = False, init: Path | None = None, max_hz: float | None = None, device: str | None = None,
-          max_minutes: float | None = None, ema: float | None = None, params: FeatureParams = DEFAULT,
-          progress: bool = True) -> dict:
+          max_minutes: float | None = None, ema: float | None = None, freq_norm: float | None = None,
+          params: FeatureParams = DEFAULT, progress: bool = True) -> dict:
     """Train and return the summary written to ``<out>/<representation>/history.json``."""
     if representation not in REPRESENTATIONS:
         raise ValueError(f"unknown representation {representation!r}; expected one of {REPRESENTATIONS}")
@@ -143,6 +146,8 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
         ema_decay(ema, 1)  # refuses a horizon that is not positive before any feature is extracted
     if init is not None and resume:
         raise ValueError("--init starts a new run and --resume continues one; give one of them")
+    if freq_norm is not None and not 0.0 <= freq_norm <= 1.0:
+        raise ValueError(f"--freq-norm must be in [0, 1], got {freq_norm}")
     seed_everything(seed)
     dev = pick_device(device)
     folder = Path(out) / representation
@@ -161,9 +166,11 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
         if model.representation != representation or model.activation != loss:
             raise ValueError(f"{init} holds a {model.representation}/{model.activation} model, "
                              f"not {representation}/{loss}")
+        if model.freq_norm != freq_norm:
+            raise ValueError(f"{init} was trained with freq_norm={model.freq_norm}, not {freq_norm}")
         model = model.to(dev)
     else:
-        model = InstrumentCNN(representation, n_bins, activation=loss).to(dev)
+        model = InstrumentCNN(representation, n_bins, activation=loss, freq_norm=freq_norm).to(dev)
         mean, std = input_statistics(train_fs.windows, seed=seed)
         model.set_normalisation(torch.from_numpy(mean), torch.from_numpy(std))
     if max_hz is not None:
@@ -185,7 +192,7 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
     args = {"data": str(data), "representation": representation, "epochs": epochs, "patience": patience,
             "batch_size": batch_size, "lr": lr, "loss": loss, "seed": seed, "augment": list(augment),
             "extra_train": [str(p) for p in extra_train], "init": str(init) if init else None, "max_hz": max_hz,
-            "ema": ema}
+            "ema": ema, "freq_norm": freq_norm}
     if resume and (folder / "last.pt").exists():
         state = torch.load(folder / "last.pt", map_location=dev, weights_only=False)
         model.load_state_dict(state["state_dict"])
@@ -281,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="start from this checkpoint's weights and input statistics (fine-tuning)")
     ap.add_argument("--ema", type=float, metavar="EPOCHS",
                     help="validate and save a moving average of the weights over about this many epochs")
+    ap.add_argument("--freq-norm", type=float, metavar="LAMBDA",
+                    help="relaxed frequency-wise normalisation of the input and first two blocks, in [0, 1]")
     args = ap.parse_args(argv)
     augment = tuple(a for a in args.augment.split(",") if a)
     params = DEFAULT
@@ -292,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
               batch_size=args.batch_size, lr=args.lr, loss=args.loss, seed=args.seed, augment=augment,
               extra_train=args.extra_train, cache_dir=args.cache, workers=args.workers, resume=args.resume,
               init=args.init, max_hz=args.max_hz, device=args.device, max_minutes=args.max_minutes, ema=args.ema,
-              params=params)
+              freq_norm=args.freq_norm, params=params)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
