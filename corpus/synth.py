@@ -711,18 +711,23 @@ def check_folder(out: Path, settings: dict, seeds: dict[str, list[int]]) -> None
     The same holds for the sources: songs kept from a render with other soundfonts or libraries would
     not be what the new manifest says they are.
 
-    ``settings`` are the manifest fields that must match a finished render's ``corpus.json``; ``seeds``
-    maps each record's key to the seed its record must carry (checked for records of an unfinished render)."""
-    manifest = out / "corpus.json"
-    if manifest.exists():
-        head = json.loads(manifest.read_text())
-        head = {**MANIFEST_DEFAULTS, **head}
+    ``settings`` are the fields that must match: those of a finished render's ``corpus.json``, or of
+    ``render.json``, which a render writes before its first song, so an unfinished render is checked on
+    every field too. ``seeds`` maps each record's key to the seed its record must carry (checked for an
+    unfinished render begun before ``render.json`` was written)."""
+    manifest, started = out / "corpus.json", out / "render.json"
+    for path, defaults in ((manifest, MANIFEST_DEFAULTS), (started, {})):
+        if not path.exists():
+            continue
+        head = {**defaults, **json.loads(path.read_text())}
         differ = {k: (head[k], v) for k, v in settings.items() if k in head and head[k] != v}
         if differ:
             what = "; ".join(_difference(k, old, new) for k, (old, new) in differ.items())
-            raise ValueError(f"{out} holds another corpus ({what}): rendering there would mix the two; give "
-                             "another folder (or delete this one, or leave out the new sources: --without-library)")
-        return  # a finished render's records are its own: reading each of them again is not needed
+            state = "" if path == manifest else "an unfinished render of "
+            raise ValueError(f"{out} holds {state}another corpus ({what}): rendering there would mix the two; "
+                             "give another folder (or delete this one, or leave out the new sources: "
+                             "--without-library)")
+        return  # a render's records are its own: reading each of them again is not needed
     for key, seed in seeds.items():
         path = out / "records" / f"{key}.json"
         if path.exists():
@@ -731,6 +736,7 @@ def check_folder(out: Path, settings: dict, seeds: dict[str, list[int]]) -> None
             if first["seed"][: len(seed)] != seed:
                 raise ValueError(f"{path} was rendered with seed {first['seed'][0]}, not {seed[0]}: {out} holds "
                                  "another corpus; give another folder (or delete this one)")
+    started.write_text(json.dumps(settings, indent=1))
 
 
 def _difference(key: str, old, new) -> str:

@@ -133,10 +133,19 @@ def test_another_seed_or_scale_is_refused(tiny_corpus, tiny_samples, tmp_path):
     synth.render_corpus(tiny_corpus, samples=more, without_libraries=("freepats-*",), **TINY_CORPUS)
     assert json.loads((tiny_corpus / "corpus.json").read_text())["libraries"] == ["tonejs-flute"]
     assert sorted(p.relative_to(tiny_corpus) for p in tiny_corpus.rglob("*.wav")) == files
-    # an unfinished render has records but no manifest yet: the records' seeds tell
+    # an unfinished render has records but no manifest yet: the settings it wrote before its first song tell
     unfinished = tmp_path / "unfinished"
     shutil.copytree(tiny_corpus, unfinished)
     (unfinished / "corpus.json").unlink()
+    assert json.loads((unfinished / "render.json").read_text())["guitar_rig"] == "tanh"
+    with pytest.raises(ValueError, match=r"holds an unfinished render of another corpus \(seed 0, not 1\)"):
+        synth.render_corpus(unfinished, samples=tiny_samples, **{**TINY_CORPUS, "seed": 1})
+    with pytest.raises(ValueError, match="unfinished render of another corpus .guitar_rig tanh, not amps"):
+        synth.render_corpus(unfinished, samples=tiny_samples, guitar_rig="amps", **TINY_CORPUS)
+    with pytest.raises(ValueError, match=r"libraries: this render adds \['freepats-cello'\]"):
+        synth.render_corpus(unfinished, samples=more, **TINY_CORPUS)
+    # one begun before render.json was written: the records' seeds tell
+    (unfinished / "render.json").unlink()
     with pytest.raises(ValueError, match="was rendered with seed 0, not 1"):
         synth.render_corpus(unfinished, samples=tiny_samples, **{**TINY_CORPUS, "seed": 1})
     assert sorted(p.relative_to(unfinished) for p in unfinished.rglob("*.wav")) == files
