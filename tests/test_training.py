@@ -169,7 +169,11 @@ def test_freq_norm_travels_from_training_to_serving(tiny_corpus, tiny_run, tmp_p
     thresholds.tune(tmp_path / "run", progress=False)
     run_evaluation(tmp_path / "run", tiny_corpus / "test", progress=False)
     manifest = export(tmp_path / "run", tmp_path / "models")
-    assert manifest["models"]["mel"]["freq_norm"] == 0.5
+    assert manifest["models"]["mel"]["freq_norm"] == 0.5 and manifest["models"]["mel"]["training"]["ema"] is None
+    from training.model_card import card
+
+    row = next(r for r in card(tmp_path / "models", tmp_path / "run").splitlines() if r.startswith("| mel |"))
+    assert "| none; frequency-wise normalisation 0.5 |" in row  # no augmentation, no weight average
     session = ort.InferenceSession(str(tmp_path / "models" / "mel.onnx"), providers=["CPUExecutionProvider"])
     x = np.random.default_rng(3).standard_normal((7, 1, 128, 100)).astype(np.float32) * 3
     with torch.inference_mode():

@@ -157,7 +157,7 @@ def export(run: Path, out: Path, *, data: Path | None = None) -> dict:
                           "best_val_loss": min(h["val_loss"] for h in ckpts[rep]["history"]),
                           "max_hz": models[rep].max_hz, "freq_norm": models[rep].freq_norm,
                           "training": {k: ckpts[rep]["training_args"].get(k)
-                                       for k in ("data", "extra_train", "augment", "lr", "init")}}
+                                       for k in ("data", "extra_train", "augment", "lr", "init", "ema")}}
     manifest = {
         "format": 1,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

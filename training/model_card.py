@@ -94,7 +94,8 @@ def card(models: Path, run: Path) -> str:
         lines.append(f"| {rep} | {' x '.join(map(str, info['input_shape'][1:]))} | {info['bytes'] / 1e6:.1f} MB | "
                      f"{(str(info['epochs_before']) + ' + ') if info.get('epochs_before') else ''}{info['epochs']} | "
                      f"{', '.join(training.get('augment') or []) or 'none'}"
-                     f"{'; weights averaged over ' + format(training['ema'], 'g') + ' epochs' if training.get('ema') else ''} | "
+                     f"{'; weights averaged over ' + format(training['ema'], 'g') + ' epochs' if training.get('ema') else ''}"
+                     f"{'; frequency-wise normalisation ' + format(info['freq_norm'], 'g') if info.get('freq_norm') is not None else ''} | "
                      f"{'`' + training['init'] + '`' if training.get('init') else 'scratch'} | "
                      f"{info['best_val_loss']:.3f} | `{info['sha256'][:16]}...` |")
     lines += [
