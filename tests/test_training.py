@@ -181,7 +181,9 @@ def test_freq_norm_travels_from_training_to_serving(tiny_corpus, tiny_run, tmp_p
     np.testing.assert_allclose(session.run(None, {"windows": x})[0], expected, atol=1e-4)
     wav = sorted((tiny_corpus / "test").glob("*.wav"))[0]
     assert len(Recognizer(tmp_path / "models").predict(wav).timeline) >= 5
-    # fine-tuning keeps the architecture it starts from
+    # resuming and fine-tuning keep the architecture they start from
+    with pytest.raises(ValueError, match="trained with freq_norm=0.5, not None"):
+        train(tiny_corpus, "mel", tmp_path / "run", epochs=2, workers=1, resume=True, progress=False)
     with pytest.raises(ValueError, match="freq_norm=None, not 0.5"):
         train(tiny_corpus, "mel", tmp_path / "tuned", epochs=1, workers=1, init=tiny_run / "mel" / "best.pt",
               freq_norm=0.5, progress=False)

@@ -146,7 +146,7 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
         ema_decay(ema, 1)  # refuses a horizon that is not positive before any feature is extracted
     if init is not None and resume:
         raise ValueError("--init starts a new run and --resume continues one; give one of them")
-    if freq_norm is not None and not 0.0 <= freq_norm <= 1.0:
+    if freq_norm is not None and not 0.0 <= freq_norm <= 1.0:  # refused before any feature is extracted
         raise ValueError(f"--freq-norm must be in [0, 1], got {freq_norm}")
     seed_everything(seed)
     dev = pick_device(device)
@@ -195,6 +195,9 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
             "ema": ema, "freq_norm": freq_norm}
     if resume and (folder / "last.pt").exists():
         state = torch.load(folder / "last.pt", map_location=dev, weights_only=False)
+        if state.get("freq_norm") != freq_norm:
+            raise ValueError(f"{folder / 'last.pt'} was trained with freq_norm={state.get('freq_norm')}, "
+                             f"not {freq_norm}; resume it with the same --freq-norm")
         model.load_state_dict(state["state_dict"])
         model.max_hz = state.get("max_hz", model.max_hz)
         optimiser.load_state_dict(state["optimiser"])
@@ -245,6 +248,7 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
             since_best += 1
         state = {"state_dict": model.state_dict(), "optimiser": optimiser.state_dict(), "history": history,
                  "best": best, "since_best": since_best, "epoch": epoch, "max_hz": model.max_hz,
+                 "freq_norm": freq_norm,
                  "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}
         if averaged is not None:
             state["averaged"] = averaged.state_dict()
