@@ -180,7 +180,9 @@ def test_shipped_models_name_the_bundled_examples(shipped, row):
 def test_shipped_int8_models_answer_like_the_fp32_ones(real_clips):
     # the int8 models shipped beside the fp32 ones: loaded through --precision, described as int8 in their
     # manifest, with the fp32 thresholds, and on the real clips they change no more decisions than their
-    # manifest's parity figures say (three of 341 when they were made)
+    # manifest's parity figures say (two of 341 when they were made). At most, not exactly: onnxruntime's
+    # integer kernels differ between CPUs (AVX2's 8-bit multiply-add saturates its 16-bit sums, AVX512-VNNI
+    # does not), so a decision that sits on a threshold can go either way; one such decision is allowed.
     from instrec.recognizer import PRECISIONS
     from training.quantize import file_scores
 
@@ -194,7 +196,8 @@ def test_shipped_int8_models_answer_like_the_fp32_ones(real_clips):
     decisions = {name: fusion.decide(file_scores(rec, real_clips, fusion.aggregation, name))
                  for name, rec in (("fp32", fp32), ("int8", int8))}
     assert len(decisions["fp32"]) == parity["n_files"]
-    assert np.mean(decisions["fp32"] != decisions["int8"]) == pytest.approx(parity["decisions_changed"], abs=1e-4)
+    changed = int(np.sum(decisions["fp32"] != decisions["int8"]))
+    assert changed <= round(parity["decisions_changed"] * decisions["fp32"].size) + 1
 
 
 def test_cli_goes_on_after_an_internal_error(tiny_models, tiny_corpus, tmp_path):
