@@ -98,7 +98,7 @@ def run(corpus: Path, out: Path, *, representation: str = "mel", epochs: int = 5
 
 def check_one(split: Path, folder: Path, representation: str, *, epochs: int, augment: tuple[str, ...],
               cache_dir: Path | None, notes: bool, real_audio: Path | None, seed: int, ema: float | None,
-              progress: bool, freq_norm: float | None = None) -> dict:
+              freq_norm: float | None, progress: bool) -> dict:
     """Train on ``split/train`` into ``folder`` and ask the CNN about the held-out excerpts (with ``notes``
     the held-out sources' isolated notes too, and real recordings when given)."""
     from training.real_audio import check_checkpoints

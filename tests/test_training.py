@@ -160,6 +160,7 @@ def test_freq_norm_travels_from_training_to_serving(tiny_corpus, tiny_run, tmp_p
     from instrec.recognizer import Recognizer
     from training.checkpoints import load_checkpoint
     from training.export import export
+    from training.model_card import card
 
     summary = train(tiny_corpus, "mel", tmp_path / "run", epochs=1, batch_size=16, workers=1, freq_norm=0.5,
                     progress=False)
@@ -170,8 +171,6 @@ def test_freq_norm_travels_from_training_to_serving(tiny_corpus, tiny_run, tmp_p
     run_evaluation(tmp_path / "run", tiny_corpus / "test", progress=False)
     manifest = export(tmp_path / "run", tmp_path / "models")
     assert manifest["models"]["mel"]["freq_norm"] == 0.5 and manifest["models"]["mel"]["training"]["ema"] is None
-    from training.model_card import card
-
     row = next(r for r in card(tmp_path / "models", tmp_path / "run").splitlines() if r.startswith("| mel |"))
     assert "| none; frequency-wise normalisation 0.5 |" in row  # no augmentation, no weight average
     session = ort.InferenceSession(str(tmp_path / "models" / "mel.onnx"), providers=["CPUExecutionProvider"])
