@@ -16,6 +16,7 @@ bin of a log spectrum, no longer reaches the convolutions in full.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from instrec.labels import N_CLASSES
@@ -60,15 +61,12 @@ class RelaxedFreqNorm(nn.Module):
             raise ValueError(f"freq_norm must be in [0, 1], got {lam}")
         self.lam, self.eps = lam, eps
 
-    @staticmethod
-    def _standardise(x: torch.Tensor, dims: tuple[int, ...], eps: float) -> torch.Tensor:
-        mean = x.mean(dim=dims, keepdim=True)
-        var = ((x - mean) ** 2).mean(dim=dims, keepdim=True)
-        return (x - mean) / torch.sqrt(var + eps)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ifn = self._standardise(x, (1, 3), self.eps)
-        ln = self._standardise(x, (1, 2, 3), self.eps)
+        # both are torch's layer normalisation (one LayerNormalization node each in ONNX): IFN over the
+        # (channels, time) plane of every frequency row, LN over the whole (channels, F, time) window
+        rows = x.transpose(1, 2)  # (batch, F, channels, T)
+        ifn = F.layer_norm(rows, rows.shape[2:], eps=self.eps).transpose(1, 2)
+        ln = F.layer_norm(x, x.shape[1:], eps=self.eps)
         return self.lam * ln + (1.0 - self.lam) * ifn
 
 
@@ -104,14 +102,13 @@ class InstrumentCNN(nn.Module):
         self.register_buffer("std", torch.ones(1, 1, n_bins, 1))
         self.max_hz = max_hz
         self.register_buffer("keep", torch.ones(1, 1, n_bins, 1))  # 1 for the bins the model sees
+        self.freq_norm = freq_norm
         blocks, channels = [], 1
-        for filters in FILTERS[representation]:
+        for k, filters in enumerate(FILTERS[representation]):
+            if freq_norm is not None and k < 3:  # the input and the first two blocks' outputs
+                blocks.append(RelaxedFreqNorm(freq_norm))
             blocks.append(ConvBlock(channels, filters))
             channels = filters[1]
-        self.freq_norm = freq_norm
-        if freq_norm is not None:  # normalise the input and the first two blocks' outputs
-            for i in (2, 1, 0):
-                blocks.insert(i, RelaxedFreqNorm(freq_norm))
         self.blocks = nn.Sequential(*blocks)
         self.head = nn.Sequential(nn.Linear(channels, hidden), nn.LeakyReLU(0.33), nn.Dropout(0.5),
                                   nn.Linear(hidden, N_CLASSES))
