@@ -41,6 +41,9 @@ def test_pipeline_fine_tunes_exports_and_writes_the_card(tiny_corpus, tiny_sampl
     notes = json.loads((models / "manifest.json").read_text())["training_data"]["notes"]
     assert notes["root"] == str(corpus / "notes") and sum(notes["summary"]["counts"].values()) == 11
     assert "11 excerpts of isolated notes rendered by `python -m corpus.notes`" in card
+    # the stage times as measured: a stage of seconds is given in seconds, not rounded to "0 min"
+    export_s = times["export to ONNX"]
+    assert export_s < 120 and f"export to ONNX {export_s:.0f} s" in card and " 0 min" not in card
     assert commands(out)[-1].startswith("python -m training.pipeline --corpus")
     assert (tmp_path / "cache").is_dir() and not (out / "cache").exists()
     # a second call resumes: every CNN continues from its own last.pt, not from the starting run

@@ -152,9 +152,15 @@ def card(models: Path, run: Path) -> str:
         t = r / "pipeline_times.json"
         if t.exists():
             lines += [f"Stage times of `{r}` (2-core x86_64 CPU, no GPU): " + ", ".join(
-                f"{k} {v / 60:.0f} min" for k, v in json.loads(t.read_text()).items()) + ".", ""]
+                f"{k} {_duration(v)}" for k, v in json.loads(t.read_text()).items()) + ".", ""]
     lines += ["Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + f". Exported {m['created']}.", ""]
     return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    """A stage's time as the card gives it: seconds under two minutes (a stage that only checked its output
+    takes seconds), minutes above."""
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def main(argv: list[str] | None = None) -> int:
