@@ -182,7 +182,7 @@ def test_freq_norm_travels_from_training_to_serving(tiny_corpus, tiny_run, tmp_p
     assert len(Recognizer(tmp_path / "models").predict(wav).timeline) >= 5
     # resuming and fine-tuning keep the architecture they start from
     with pytest.raises(ValueError, match="trained with freq_norm=0.5, not None"):
-        train(tiny_corpus, "mel", tmp_path / "run", epochs=2, workers=1, resume=True, progress=False)
+        train(tiny_corpus, "mel", tmp_path / "run", epochs=2, batch_size=16, workers=1, resume=True, progress=False)
     with pytest.raises(ValueError, match="freq_norm=None, not 0.5"):
         train(tiny_corpus, "mel", tmp_path / "tuned", epochs=1, workers=1, init=tiny_run / "mel" / "best.pt",
               freq_norm=0.5, progress=False)
@@ -202,6 +202,10 @@ def test_resume_continues_where_it_stopped(tiny_corpus, tmp_path):
                      progress=False)
     for a, b in zip(straight["history"], resumed["history"]):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+    # a resume keeps the recipe it continues: another seed or augmentation is refused, naming what differs
+    with pytest.raises(ValueError, match=r"seed=0, not 1, augment=\[\], not \['pitch'\]; resume it with the same"):
+        train(tiny_corpus, "cqt", tmp_path, epochs=4, batch_size=16, workers=1, patience=99, resume=True, seed=1,
+              augment=("pitch",), progress=False)
 
 
 def test_ema_decay_spans_the_asked_number_of_epochs():

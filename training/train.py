@@ -43,6 +43,10 @@ from training.datasets import Dataset, read_training, split, training_root
 from training.metrics import evaluate
 from training.models import InstrumentCNN
 
+#: the settings a resumed run must share with the run it continues (epochs, patience and the time budget
+#: may grow; the data may have moved)
+RECIPE = ("representation", "batch_size", "lr", "loss", "seed", "augment", "extra_train", "ema", "freq_norm")
+
 
 def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
@@ -195,15 +199,20 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
             "ema": ema, "freq_norm": freq_norm}
     if resume and (folder / "last.pt").exists():
         state = torch.load(folder / "last.pt", map_location=dev, weights_only=False)
-        if state.get("freq_norm") != freq_norm:
-            raise ValueError(f"{folder / 'last.pt'} was trained with freq_norm={state.get('freq_norm')}, "
-                             f"not {freq_norm}; resume it with the same --freq-norm")
+        if averaged is not None and "averaged" not in state:
+            raise ValueError(f"{folder / 'last.pt'} was trained without --ema; resume it without")
+        # a resumed run keeps its recipe; a last.pt from before the settings were saved in it has its
+        # freq_norm only, or nothing (None)
+        recorded = state.get("args", {"freq_norm": state.get("freq_norm")})
+        differs = [k for k in RECIPE if k in recorded and recorded[k] != args[k]]
+        if differs:
+            raise ValueError(f"{folder / 'last.pt'} was trained with "
+                             + ", ".join(f"{k}={recorded[k]}, not {args[k]}" for k in differs)
+                             + "; resume it with the same settings")
         model.load_state_dict(state["state_dict"])
         model.max_hz = state.get("max_hz", model.max_hz)
         optimiser.load_state_dict(state["optimiser"])
         if averaged is not None:
-            if "averaged" not in state:
-                raise ValueError(f"{folder / 'last.pt'} was trained without --ema; resume it without")
             averaged.load_state_dict(state["averaged"])
         history, best, since_best = state["history"], state["best"], state["since_best"]
         start_epoch = state["epoch"] + 1
@@ -247,8 +256,7 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
         else:
             since_best += 1
         state = {"state_dict": model.state_dict(), "optimiser": optimiser.state_dict(), "history": history,
-                 "best": best, "since_best": since_best, "epoch": epoch, "max_hz": model.max_hz,
-                 "freq_norm": freq_norm,
+                 "best": best, "since_best": since_best, "epoch": epoch, "max_hz": model.max_hz, "args": args,
                  "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}
         if averaged is not None:
             state["averaged"] = averaged.state_dict()
