@@ -272,6 +272,12 @@ def test_eq_curves_are_smooth_bounded_and_mel_only():
     assert curves.std(axis=1).mean() > 1.0  # and it does colour the spectrum
     assert augment.unsupported(("eq", "pitch"), "modgd") == ["eq"]
     assert augment.unsupported(("eq", "pitch"), "mel") == []
+    strong = augment._eq_curves(200, 128, np.random.default_rng(0), **augment.STRONG_EQ)[:, 0, :, 0] / augment.NEPER_PER_DB
+    assert np.abs(strong).max() <= 10.0 + 3 * 9.0 + 1e-4  # tilt +-10 dB at the ends, three bumps of at most +-9 dB
+    # the narrowest bump (half-width 0.05 of 128 bins, about 6 bins) rises 9 dB over 6 bins: under 3 dB a bin
+    assert np.abs(np.diff(strong, axis=1)).max() < 3.0
+    assert strong.std(axis=1).mean() > 1.5 * curves.std(axis=1).mean()
+    assert augment.unsupported(("eqstrong",), "cqt") == ["eqstrong"]
 
 
 def test_init_starts_from_a_checkpoint(tiny_run, tiny_corpus, tmp_path):

@@ -9,6 +9,9 @@
               (mel centres, modgd's linear bins), the chromagram rolled by whole bins
     eq        log-mel only: a random smooth gain curve (a tilt of up to +-6 dB at the ends plus one
               broad +-6 dB bump), as a microphone, room or tone control would colour a recording
+    eqstrong  log-mel only: a harder equaliser (a tilt of up to +-10 dB at the ends plus three bumps of
+              +-9 dB, 0.05-0.3 of the axis wide each), strong enough to move resonances of the size of
+              an instrument body's, so the spectral envelope of one sample library stops being a cue
     noise     log-mel only: a background of coloured noise 15-45 dB under the window's mean magnitude
               (a tilted floor with Rayleigh-distributed cells), as hiss, room tone and breath put under
               real recordings
@@ -28,9 +31,9 @@ import numpy as np
 from instrec import features
 from instrec.params import DEFAULT, FeatureParams
 
-AUGMENTATIONS = ("crop", "stretch", "freqmask", "mix", "pitch", "eq", "noise", "mixstyle")
+AUGMENTATIONS = ("crop", "stretch", "freqmask", "mix", "pitch", "eq", "eqstrong", "noise", "mixstyle")
 #: Augmentations that only make sense for some representations.
-ONLY_FOR = {"eq": ("mel",), "noise": ("mel",), "mixstyle": ("mel", "modgd")}
+ONLY_FOR = {"eq": ("mel",), "eqstrong": ("mel",), "noise": ("mel",), "mixstyle": ("mel", "modgd")}
 NEPER_PER_DB = np.log(10) / 20
 
 
@@ -66,13 +69,21 @@ def _add_noise(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.log(np.exp(x) + (level * shape * cells).astype(np.float32)).astype(np.float32)
 
 
-def _eq_curves(B: int, F: int, rng: np.random.Generator) -> np.ndarray:
-    """(B, 1, F, 1) smooth gains in nepers: a tilt and one raised-cosine bump on a 0..1 axis."""
+def _eq_curves(B: int, F: int, rng: np.random.Generator, tilt_db: float = 6.0, bumps: int = 1,
+               bump_db: float = 6.0, widths: tuple[float, float] = (0.1, 0.4)) -> np.ndarray:
+    """(B, 1, F, 1) smooth gains in nepers on a 0..1 axis: a tilt of up to +-``tilt_db`` at the ends and
+    ``bumps`` raised-cosine bumps of up to +-``bump_db``, each ``widths`` (half-width) of the axis wide."""
     axis = np.linspace(0.0, 1.0, F)
-    tilt = rng.uniform(-12, 12, (B, 1)) * (axis - 0.5)
-    centre, width = rng.uniform(0, 1, (B, 1)), rng.uniform(0.1, 0.4, (B, 1))
-    bump = rng.uniform(-6, 6, (B, 1)) * 0.5 * (1 + np.cos(np.pi * np.clip((axis - centre) / width, -1, 1)))
-    return ((tilt + bump) * NEPER_PER_DB).astype(np.float32)[:, None, :, None]
+    gain = rng.uniform(-2 * tilt_db, 2 * tilt_db, (B, 1)) * (axis - 0.5)
+    for _ in range(bumps):
+        centre, width = rng.uniform(0, 1, (B, 1)), rng.uniform(*widths, (B, 1))
+        gain = gain + rng.uniform(-bump_db, bump_db, (B, 1)) * 0.5 * (
+            1 + np.cos(np.pi * np.clip((axis - centre) / width, -1, 1)))
+    return (gain * NEPER_PER_DB).astype(np.float32)[:, None, :, None]
+
+
+#: ``eqstrong``: tilt, number of bumps, bump gain and widths of :func:`_eq_curves`.
+STRONG_EQ = {"tilt_db": 10.0, "bumps": 3, "bump_db": 9.0, "widths": (0.05, 0.3)}
 
 
 def _mix_style(x: np.ndarray, rng: np.random.Generator, p: float = 0.7, alpha: float = 0.4) -> np.ndarray:
@@ -126,6 +137,9 @@ def batch(features, idx: np.ndarray, targets: np.ndarray, augment: tuple[str, ..
     if "eq" in augment and representation == "mel":
         floor = np.float32(np.log(DEFAULT.log_floor))
         x = np.maximum(x + _eq_curves(B, F, rng), floor)
+    if "eqstrong" in augment and representation == "mel":
+        floor = np.float32(np.log(DEFAULT.log_floor))
+        x = np.maximum(x + _eq_curves(B, F, rng, **STRONG_EQ), floor)
     if "noise" in augment and representation == "mel":
         x = _add_noise(x, rng)
     if "mixstyle" in augment and representation in ONLY_FOR["mixstyle"]:
