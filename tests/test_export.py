@@ -101,6 +101,23 @@ def test_real_audio_check_agrees_between_onnx_and_checkpoint(tiny_models, tiny_r
         check_real_audio(tiny_models, tmp_path)
 
 
+def test_real_audio_scores_the_mean_of_checkpoints(tiny_run):
+    from tests.conftest import REAL_AUDIO
+    from training.real_audio import check_checkpoints, main, read_labels
+
+    mel, modgd = tiny_run / "mel" / "best.pt", tiny_run / "modgd" / "best.pt"
+    result = check_checkpoints([mel, modgd], REAL_AUDIO, mean=True)
+    assert set(result) == {str(mel), str(modgd), "mean"}
+    a, b, m = (result[k]["scores"] for k in (str(mel), str(modgd), "mean"))
+    for f in m:  # the ensemble's clip scores are the mean of the two models' (each stored to 1e-6)
+        np.testing.assert_allclose(m[f], (np.array(a[f]) + np.array(b[f])) / 2, atol=1.5e-6)
+        assert result["mean"]["top"][f] == CODES[int(np.argmax(m[f]))]
+    assert result["mean"]["top1_correct"] == sum(result["mean"]["top"][f] == lab for f, lab in
+                                                 ((p.name, lab) for p, lab in read_labels(REAL_AUDIO)))
+    assert set(check_checkpoints([mel], REAL_AUDIO, mean=True)) == {str(mel)}  # one model: nothing to average
+    assert main(["--data", str(REAL_AUDIO), "--checkpoint", str(mel), "--checkpoint", str(modgd), "--mean"]) == 0
+
+
 def test_real_audio_reads_training_layouts_and_low_passes(tiny_corpus):
     from tests.conftest import tone
     from training.datasets import read_training

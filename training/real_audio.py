@@ -2,13 +2,14 @@
 
     python -m training.real_audio --data tests/data/real [--models DIR]
     python -m training.real_audio --checkpoint runs/X/mel/best.pt [...] --data tests/data/real
-                                  [--lowpass 4000]
+                                  [--lowpass 4000] [--mean]
 
 ``--data`` holds audio files and a ``labels.csv`` with columns ``file`` and ``label`` (an IRMAS
 code), or is an IRMAS training-layout folder (each file labelled by its class folder). Chance is
 1 in 11. ``--checkpoint`` scores trained PyTorch models one by one, before any export: the mean of
 their window probabilities (S1), top class against the label; ``--lowpass`` first filters every
-clip (6th-order Butterworth), to see what a model makes of the clips without their high band.
+clip (6th-order Butterworth), to see what a model makes of the clips without their high band;
+``--mean`` also scores the mean of the checkpoints' clip scores, e.g. of training seeds as an ensemble.
 """
 
 from __future__ import annotations
@@ -69,8 +70,11 @@ def lowpass(y, hz: float | None, sample_rate: int):
     return scipy.signal.sosfilt(sos, y).astype(np.float32)
 
 
-def check_checkpoints(checkpoints: list[Path], data: Path, lowpass_hz: float | None = None) -> dict:
-    """Top-1 share of each checkpoint on the labelled clips in ``data`` (low-passed when asked)."""
+def check_checkpoints(checkpoints: list[Path], data: Path, lowpass_hz: float | None = None,
+                      mean: bool = False) -> dict:
+    """Top-1 share of each checkpoint on the labelled clips in ``data`` (low-passed when asked); with
+    ``mean`` also of the mean of the checkpoints' clip scores (an ensemble, e.g. of training seeds),
+    under the key ``"mean"``. Each result keeps every clip's 11 scores (``scores``)."""
     import numpy as np
     import torch
 
@@ -78,22 +82,30 @@ def check_checkpoints(checkpoints: list[Path], data: Path, lowpass_hz: float | N
     from training.checkpoints import load_checkpoint, predict_windows
 
     clips = read_labels(data)
-    result = {}
+    labels = [label for _, label in clips]
+    scores = {}
     for c in checkpoints:
-        name, ckpt = str(c), load_checkpoint(c)
+        ckpt = load_checkpoint(c)
         model, params = ckpt.model, ckpt.params
-        top = []
+        rows = []
         for path, _ in clips:
             y = lowpass(audio.load(path, params=params), lowpass_hz, params.sample_rate)
             windows = features.extract(y, params=params, representations=(model.representation,))[model.representation]
-            top.append(CODES[int(predict_windows(model, windows, torch.device("cpu")).mean(0).argmax())])
-        hits = np.array([t == label for t, (_, label) in zip(top, clips)])
-        labels = [label for _, label in clips]
+            rows.append(predict_windows(model, windows, torch.device("cpu")).mean(0))
+        scores[str(c)] = np.array(rows)
+    if mean and len(checkpoints) > 1:
+        scores["mean"] = np.mean(list(scores.values()), axis=0)
+    result = {}
+    for name, clip_scores in scores.items():
+        top = [CODES[int(i)] for i in clip_scores.argmax(1)]
+        hits = np.array([t == label for t, label in zip(top, labels)])
         per_label = {lab: {"correct": int(hits[[x == lab for x in labels]].sum()), "n": labels.count(lab),
                            "heard_as": dict(Counter(t for t, x in zip(top, labels) if x == lab).most_common())}
                      for lab in sorted(set(labels))}
+        files = [p.name for p, _ in clips]
         result[name] = {"n": len(clips), "top1_correct": int(hits.sum()), "top1_share": float(hits.mean()),
-                        "per_label": per_label, "top": dict(zip([p.name for p, _ in clips], top))}
+                        "per_label": per_label, "top": dict(zip(files, top)),
+                        "scores": {f: [round(float(v), 6) for v in row] for f, row in zip(files, clip_scores)}}
     return result
 
 
@@ -114,12 +126,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", type=Path, action="append", default=[],
                     help="score this PyTorch checkpoint instead of the exported models (repeatable)")
     ap.add_argument("--lowpass", type=float, metavar="HZ", help="with --checkpoint: low-pass every clip first")
+    ap.add_argument("--mean", action="store_true",
+                    help="with several --checkpoint: also score the mean of their clip scores (an ensemble)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--record", action="store_true", help="write the result into the models' manifest.json "
                     "(as real_audio: the app's model line quotes it)")
     args = ap.parse_args(argv)
     if args.checkpoint:
-        result = check_checkpoints(args.checkpoint, args.data, args.lowpass)
+        result = check_checkpoints(args.checkpoint, args.data, args.lowpass, args.mean)
         if args.json:
             print(json.dumps(result, indent=1))
             return 0
