@@ -66,3 +66,28 @@ def test_leave_one_out_over_seeds_trains_once_per_seed_on_one_split(tiny_corpus,
         sum(r["mean_over_classes"] for r in result["per_seed"]) / 2)
     assert all(r["n_held"] == result["n_held"] for r in result["per_seed"])
     assert json.loads((tmp_path / "lolo" / "leave_one_out.json").read_text())["seeds"] == [0, 1]
+
+
+def test_leave_one_out_fused_checks_the_three_cnns_as_the_app_answers(tiny_corpus, tmp_path):
+    from experiments.leave_one_out import run
+    from instrec.recognizer import Recognizer
+    from tests.conftest import REAL_AUDIO
+
+    out = tmp_path / "lolo"
+    result = run(tiny_corpus, out, representation="fused", epochs=1, augment=("noise",), real_audio=REAL_AUDIO,
+                 progress=False)
+    # each CNN trained on the split, with the augmentations that apply to it
+    for rep, augment in (("mel", ["noise"]), ("modgd", []), ("cqt", [])):
+        args = torch.load(out / rep / "best.pt", weights_only=False)["training_args"]
+        assert args["augment"] == augment and args["data"] == str(out / "train")
+    # the figures are the exported fused models' top class on every held-out excerpt, as the app ranks
+    rec = Recognizer(out / "onnx")
+    assert rec.fusion.models == ("mel", "modgd", "cqt")
+    held = read_training(out / "held")
+    heard = {}
+    for e in held:
+        scores = rec.predict(e.path).scores
+        heard.setdefault(e.labels[0], Counter())[max(CODES, key=lambda c: scores[c])] += 1
+    assert result["heard_as"] == {c: dict(v.most_common()) for c, v in sorted(heard.items())}
+    assert result["per_class"] == {c: v.get(c, 0) / sum(v.values()) for c, v in sorted(heard.items())}
+    assert result["n_held"] == len(held) and result["real_audio"]["n"] == 31
