@@ -279,6 +279,17 @@ def test_eq_curves_are_smooth_bounded_and_mel_only():
     assert strong.std(axis=1).mean() > 1.5 * curves.std(axis=1).mean()
     assert augment.unsupported(("eqstrong",), "cqt") == ["eqstrong"]
 
+    class FS:  # log-mel windows well above the floor: the equaliser adds one gain curve per window
+        windows = np.random.default_rng(1).uniform(-5, 0, (4, 1, 128, 100)).astype(np.float32)
+        file_index = np.arange(4)
+
+    targets = np.eye(11, dtype=np.float32)[:4]
+    for name in ("eq", "eqstrong"):
+        x, _ = augment.batch(FS, np.arange(4), targets, (name,), np.random.default_rng(2), "mel")
+        gain = (x - FS.windows) / augment.NEPER_PER_DB  # dB, per window and bin
+        assert np.abs(gain - gain[..., :1]).max() < 1e-3  # constant over time: an equaliser, not noise
+        assert gain.std(axis=2).mean() > 1.0
+
 
 def test_init_starts_from_a_checkpoint(tiny_run, tiny_corpus, tmp_path):
     start = torch.load(tiny_run / "mel" / "best.pt", weights_only=False)

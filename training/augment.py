@@ -84,6 +84,8 @@ def _eq_curves(B: int, F: int, rng: np.random.Generator, tilt_db: float = 6.0, b
 
 #: ``eqstrong``: tilt, number of bumps, bump gain and widths of :func:`_eq_curves`.
 STRONG_EQ = {"tilt_db": 10.0, "bumps": 3, "bump_db": 9.0, "widths": (0.05, 0.3)}
+#: The equalising augmentations, applied in this order, and their curves.
+EQUALISERS = {"eq": {}, "eqstrong": STRONG_EQ}
 
 
 def _mix_style(x: np.ndarray, rng: np.random.Generator, p: float = 0.7, alpha: float = 0.4) -> np.ndarray:
@@ -134,12 +136,9 @@ def batch(features, idx: np.ndarray, targets: np.ndarray, augment: tuple[str, ..
             x[b, :, start : start + width] = x[b].mean()
     if "pitch" in augment:
         x = _shift_frequency(x, rng.uniform(-2, 2, B), representation)
-    if "eq" in augment and representation == "mel":
-        floor = np.float32(np.log(DEFAULT.log_floor))
-        x = np.maximum(x + _eq_curves(B, F, rng), floor)
-    if "eqstrong" in augment and representation == "mel":
-        floor = np.float32(np.log(DEFAULT.log_floor))
-        x = np.maximum(x + _eq_curves(B, F, rng, **STRONG_EQ), floor)
+    for name, curve in EQUALISERS.items():
+        if name in augment and representation == "mel":
+            x = np.maximum(x + _eq_curves(B, F, rng, **curve), np.float32(np.log(DEFAULT.log_floor)))
     if "noise" in augment and representation == "mel":
         x = _add_noise(x, rng)
     if "mixstyle" in augment and representation in ONLY_FOR["mixstyle"]:
