@@ -1,7 +1,8 @@
 """Leave one source out: how well does a CNN hear a recording setup it never heard?
 
     python -m experiments.leave_one_out --corpus data/synth --out runs/lolo [--representation mel|modgd|cqt|fused]
-        [--epochs 5] [--augment noise,mixstyle] [--ema EPOCHS] [--freq-norm LAMBDA] [--hold SOURCE ...] [--cache DIR] [--real-audio DIR]
+        [--epochs 5] [--augment noise,mixstyle] [--ema EPOCHS] [--hold SOURCE ...] [--cache DIR] [--real-audio DIR]
+        [--freq-norm LAMBDA [--freq-norm-kind ifn|centre] [--freq-norm-models mel,modgd,cqt]]
         [--notes DIR [--no-train-notes]] [--seeds 0,1,2]
 
 For every class one of its sources (a recorded-note library or real-sample soundfont first, else a
@@ -84,20 +85,22 @@ def split_by_source(corpus: Path, out: Path, chosen: list[str] = (), notes: Path
 def run(corpus: Path, out: Path, *, representation: str = "mel", epochs: int = 5, chosen: list[str] = (),
         augment: tuple[str, ...] = (), notes: Path | None = None, train_notes: bool = True,
         cache_dir: Path | None = None, real_audio: Path | None = None, seed: int = 0, seeds: list[int] = (),
-        ema: float | None = None, freq_norm: float | None = None, progress: bool = True) -> dict:
+        ema: float | None = None, freq_norm: float | None = None, freq_norm_kind: str = "ifn",
+        freq_norm_models: tuple[str, ...] = REPRESENTATIONS, progress: bool = True) -> dict:
     """Hold out, train (once, or once per seed of ``seeds``), check; returns what is written to
     ``<out>/leave_one_out.json``: with several seeds, means over them and each seed's result in ``per_seed``."""
     out = Path(out)
     plan = split_by_source(Path(corpus), out, chosen, notes, train_notes)
     seeds = list(seeds) or [seed]
     common = {**plan, "representation": representation, "epochs": epochs, "augment": list(augment), "ema": ema,
-              "freq_norm": freq_norm, "trained_on_notes": bool(notes) and train_notes}
+              "freq_norm": freq_norm, "freq_norm_kind": freq_norm_kind, "freq_norm_models": list(freq_norm_models),
+              "trained_on_notes": bool(notes) and train_notes}
     runs = []
     for s in seeds:
         folder = out if len(seeds) == 1 else out / f"seed{s}"
         runs.append(check_one(out, folder, representation, epochs=epochs, augment=augment, cache_dir=cache_dir,
                               notes=bool(plan.get("notes_held_counts")), real_audio=real_audio, seed=s, ema=ema,
-                              freq_norm=freq_norm, progress=progress))
+                              freq_norm=(freq_norm, freq_norm_kind, freq_norm_models), progress=progress))
     result = {**common, **runs[0]} if len(runs) == 1 else {**common, **over_seeds(runs), "per_seed": runs}
     (out / "leave_one_out.json").write_text(json.dumps(result, indent=1))
     return result
@@ -105,17 +108,18 @@ def run(corpus: Path, out: Path, *, representation: str = "mel", epochs: int = 5
 
 def check_one(split: Path, folder: Path, representation: str, *, epochs: int, augment: tuple[str, ...],
               cache_dir: Path | None, notes: bool, real_audio: Path | None, seed: int, ema: float | None,
-              freq_norm: float | None, progress: bool) -> dict:
+              freq_norm: tuple, progress: bool) -> dict:
     """Train on ``split/train`` into ``folder`` and ask the CNN about the held-out excerpts (with ``notes``
-    the held-out sources' isolated notes too, and real recordings when given)."""
+    the held-out sources' isolated notes too, and real recordings when given). ``freq_norm`` is
+    (lambda or None, kind, the representations that get it)."""
     from training.real_audio import check_checkpoints
-    from training.train import train
+    from training.train import freq_norm_of, train
 
     if representation == FUSED:
         return check_fused(split, folder, epochs=epochs, augment=augment, cache_dir=cache_dir, notes=notes,
                            real_audio=real_audio, seed=seed, ema=ema, freq_norm=freq_norm, progress=progress)
     train(split / "train", representation, folder, epochs=epochs, patience=epochs, seed=seed, augment=tuple(augment),
-          cache_dir=cache_dir, ema=ema, freq_norm=freq_norm, progress=progress)
+          cache_dir=cache_dir, ema=ema, **freq_norm_of(representation, *freq_norm), progress=progress)
     name = folder / representation / "best.pt"
     checked = check_checkpoints([name], split / "held")[str(name)]
     per_class = {code: v["correct"] / v["n"] for code, v in checked["per_label"].items()}
@@ -135,7 +139,7 @@ def check_one(split: Path, folder: Path, representation: str, *, epochs: int, au
 
 
 def check_fused(split: Path, folder: Path, *, epochs: int, augment: tuple[str, ...], cache_dir: Path | None,
-                notes: bool, real_audio: Path | None, seed: int, ema: float | None, freq_norm: float | None,
+                notes: bool, real_audio: Path | None, seed: int, ema: float | None, freq_norm: tuple,
                 progress: bool) -> dict:
     """The three CNNs trained as :func:`check_one` trains one (each with the augmentations that apply to
     it), their thresholds tuned on the split's validation excerpts, exported, and the fused models asked,
@@ -144,12 +148,12 @@ def check_fused(split: Path, folder: Path, *, epochs: int, augment: tuple[str, .
     from training.export import export
     from training.real_audio import check_real_audio
     from training.thresholds import tune
-    from training.train import train
+    from training.train import freq_norm_of, train
 
     for rep in REPRESENTATIONS:
         train(split / "train", rep, folder, epochs=epochs, patience=epochs, seed=seed,
               augment=tuple(a for a in augment if a not in aug.unsupported(augment, rep)), cache_dir=cache_dir,
-              ema=ema, freq_norm=freq_norm, progress=progress)
+              ema=ema, **freq_norm_of(rep, *freq_norm), progress=progress)
     tune(folder, cache_dir=cache_dir, progress=progress)
     export(folder, folder / "onnx")
 
@@ -210,6 +214,9 @@ def seed_list(text: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from training.models import RelaxedFreqNorm
+    from training.train import representation_list
+
     ap = argparse.ArgumentParser(prog="python -m experiments.leave_one_out", description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", type=Path, required=True, help="a corpus rendered by corpus.synth")
     ap.add_argument("--out", type=Path, required=True)
@@ -234,13 +241,18 @@ def main(argv: list[str] | None = None) -> int:
                     help="train with a moving average of the weights over about this many epochs (training.train)")
     ap.add_argument("--freq-norm", type=float, metavar="LAMBDA",
                     help="relaxed frequency-wise normalisation in the CNN (training.train --freq-norm)")
+    ap.add_argument("--freq-norm-kind", choices=RelaxedFreqNorm.KINDS, default="ifn",
+                    help="its row-wise part (training.train --freq-norm-kind)")
+    ap.add_argument("--freq-norm-models", type=representation_list, default=REPRESENTATIONS, metavar="mel,modgd,cqt",
+                    help="with --representation fused: the CNNs built with it (default: all three)")
     args = ap.parse_args(argv)
     try:
         result = run(args.corpus, args.out, representation=args.representation, epochs=args.epochs,
                      chosen=args.hold, augment=tuple(a for a in args.augment.split(",") if a),
                      notes=args.notes, train_notes=args.train_notes, cache_dir=args.cache,
                      real_audio=args.real_audio, seed=args.seed, seeds=args.seeds, ema=args.ema,
-                     freq_norm=args.freq_norm)
+                     freq_norm=args.freq_norm, freq_norm_kind=args.freq_norm_kind,
+                     freq_norm_models=args.freq_norm_models)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -75,11 +75,12 @@ def test_leave_one_out_fused_checks_the_three_cnns_as_the_app_answers(tiny_corpu
 
     out = tmp_path / "lolo"
     result = run(tiny_corpus, out, representation="fused", epochs=1, augment=("noise",), real_audio=REAL_AUDIO,
-                 progress=False)
-    # each CNN trained on the split, with the augmentations that apply to it
-    for rep, augment in (("mel", ["noise"]), ("modgd", []), ("cqt", [])):
+                 freq_norm=0.5, freq_norm_kind="centre", freq_norm_models=("mel",), progress=False)
+    # each CNN trained on the split, with the augmentations and the normalisation asked for it
+    for rep, augment, freq_norm in (("mel", ["noise"], 0.5), ("modgd", [], None), ("cqt", [], None)):
         args = torch.load(out / rep / "best.pt", weights_only=False)["training_args"]
         assert args["augment"] == augment and args["data"] == str(out / "train")
+        assert args["freq_norm"] == freq_norm and args["freq_norm_kind"] == ("centre" if freq_norm else "ifn")
     # the figures are the exported fused models' top class on every held-out excerpt, as the app ranks
     rec = Recognizer(out / "onnx")
     assert rec.fusion.models == ("mel", "modgd", "cqt")

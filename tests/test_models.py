@@ -104,6 +104,36 @@ def test_relaxed_freq_norm_known_answers():
         RelaxedFreqNorm(1.5)
 
 
+def test_centred_freq_norm_takes_out_offsets_and_keeps_row_scales():
+    from training.models import RelaxedFreqNorm
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(3, 4, 12, 50, generator=g)
+    x[:, :, 5] *= 3.0  # one loud row: its variance is 9 times the others' (about 1)
+    offset = torch.randn(1, 1, 12, 1, generator=g) * 10
+    centre = RelaxedFreqNorm(0.0, "centre")
+    y = centre(x)
+    # every row has mean 0 over channels and time; the whole window has variance 1
+    torch.testing.assert_close(y.mean(dim=(1, 3)), torch.zeros(3, 12), atol=1e-5, rtol=0)
+    torch.testing.assert_close(y.var(dim=(1, 2, 3), unbiased=False), torch.ones(3), atol=1e-4, rtol=0)
+    # a per-bin offset (a gain, on a log spectrum) is taken out as IFN takes it out (float32 rounding
+    # of offsets of about 10 on values of about 1)
+    torch.testing.assert_close(centre(x + offset), y, atol=1e-4, rtol=0)
+    # but the rows keep their scales: the loud row stays 9 times the variance of the others (the sample
+    # variance of 200 values of one row is within about 10 % of its expectation), where IFN makes it 1
+    row_var = y.var(dim=(1, 3), unbiased=False)
+    ratio = row_var[:, 5] / torch.cat([row_var[:, :5], row_var[:, 6:]], dim=1).mean(dim=1)
+    assert ((ratio > 7.0) & (ratio < 11.0)).all(), ratio
+    torch.testing.assert_close(RelaxedFreqNorm(0.0)(x).var(dim=(1, 3), unbiased=False), torch.ones(3, 12),
+                               atol=1e-3, rtol=0)
+    # relaxed: the same mixture with layer normalisation; a constant window gives zeros
+    ln = RelaxedFreqNorm(1.0)(x)
+    torch.testing.assert_close(RelaxedFreqNorm(0.5, "centre")(x), 0.5 * ln + 0.5 * y, atol=1e-5, rtol=0)
+    assert torch.equal(RelaxedFreqNorm(0.5, "centre")(torch.full((1, 1, 12, 50), -11.5)), torch.zeros(1, 1, 12, 50))
+    with pytest.raises(ValueError, match="unknown frequency-wise normalisation"):
+        RelaxedFreqNorm(0.5, "pcen")
+
+
 @pytest.mark.parametrize("representation,n_bins", [("mel", 128), ("cqt", 36)])
 def test_freq_norm_ignores_a_per_bin_colouration_and_adds_no_parameters(representation, n_bins):
     # compared on the logits: an untrained CNN's probabilities are all near 1/11, too flat to tell apart

@@ -153,8 +153,8 @@ def test_other_feature_parameters_travel_from_training_to_serving(tiny_corpus, t
 
 
 def test_freq_norm_travels_from_training_to_serving(tiny_corpus, tiny_run, tmp_path):
-    # a CNN built with relaxed frequency-wise normalisation: recorded in the checkpoint and the manifest,
-    # exported to ONNX with the same outputs, served by the recognizer
+    # a CNN built with relaxed frequency-wise normalisation (its rows centred): recorded in the checkpoint
+    # and the manifest, exported to ONNX with the same outputs, served by the recognizer
     import onnxruntime as ort
 
     from instrec.recognizer import Recognizer
@@ -163,16 +163,17 @@ def test_freq_norm_travels_from_training_to_serving(tiny_corpus, tiny_run, tmp_p
     from training.model_card import card
 
     summary = train(tiny_corpus, "mel", tmp_path / "run", epochs=1, batch_size=16, workers=1, freq_norm=0.5,
-                    progress=False)
-    assert summary["args"]["freq_norm"] == 0.5
+                    freq_norm_kind="centre", progress=False)
+    assert summary["args"]["freq_norm"] == 0.5 and summary["args"]["freq_norm_kind"] == "centre"
     model = load_checkpoint(tmp_path / "run" / "mel" / "best.pt").model
-    assert model.freq_norm == 0.5
+    assert model.freq_norm == 0.5 and model.freq_norm_kind == "centre"
     thresholds.tune(tmp_path / "run", progress=False)
     run_evaluation(tmp_path / "run", tiny_corpus / "test", progress=False)
     manifest = export(tmp_path / "run", tmp_path / "models")
-    assert manifest["models"]["mel"]["freq_norm"] == 0.5 and manifest["models"]["mel"]["training"]["ema"] is None
+    assert manifest["models"]["mel"]["freq_norm"] == 0.5 and manifest["models"]["mel"]["freq_norm_kind"] == "centre"
+    assert manifest["models"]["mel"]["training"]["ema"] is None
     row = next(r for r in card(tmp_path / "models", tmp_path / "run").splitlines() if r.startswith("| mel |"))
-    assert "| none; frequency-wise normalisation 0.5 |" in row  # no augmentation, no weight average
+    assert "| none; frequency-wise normalisation 0.5 (rows centred) |" in row  # no augmentation, no weight average
     session = ort.InferenceSession(str(tmp_path / "models" / "mel.onnx"), providers=["CPUExecutionProvider"])
     x = np.random.default_rng(3).standard_normal((7, 1, 128, 100)).astype(np.float32) * 3
     with torch.inference_mode():
@@ -186,8 +187,13 @@ def test_freq_norm_travels_from_training_to_serving(tiny_corpus, tiny_run, tmp_p
     with pytest.raises(ValueError, match="freq_norm=None, not 0.5"):
         train(tiny_corpus, "mel", tmp_path / "tuned", epochs=1, workers=1, init=tiny_run / "mel" / "best.pt",
               freq_norm=0.5, progress=False)
+    with pytest.raises(ValueError, match="freq_norm_kind=centre, not ifn"):
+        train(tiny_corpus, "mel", tmp_path / "tuned", epochs=1, workers=1, init=tmp_path / "run" / "mel" / "best.pt",
+              freq_norm=0.5, progress=False)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         train(tiny_corpus, "mel", tmp_path / "bad", epochs=1, workers=1, freq_norm=-0.1, progress=False)
+    with pytest.raises(ValueError, match="needs --freq-norm"):
+        train(tiny_corpus, "mel", tmp_path / "bad", epochs=1, workers=1, freq_norm_kind="centre", progress=False)
 
 
 def test_resume_continues_where_it_stopped(tiny_corpus, tmp_path):

@@ -72,6 +72,14 @@ def sources_section(corpus: dict) -> list[str]:
     return lines
 
 
+def freq_norm_text(info: dict) -> str:
+    """How a manifest entry's CNN normalises frequency rows, for its row of the model table."""
+    if info.get("freq_norm") is None:
+        return ""
+    centred = " (rows centred)" if info.get("freq_norm_kind") == "centre" else ""
+    return f"; frequency-wise normalisation {info['freq_norm']:g}{centred}"
+
+
 def card(models: Path, run: Path) -> str:
     m = json.loads((models / "manifest.json").read_text())
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
@@ -95,7 +103,7 @@ def card(models: Path, run: Path) -> str:
                      f"{(str(info['epochs_before']) + ' + ') if info.get('epochs_before') else ''}{info['epochs']} | "
                      f"{', '.join(training.get('augment') or []) or 'none'}"
                      f"{'; weights averaged over ' + format(training['ema'], 'g') + ' epochs' if training.get('ema') else ''}"
-                     f"{'; frequency-wise normalisation ' + format(info['freq_norm'], 'g') if info.get('freq_norm') is not None else ''} | "
+                     f"{freq_norm_text(info)} | "
                      f"{'`' + training['init'] + '`' if training.get('init') else 'scratch'} | "
                      f"{info['best_val_loss']:.3f} | `{info['sha256'][:16]}...` |")
     lines += [

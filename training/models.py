@@ -53,21 +53,33 @@ class RelaxedFreqNorm(nn.Module):
     normalisation: what a per-bin gain or offset of the input does is taken out); LN standardises
     the whole window (layer normalisation: the spectral envelope is kept). ``lam`` relaxes one
     towards the other: 0 is IFN alone, 1 is LN alone. No learnable parameters.
+
+    ``kind="centre"`` only centres each frequency row (subtracts its mean over channels and time)
+    and scales the centred window by its one standard deviation: a per-bin offset (a gain, on a log
+    spectrum) is still taken out, but a row of little variance, such as a quiet band of background
+    noise, is not stretched to the variance of a row that carries the notes, as IFN stretches it.
     """
 
-    def __init__(self, lam: float, eps: float = 1e-5):
+    KINDS = ("ifn", "centre")
+
+    def __init__(self, lam: float, kind: str = "ifn", eps: float = 1e-5):
         super().__init__()
         if not 0.0 <= lam <= 1.0:
             raise ValueError(f"freq_norm must be in [0, 1], got {lam}")
-        self.lam, self.eps = lam, eps
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown frequency-wise normalisation {kind!r}; expected one of {self.KINDS}")
+        self.lam, self.kind, self.eps = lam, kind, eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # both are torch's layer normalisation (one LayerNormalization node each in ONNX): IFN over the
-        # (channels, time) plane of every frequency row, LN over the whole (channels, F, time) window
-        rows = x.transpose(1, 2)  # (batch, F, channels, T)
-        ifn = F.layer_norm(rows, rows.shape[2:], eps=self.eps).transpose(1, 2)
+        # torch's layer normalisation (one LayerNormalization node in ONNX): IFN over the (channels,
+        # time) plane of every frequency row, LN over the whole (channels, F, time) window
         ln = F.layer_norm(x, x.shape[1:], eps=self.eps)
-        return self.lam * ln + (1.0 - self.lam) * ifn
+        if self.kind == "centre":
+            rowwise = F.layer_norm(x - x.mean(dim=(1, 3), keepdim=True), x.shape[1:], eps=self.eps)
+        else:
+            rows = x.transpose(1, 2)  # (batch, F, channels, T)
+            rowwise = F.layer_norm(rows, rows.shape[2:], eps=self.eps).transpose(1, 2)
+        return self.lam * ln + (1.0 - self.lam) * rowwise
 
 
 class InstrumentCNN(nn.Module):
@@ -88,10 +100,12 @@ class InstrumentCNN(nn.Module):
     freq_norm : float, optional
         When given, :class:`RelaxedFreqNorm` with this ``lam`` after the input standardisation and
         after each of the first two blocks.
+    freq_norm_kind : "ifn" | "centre"
+        Its row-wise part (see :class:`RelaxedFreqNorm`).
     """
 
     def __init__(self, representation: str, n_bins: int, activation: str = "softmax", hidden: int = 1024,
-                 max_hz: float | None = None, freq_norm: float | None = None):
+                 max_hz: float | None = None, freq_norm: float | None = None, freq_norm_kind: str = "ifn"):
         super().__init__()
         if representation not in FILTERS:
             raise ValueError(f"unknown representation {representation!r}")
@@ -102,11 +116,11 @@ class InstrumentCNN(nn.Module):
         self.register_buffer("std", torch.ones(1, 1, n_bins, 1))
         self.max_hz = max_hz
         self.register_buffer("keep", torch.ones(1, 1, n_bins, 1))  # 1 for the bins the model sees
-        self.freq_norm = freq_norm
+        self.freq_norm, self.freq_norm_kind = freq_norm, freq_norm_kind
         blocks, channels = [], 1
         for k, filters in enumerate(FILTERS[representation]):
             if freq_norm is not None and k < 3:  # the input and the first two blocks' outputs
-                blocks.append(RelaxedFreqNorm(freq_norm))
+                blocks.append(RelaxedFreqNorm(freq_norm, freq_norm_kind))
             blocks.append(ConvBlock(channels, filters))
             channels = filters[1]
         self.blocks = nn.Sequential(*blocks)
@@ -118,7 +132,7 @@ class InstrumentCNN(nn.Module):
         """Constructor arguments, saved in checkpoints so the model can be rebuilt."""
         return {"representation": self.representation, "n_bins": self.n_bins, "activation": self.activation,
                 "hidden": self.head[0].out_features, "max_hz": self.max_hz,
-                "freq_norm": self.freq_norm}
+                "freq_norm": self.freq_norm, "freq_norm_kind": self.freq_norm_kind}
 
     def set_normalisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         """Per-bin statistics of the training windows, shape (F,)."""

@@ -3,7 +3,7 @@
     python -m training.pipeline [--corpus data/synth] [--out runs/default] [--models onnx_models]
                                 [--scale 1.0] [--epochs 50] [--max-minutes-per-model 25]
                                 [--extra-soundfonts ../shared/soundfonts] [--real-audio ../shared/real-audio]
-                                [--augment noise] [--ema 1] [--freq-norm 0.5] [--init-run runs/base]
+                                [--augment noise] [--ema 1] [--freq-norm 0.5 [--freq-norm-kind centre] [--freq-norm-models mel]] [--init-run runs/base]
                                 [--lr 1e-3] [--notes-per-class 200] [--notes DIR]
 
 Each stage is resumable (the corpus keeps finished songs, training resumes from ``last.pt``) and
@@ -13,8 +13,8 @@ synthetic corpus (training folder, plus ``--test`` for the testing folder). With
 ``--notes`` (default ``<corpus>/notes``) and trained on beside the songs. ``--init-run`` starts
 each CNN from another run's ``best.pt`` (fine-tuning); each CNN gets the augmentations of
 ``--augment`` that apply to its representation; ``--ema`` trains each with a moving average of its
-weights and ``--freq-norm`` builds each with relaxed frequency-wise normalisation
-(:func:`training.train.train`). ``--seed`` seeds the training (weights, batches, validation
+weights and ``--freq-norm`` builds each (or those of ``--freq-norm-models``) with relaxed
+frequency-wise normalisation (:func:`training.train.train`). ``--seed`` seeds the training (weights, batches, validation
 split) and ``--corpus-seed`` the corpus and notes, so a second training seed reuses the same corpus;
 a corpus folder holds one corpus seed and scale, and rendering another into it is refused.
 """
@@ -30,14 +30,16 @@ import time
 from pathlib import Path
 
 from corpus import notes, synth
+from instrec.params import REPRESENTATIONS
 from instrec.recognizer import MODELS_DIR
 from training import augment as aug
 from training.evaluate import run_evaluation
 from training.export import export
 from training.model_card import card
+from training.models import RelaxedFreqNorm
 from training.real_audio import check_real_audio
 from training.thresholds import tune
-from training.train import train
+from training.train import freq_norm_of, representation_list, train
 
 
 def stage(name: str, times: dict):
@@ -94,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="validate and save a moving average of each CNN's weights over about this many epochs")
     ap.add_argument("--freq-norm", type=float, metavar="LAMBDA",
                     help="relaxed frequency-wise normalisation in each CNN (training.train --freq-norm)")
+    ap.add_argument("--freq-norm-kind", choices=RelaxedFreqNorm.KINDS, default="ifn",
+                    help="its row-wise part (training.train --freq-norm-kind)")
+    ap.add_argument("--freq-norm-models", type=representation_list, default=REPRESENTATIONS, metavar="mel,modgd,cqt",
+                    help="the CNNs built with it (default: all three)")
     ap.add_argument("--init-run", type=Path, help="start each CNN from <init-run>/<representation>/best.pt")
     ap.add_argument("--cache", type=Path, help="feature cache folder (default <out>/cache; runs can share one)")
     ap.add_argument("--max-minutes-per-model", type=float, help="training time budget of each CNN")
@@ -133,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             train(data, rep, args.out, epochs=args.epochs, patience=args.patience, seed=args.seed, augment=mine,
                   lr=args.lr, workers=args.workers, resume=resume, init=init, cache_dir=args.cache,
                   extra_train=extra_train,
-                  max_minutes=args.max_minutes_per_model, ema=args.ema, freq_norm=args.freq_norm)
+                  max_minutes=args.max_minutes_per_model, ema=args.ema,
+                  **freq_norm_of(rep, args.freq_norm, args.freq_norm_kind, args.freq_norm_models))
     with stage("tune thresholds and fusion", times):
         tuned = tune(args.out, cache_dir=args.cache)
         print(f"chosen: {tuned['fusion']['rule']} / {tuned['fusion']['aggregation']}")

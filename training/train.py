@@ -41,11 +41,12 @@ from training.cache import FeatureSet, load_features
 from training.checkpoints import load_checkpoint, pick_device, predict_windows, save
 from training.datasets import Dataset, read_training, split, training_root
 from training.metrics import evaluate
-from training.models import InstrumentCNN
+from training.models import InstrumentCNN, RelaxedFreqNorm
 
 #: the settings a resumed run must share with the run it continues (epochs, patience and the time budget
 #: may grow; the data may have moved)
-RECIPE = ("representation", "batch_size", "lr", "loss", "seed", "augment", "extra_train", "ema", "freq_norm")
+RECIPE = ("representation", "batch_size", "lr", "loss", "seed", "augment", "extra_train", "ema", "freq_norm",
+          "freq_norm_kind")
 
 
 def seed_everything(seed: int) -> None:
@@ -136,7 +137,7 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
           extra_train: list[Path] = (), cache_dir: Path | None = None, workers: int | None = None,
           resume: bool = False, init: Path | None = None, max_hz: float | None = None, device: str | None = None,
           max_minutes: float | None = None, ema: float | None = None, freq_norm: float | None = None,
-          params: FeatureParams = DEFAULT, progress: bool = True) -> dict:
+          freq_norm_kind: str = "ifn", params: FeatureParams = DEFAULT, progress: bool = True) -> dict:
     """Train and return the summary written to ``<out>/<representation>/history.json``."""
     if representation not in REPRESENTATIONS:
         raise ValueError(f"unknown representation {representation!r}; expected one of {REPRESENTATIONS}")
@@ -152,6 +153,10 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
         raise ValueError("--init starts a new run and --resume continues one; give one of them")
     if freq_norm is not None and not 0.0 <= freq_norm <= 1.0:  # refused before any feature is extracted
         raise ValueError(f"--freq-norm must be in [0, 1], got {freq_norm}")
+    if freq_norm_kind not in RelaxedFreqNorm.KINDS:
+        raise ValueError(f"--freq-norm-kind must be one of {RelaxedFreqNorm.KINDS}, got {freq_norm_kind!r}")
+    if freq_norm is None and freq_norm_kind != "ifn":
+        raise ValueError("--freq-norm-kind needs --freq-norm")
     seed_everything(seed)
     dev = pick_device(device)
     folder = Path(out) / representation
@@ -172,9 +177,12 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
                              f"not {representation}/{loss}")
         if model.freq_norm != freq_norm:
             raise ValueError(f"{init} was trained with freq_norm={model.freq_norm}, not {freq_norm}")
+        if freq_norm is not None and model.freq_norm_kind != freq_norm_kind:
+            raise ValueError(f"{init} was trained with freq_norm_kind={model.freq_norm_kind}, not {freq_norm_kind}")
         model = model.to(dev)
     else:
-        model = InstrumentCNN(representation, n_bins, activation=loss, freq_norm=freq_norm).to(dev)
+        model = InstrumentCNN(representation, n_bins, activation=loss, freq_norm=freq_norm,
+                              freq_norm_kind=freq_norm_kind).to(dev)
         mean, std = input_statistics(train_fs.windows, seed=seed)
         model.set_normalisation(torch.from_numpy(mean), torch.from_numpy(std))
     if max_hz is not None:
@@ -196,7 +204,7 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
     args = {"data": str(data), "representation": representation, "epochs": epochs, "patience": patience,
             "batch_size": batch_size, "lr": lr, "loss": loss, "seed": seed, "augment": list(augment),
             "extra_train": [str(p) for p in extra_train], "init": str(init) if init else None, "max_hz": max_hz,
-            "ema": ema, "freq_norm": freq_norm}
+            "ema": ema, "freq_norm": freq_norm, "freq_norm_kind": freq_norm_kind}
     if resume and (folder / "last.pt").exists():
         state = torch.load(folder / "last.pt", map_location=dev, weights_only=False)
         if averaged is not None and "averaged" not in state:
@@ -273,6 +281,23 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
     return summary
 
 
+def freq_norm_of(representation: str, freq_norm: float | None, kind: str, models: tuple[str, ...]) -> dict:
+    """:func:`train`'s frequency-wise normalisation arguments for one CNN of several, when the
+    normalisation is asked for some of them (``models``) only."""
+    if representation not in models:
+        return {"freq_norm": None, "freq_norm_kind": "ifn"}
+    return {"freq_norm": freq_norm, "freq_norm_kind": kind}
+
+
+def representation_list(text: str) -> tuple[str, ...]:
+    """``mel,modgd``: some of the representations (for options that apply to some CNNs only)."""
+    names = tuple(x for x in text.split(",") if x)
+    unknown = [x for x in names if x not in REPRESENTATIONS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"expected some of {','.join(REPRESENTATIONS)}, got {text!r}")
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, required=True, help="IRMAS training layout (or a corpus root with train/)")
@@ -302,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="validate and save a moving average of the weights over about this many epochs")
     ap.add_argument("--freq-norm", type=float, metavar="LAMBDA",
                     help="relaxed frequency-wise normalisation of the input and first two blocks, in [0, 1]")
+    ap.add_argument("--freq-norm-kind", choices=RelaxedFreqNorm.KINDS, default="ifn",
+                    help="its row-wise part: standardise each frequency row (ifn) or only centre it (centre)")
     args = ap.parse_args(argv)
     augment = tuple(a for a in args.augment.split(",") if a)
     params = DEFAULT
@@ -313,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
               batch_size=args.batch_size, lr=args.lr, loss=args.loss, seed=args.seed, augment=augment,
               extra_train=args.extra_train, cache_dir=args.cache, workers=args.workers, resume=args.resume,
               init=args.init, max_hz=args.max_hz, device=args.device, max_minutes=args.max_minutes, ema=args.ema,
-              freq_norm=args.freq_norm, params=params)
+              freq_norm=args.freq_norm, freq_norm_kind=args.freq_norm_kind, params=params)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
