@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--freq-norm-kind", choices=RelaxedFreqNorm.KINDS, default="ifn",
                     help="its row-wise part (training.train --freq-norm-kind)")
     ap.add_argument("--freq-norm-models", type=representation_list, default=REPRESENTATIONS, metavar="mel,modgd,cqt",
-                    help="with --representation fused: the CNNs built with it (default: all three)")
+                    help="the CNNs built with it (default: all three; for --representation fused)")
     args = ap.parse_args(argv)
     try:
         result = run(args.corpus, args.out, representation=args.representation, epochs=args.epochs,

@@ -71,8 +71,9 @@ class RelaxedFreqNorm(nn.Module):
         self.lam, self.kind, self.eps = lam, kind, eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # torch's layer normalisation (one LayerNormalization node in ONNX): IFN over the (channels,
-        # time) plane of every frequency row, LN over the whole (channels, F, time) window
+        # torch's layer normalisation (a LayerNormalization node in ONNX): LN over the whole (channels, F,
+        # time) window; IFN over the (channels, time) plane of every frequency row; "centre" subtracts each
+        # row's mean over that plane, then normalises the whole window
         ln = F.layer_norm(x, x.shape[1:], eps=self.eps)
         if self.kind == "centre":
             rowwise = F.layer_norm(x - x.mean(dim=(1, 3), keepdim=True), x.shape[1:], eps=self.eps)

@@ -3,7 +3,8 @@
     python -m training.pipeline [--corpus data/synth] [--out runs/default] [--models onnx_models]
                                 [--scale 1.0] [--epochs 50] [--max-minutes-per-model 25]
                                 [--extra-soundfonts ../shared/soundfonts] [--real-audio ../shared/real-audio]
-                                [--augment noise] [--ema 1] [--freq-norm 0.5 [--freq-norm-kind centre] [--freq-norm-models mel]] [--init-run runs/base]
+                                [--augment noise] [--ema 1] [--init-run runs/base]
+                                [--freq-norm 0.5 [--freq-norm-kind centre] [--freq-norm-models mel]]
                                 [--lr 1e-3] [--notes-per-class 200] [--notes DIR]
 
 Each stage is resumable (the corpus keeps finished songs, training resumes from ``last.pt``) and
@@ -14,8 +15,8 @@ synthetic corpus (training folder, plus ``--test`` for the testing folder). With
 each CNN from another run's ``best.pt`` (fine-tuning); each CNN gets the augmentations of
 ``--augment`` that apply to its representation; ``--ema`` trains each with a moving average of its
 weights and ``--freq-norm`` builds each (or those of ``--freq-norm-models``) with relaxed
-frequency-wise normalisation (:func:`training.train.train`). ``--seed`` seeds the training (weights, batches, validation
-split) and ``--corpus-seed`` the corpus and notes, so a second training seed reuses the same corpus;
+frequency-wise normalisation (:func:`training.train.train`). ``--seed`` seeds the training (weights,
+batches, validation split) and ``--corpus-seed`` the corpus and notes, so a second training seed reuses the same corpus;
 a corpus folder holds one corpus seed and scale, and rendering another into it is refused.
 """
 
