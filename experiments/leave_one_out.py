@@ -89,18 +89,21 @@ def run(corpus: Path, out: Path, *, representation: str = "mel", epochs: int = 5
         freq_norm_models: tuple[str, ...] = REPRESENTATIONS, progress: bool = True) -> dict:
     """Hold out, train (once, or once per seed of ``seeds``), check; returns what is written to
     ``<out>/leave_one_out.json``: with several seeds, means over them and each seed's result in ``per_seed``."""
+    from training.train import freq_norm_of
+
     out = Path(out)
     plan = split_by_source(Path(corpus), out, chosen, notes, train_notes)
     seeds = list(seeds) or [seed]
     common = {**plan, "representation": representation, "epochs": epochs, "augment": list(augment), "ema": ema,
               "freq_norm": freq_norm, "freq_norm_kind": freq_norm_kind, "freq_norm_models": list(freq_norm_models),
               "trained_on_notes": bool(notes) and train_notes}
+    per_cnn = {rep: freq_norm_of(rep, freq_norm, freq_norm_kind, freq_norm_models) for rep in REPRESENTATIONS}
     runs = []
     for s in seeds:
         folder = out if len(seeds) == 1 else out / f"seed{s}"
         runs.append(check_one(out, folder, representation, epochs=epochs, augment=augment, cache_dir=cache_dir,
                               notes=bool(plan.get("notes_held_counts")), real_audio=real_audio, seed=s, ema=ema,
-                              freq_norm=(freq_norm, freq_norm_kind, freq_norm_models), progress=progress))
+                              freq_norm=per_cnn, progress=progress))
     result = {**common, **runs[0]} if len(runs) == 1 else {**common, **over_seeds(runs), "per_seed": runs}
     (out / "leave_one_out.json").write_text(json.dumps(result, indent=1))
     return result
@@ -108,18 +111,18 @@ def run(corpus: Path, out: Path, *, representation: str = "mel", epochs: int = 5
 
 def check_one(split: Path, folder: Path, representation: str, *, epochs: int, augment: tuple[str, ...],
               cache_dir: Path | None, notes: bool, real_audio: Path | None, seed: int, ema: float | None,
-              freq_norm: tuple, progress: bool) -> dict:
+              freq_norm: dict[str, dict], progress: bool) -> dict:
     """Train on ``split/train`` into ``folder`` and ask the CNN about the held-out excerpts (with ``notes``
-    the held-out sources' isolated notes too, and real recordings when given). ``freq_norm`` is
-    (lambda or None, kind, the representations that get it)."""
+    the held-out sources' isolated notes too, and real recordings when given). ``freq_norm``: representation ->
+    its frequency-wise normalisation arguments of :func:`training.train.train`."""
     from training.real_audio import check_checkpoints
-    from training.train import freq_norm_of, train
+    from training.train import train
 
     if representation == FUSED:
         return check_fused(split, folder, epochs=epochs, augment=augment, cache_dir=cache_dir, notes=notes,
                            real_audio=real_audio, seed=seed, ema=ema, freq_norm=freq_norm, progress=progress)
     train(split / "train", representation, folder, epochs=epochs, patience=epochs, seed=seed, augment=tuple(augment),
-          cache_dir=cache_dir, ema=ema, **freq_norm_of(representation, *freq_norm), progress=progress)
+          cache_dir=cache_dir, ema=ema, **freq_norm[representation], progress=progress)
     name = folder / representation / "best.pt"
     checked = check_checkpoints([name], split / "held")[str(name)]
     per_class = {code: v["correct"] / v["n"] for code, v in checked["per_label"].items()}
@@ -139,8 +142,8 @@ def check_one(split: Path, folder: Path, representation: str, *, epochs: int, au
 
 
 def check_fused(split: Path, folder: Path, *, epochs: int, augment: tuple[str, ...], cache_dir: Path | None,
-                notes: bool, real_audio: Path | None, seed: int, ema: float | None, freq_norm: tuple,
-                progress: bool) -> dict:
+                notes: bool, real_audio: Path | None, seed: int, ema: float | None,
+                freq_norm: dict[str, dict], progress: bool) -> dict:
     """The three CNNs trained as :func:`check_one` trains one (each with the augmentations that apply to
     it), their thresholds tuned on the split's validation excerpts, exported, and the fused models asked,
     as the app asks them: the top class by the fused score."""
@@ -148,12 +151,12 @@ def check_fused(split: Path, folder: Path, *, epochs: int, augment: tuple[str, .
     from training.export import export
     from training.real_audio import check_real_audio
     from training.thresholds import tune
-    from training.train import freq_norm_of, train
+    from training.train import train
 
     for rep in REPRESENTATIONS:
         train(split / "train", rep, folder, epochs=epochs, patience=epochs, seed=seed,
               augment=tuple(a for a in augment if a not in aug.unsupported(augment, rep)), cache_dir=cache_dir,
-              ema=ema, **freq_norm_of(rep, *freq_norm), progress=progress)
+              ema=ema, **freq_norm[rep], progress=progress)
     tune(folder, cache_dir=cache_dir, progress=progress)
     export(folder, folder / "onnx")
 
