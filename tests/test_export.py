@@ -135,6 +135,69 @@ def test_real_audio_reads_training_layouts_and_low_passes(tiny_corpus):
     assert lowpass(low, None, 22050) is low
 
 
+def test_mixtures_of_known_tones(tmp_path):
+    from tests.conftest import tone, write
+    from training.real_audio import MIX_GAIN_DB, mixtures
+
+    # three sines labelled as three instruments, of three lengths and levels
+    tones = {"flu": (440.0, 2.0, 0.5), "vio": (1000.0, 1.5, 0.05), "cel": (2500.0, 3.0, 0.9)}
+    rows = ["file,label"]
+    for code, (hz, seconds, amp) in tones.items():
+        write(tmp_path / f"{code}.wav", tone(hz, seconds, amp=amp))
+        rows.append(f"{code}.wav,{code}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    mixes = mixtures(tmp_path, 20, seed=3)
+    assert len(mixes) == 20 and {len(labels) for _, labels, _ in mixes} == {2, 3}
+    for name, labels, y in mixes:
+        assert labels == sorted(set(labels)) and name.count("+") == len(labels) - 1
+        assert len(y) == round(22050 * min(tones[c][1] for c in labels))  # cut to the shortest clip
+        # each tone is brought to unit RMS, then 0 to -6 dB: its spectral peak is within 6 dB of the
+        # loudest one's (0.1 dB for the Hann window's scalloping, the tones sitting between bins)
+        spectrum = np.abs(np.fft.rfft(y * np.hanning(len(y))))
+        freqs = np.fft.rfftfreq(len(y), 1 / 22050)
+        peaks = {c: 20 * np.log10(spectrum[np.abs(freqs - tones[c][0]) < 20].max()) for c in labels}
+        assert max(peaks.values()) - min(peaks.values()) <= MIX_GAIN_DB + 0.1, (name, peaks)
+        absent = [c for c in tones if c not in labels]
+        for c in absent:  # nothing at a tone that was not mixed (>60 dB down)
+            assert 20 * np.log10(spectrum[np.abs(freqs - tones[c][0]) < 20].max()) < min(peaks.values()) - 60
+    again = mixtures(tmp_path, 20, seed=3)
+    assert [n for n, _, _ in again] == [n for n, _, _ in mixes]
+    assert all(np.array_equal(a[2], b[2]) for a, b in zip(again, mixes))
+    assert [n for n, _, _ in mixtures(tmp_path, 20, seed=4)] != [n for n, _, _ in mixes]
+    with pytest.raises(ValueError, match="at least 1"):
+        mixtures(tmp_path, 0)
+    (tmp_path / "labels.csv").write_text("file,label\nflu.wav,flu\n")
+    with pytest.raises(ValueError, match="at least two instruments"):
+        mixtures(tmp_path, 3)
+
+
+def test_real_mixtures_and_answered_sets(tiny_models):
+    from tests.conftest import REAL_AUDIO
+    from training.real_audio import check_mixtures, check_real_audio, main
+
+    def micro_f1(truth, answered):  # by hand: 2 tp / (2 tp + fp + fn)
+        tp = sum(len(set(t) & set(a)) for t, a in zip(truth, answered))
+        wrong = sum(len(set(t) ^ set(a)) for t, a in zip(truth, answered))
+        return 2 * tp / (2 * tp + wrong)
+
+    result = check_mixtures(tiny_models, REAL_AUDIO, 4, seed=1)
+    rows = result["mixtures"]
+    assert result["n"] == len(rows) == 4
+    assert all(r["labels"] == ["cla", "voi"] for r in rows)  # the clips are of two instruments only
+    assert result["answered_f1_micro"] == pytest.approx(micro_f1([r["labels"] for r in rows],
+                                                                 [r["present"] for r in rows]))
+    assert result["top_among_true"] == sum(r["top"] in r["labels"] for r in rows) / 4
+    assert result["recall"]["cla"] == {"answered": sum("cla" in r["present"] for r in rows), "n": 4}
+    solos = check_real_audio(tiny_models, REAL_AUDIO)
+    assert solos["answered_f1_micro"] == pytest.approx(micro_f1([[c["label"]] for c in solos["clips"]],
+                                                                [c["present"] for c in solos["clips"]]))
+    assert main(["--models", str(tiny_models), "--data", str(REAL_AUDIO), "--mixtures", "2"]) == 0
+    with pytest.raises(SystemExit):  # the manifest records the clips' check, not a mixture's
+        main(["--models", str(tiny_models), "--data", str(REAL_AUDIO), "--mixtures", "2", "--record"])
+    with pytest.raises(SystemExit):
+        main(["--models", str(tiny_models), "--data", str(REAL_AUDIO), "--mixtures", "0"])
+
+
 def test_served_decisions_are_the_tuned_decisions(tiny_run, tiny_corpus, recognizer):
     # the decisions tuned on the validation files (PyTorch, thresholds.json's fusion) are exactly the
     # recognizer's on the same files (ONNX, the manifest's fusion), file by file
