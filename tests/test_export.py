@@ -171,7 +171,7 @@ def test_mixtures_of_known_tones(tmp_path):
         mixtures(tmp_path, 3)
 
 
-def test_real_mixtures_and_answered_sets(tiny_models):
+def test_real_mixtures_and_answered_sets(tiny_models, capsys):
     from tests.conftest import REAL_AUDIO
     from training.real_audio import check_mixtures, check_real_audio, main
 
@@ -194,8 +194,9 @@ def test_real_mixtures_and_answered_sets(tiny_models):
     assert main(["--models", str(tiny_models), "--data", str(REAL_AUDIO), "--mixtures", "2"]) == 0
     with pytest.raises(SystemExit):  # the manifest records the clips' check, not a mixture's
         main(["--models", str(tiny_models), "--data", str(REAL_AUDIO), "--mixtures", "2", "--record"])
-    with pytest.raises(SystemExit):
-        main(["--models", str(tiny_models), "--data", str(REAL_AUDIO), "--mixtures", "0"])
+    assert main(["--models", str(tiny_models), "--data", str(REAL_AUDIO), "--mixtures", "0"]) == 2
+    assert main(["--models", str(tiny_models.parent / "none"), "--data", str(REAL_AUDIO)]) == 2
+    assert "manifest.json missing" in capsys.readouterr().err
 
 
 def test_served_decisions_are_the_tuned_decisions(tiny_run, tiny_corpus, recognizer):

@@ -34,7 +34,7 @@ import numpy as np
 from instrec import audio
 from instrec.labels import CODES, index_of, to_multi_hot
 from instrec.params import DEFAULT, FeatureParams
-from instrec.recognizer import MODELS_DIR, Recognizer
+from instrec.recognizer import MODELS_DIR, ModelError, Recognizer
 from training.metrics import evaluate
 
 #: Loudness spread of the clips in a mixture (dB under the loudest, drawn uniformly).
@@ -213,44 +213,49 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--record", action="store_true", help="write the result into the models' manifest.json "
                     "(as real_audio: the app's model line quotes it)")
     args = ap.parse_args(argv)
+    if args.mixtures is not None and args.record:
+        ap.error("--record stores the check of the clips themselves; leave out --mixtures")
+    try:
+        print_check(args)
+    except (ModelError, audio.AudioError, FileNotFoundError, ValueError) as exc:
+        print(f"python -m training.real_audio: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def print_check(args: argparse.Namespace) -> None:
+    """Run the check ``args`` ask for and print it."""
     if args.checkpoint:
         result = check_checkpoints(args.checkpoint, args.data, args.lowpass, args.mean)
         if args.json:
             print(json.dumps(result, indent=1))
-            return 0
+            return
         for name, r in result.items():
             labels = ", ".join(f"{k} {v['correct']}/{v['n']}" for k, v in r["per_label"].items())
             print(f"{name}: right instrument first {r['top1_correct']}/{r['n']} ({r['top1_share']:.0%}); {labels}")
-        return 0
+        return
     if args.mixtures is not None:
-        if args.record:
-            ap.error("--record stores the check of the clips themselves; leave out --mixtures")
-        try:
-            result = check_mixtures(args.models, args.data, args.mixtures, args.mixture_seed)
-        except ValueError as exc:
-            ap.error(str(exc))
+        result = check_mixtures(args.models, args.data, args.mixtures, args.mixture_seed)
         if args.json:
             print(json.dumps(result, indent=1))
-            return 0
+            return
         for r in result["mixtures"]:
             print(f"{r['mixture']:<60} {'+'.join(r['labels']):<12} answered {','.join(r['present']) or '-'}")
         print(f"{result['n']} mixtures: micro F1 of the answered sets {result['answered_f1_micro']:.3f}; top "
               f"instrument among the mixed {result['top_among_true']:.0%}; recall "
               + ", ".join(f"{k} {v['answered']}/{v['n']}" for k, v in result["recall"].items()))
-        return 0
+        return
     result = check_real_audio(args.models, args.data)
     if args.record:
         record(args.models, args.data, result)
     if args.json:
         print(json.dumps(result, indent=1))
-        return 0
+        return
     for c in result["clips"]:
         print(f"{c['file']:<42} {c['label']}  top {c['top']}  rank of truth {c['rank']:2d}  score {c['score']:.2f}")
     print(f"right instrument first: {result['top1_correct']}/{result['n']} ({result['top1_share']:.0%}); "
           f"micro F1 of the answered sets {result['answered_f1_micro']:.3f}; "
           + ", ".join(f"{k} alone {v:.0%}" for k, v in result["top1_share_per_model"].items()))
-    return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
