@@ -115,13 +115,15 @@ def check_one(split: Path, folder: Path, representation: str, *, epochs: int, au
     """Train on ``split/train`` into ``folder`` and ask the CNN about the held-out excerpts (with ``notes``
     the held-out sources' isolated notes too, and real recordings when given). ``freq_norm``: representation ->
     its frequency-wise normalisation arguments of :func:`training.train.train`."""
+    from training import augment as aug
     from training.real_audio import check_checkpoints
     from training.train import train
 
     if representation == FUSED:
         return check_fused(split, folder, epochs=epochs, augment=augment, cache_dir=cache_dir, notes=notes,
                            real_audio=real_audio, seed=seed, ema=ema, freq_norm=freq_norm, progress=progress)
-    train(split / "train", representation, folder, epochs=epochs, patience=epochs, seed=seed, augment=tuple(augment),
+    train(split / "train", representation, folder, epochs=epochs, patience=epochs, seed=seed,
+          augment=aug.named_for(augment, representation),
           cache_dir=cache_dir, ema=ema, **freq_norm[representation], progress=progress)
     name = folder / representation / "best.pt"
     checked = check_checkpoints([name], split / "held")[str(name)]
@@ -155,7 +157,7 @@ def check_fused(split: Path, folder: Path, *, epochs: int, augment: tuple[str, .
 
     for rep in REPRESENTATIONS:
         train(split / "train", rep, folder, epochs=epochs, patience=epochs, seed=seed,
-              augment=tuple(a for a in augment if a not in aug.unsupported(augment, rep)), cache_dir=cache_dir,
+              augment=aug.for_representation(augment, rep), cache_dir=cache_dir,
               ema=ema, **freq_norm[rep], progress=progress)
     tune(folder, cache_dir=cache_dir, progress=progress)
     export(folder, folder / "onnx")
@@ -218,7 +220,7 @@ def seed_list(text: str) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     from training.models import RelaxedFreqNorm
-    from training.train import representation_list
+    from training.train import augment_list, representation_list
 
     ap = argparse.ArgumentParser(prog="python -m experiments.leave_one_out", description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", type=Path, required=True, help="a corpus rendered by corpus.synth")
@@ -228,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--hold", action="append", default=[], metavar="SOURCE",
                     help="hold this source out for the classes it plays (repeatable)")
-    ap.add_argument("--augment", default="", help="comma-separated training augmentations (training.augment)")
+    ap.add_argument("--augment", type=augment_list, default="", metavar="noise,eq,mix:mel",
+                    help="comma-separated training augmentations (training.augment); NAME:mel+modgd limits one "
+                         "to those CNNs (with --representation fused)")
     ap.add_argument("--notes", type=Path, metavar="DIR",
                     help="isolated notes rendered by corpus.notes: trained on, less the held-out sources' notes, "
                     "which are checked apart")
@@ -251,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         result = run(args.corpus, args.out, representation=args.representation, epochs=args.epochs,
-                     chosen=args.hold, augment=tuple(a for a in args.augment.split(",") if a),
+                     chosen=args.hold, augment=args.augment,
                      notes=args.notes, train_notes=args.train_notes, cache_dir=args.cache,
                      real_audio=args.real_audio, seed=args.seed, seeds=args.seeds, ema=args.ema,
                      freq_norm=args.freq_norm, freq_norm_kind=args.freq_norm_kind,

@@ -74,10 +74,10 @@ def test_leave_one_out_fused_checks_the_three_cnns_as_the_app_answers(tiny_corpu
     from tests.conftest import REAL_AUDIO
 
     out = tmp_path / "lolo"
-    result = run(tiny_corpus, out, representation="fused", epochs=1, augment=("noise",), real_audio=REAL_AUDIO,
+    result = run(tiny_corpus, out, representation="fused", epochs=1, augment=("noise", "mix:mel"), real_audio=REAL_AUDIO,
                  freq_norm=0.5, freq_norm_kind="centre", freq_norm_models=("mel",), progress=False)
     # each CNN trained on the split, with the augmentations and the normalisation asked for it
-    for rep, augment, freq_norm in (("mel", ["noise"], 0.5), ("modgd", [], None), ("cqt", [], None)):
+    for rep, augment, freq_norm in (("mel", ["noise", "mix"], 0.5), ("modgd", [], None), ("cqt", [], None)):
         args = torch.load(out / rep / "best.pt", weights_only=False)["training_args"]
         assert args["augment"] == augment and args["data"] == str(out / "train")
         assert args["freq_norm"] == freq_norm and args["freq_norm_kind"] == ("centre" if freq_norm else "ifn")

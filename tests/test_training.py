@@ -270,6 +270,22 @@ def test_pitch_shift_moves_a_sine_by_the_right_interval(rep):
         assert abs(peak(440, -12) - peak(220)) <= 1
 
 
+def test_augmentations_limited_to_some_cnns():
+    entries = augment.parse("noise, eq,mix:mel,pitch:mel+cqt")
+    assert entries == ("noise", "eq", "mix:mel", "pitch:mel+cqt")
+    assert augment.for_representation(entries, "mel") == ("noise", "eq", "mix", "pitch")
+    assert augment.for_representation(entries, "modgd") == ()  # noise and eq are the mel CNN's; mix, pitch not named
+    assert augment.for_representation(entries, "cqt") == ("pitch",)
+    # one CNN trained alone gets every name not limited to others; training refuses what it cannot do
+    assert augment.named_for(entries, "modgd") == ("noise", "eq")
+    assert augment.parse("") == ()
+    for bad, why in (("nois", "unknown augmentation"), ("mix:mfcc", "representations joined"),
+                     ("mix:", "representations joined"), ("mix:mel+", "representations joined"),
+                     ("eq:modgd+cqt", "applies to none")):
+        with pytest.raises(ValueError, match=why):
+            augment.parse(bad)
+
+
 def test_eq_curves_are_smooth_bounded_and_mel_only():
     rng = np.random.default_rng(0)
     curves = augment._eq_curves(200, 128, rng)[:, 0, :, 0] / augment.NEPER_PER_DB  # dB

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from instrec import features
-from instrec.params import DEFAULT, FeatureParams
+from instrec.params import DEFAULT, REPRESENTATIONS, FeatureParams
 
 AUGMENTATIONS = ("crop", "stretch", "freqmask", "mix", "pitch", "eq", "eqstrong", "noise", "mixstyle")
 #: Augmentations that only make sense for some representations.
@@ -40,6 +40,39 @@ NEPER_PER_DB = np.log(10) / 20
 def unsupported(augment: tuple[str, ...], representation: str) -> list[str]:
     """The augmentations in ``augment`` that ``representation`` does not support."""
     return [a for a in augment if representation not in ONLY_FOR.get(a, (representation,))]
+
+
+def parse(spec: str) -> tuple[str, ...]:
+    """A pipeline's ``--augment``, e.g. ``"noise,eq,mix:mel"`` -> ``("noise", "eq", "mix:mel")``.
+
+    Each entry is an augmentation, optionally limited to some CNNs with ``:`` and their representations
+    joined by ``+`` (``mix:mel``, ``pitch:mel+modgd``); without a limit it goes to every CNN it applies to.
+    """
+    entries = tuple(a.strip() for a in spec.split(",") if a.strip())
+    for entry in entries:
+        name, colon, limit = entry.partition(":")
+        if name not in AUGMENTATIONS:
+            raise ValueError(f"unknown augmentation {name!r} in {spec!r}; expected some of {AUGMENTATIONS}")
+        reps = limit.split("+") if colon else []
+        if not all(reps) or set(reps) - set(REPRESENTATIONS):
+            raise ValueError(f"{entry!r}: after ':' come representations joined by '+', some of {REPRESENTATIONS}")
+        if reps and all(unsupported((name,), r) for r in reps):
+            raise ValueError(f"{entry!r}: {name} applies to none of {reps}")
+    return entries
+
+
+def named_for(entries: tuple[str, ...], representation: str) -> tuple[str, ...]:
+    """The augmentation names of :func:`parse`'s ``entries`` that are not limited to other CNNs than
+    ``representation``'s (whether it supports them is :func:`unsupported`'s to say)."""
+    named = (entry.partition(":") for entry in entries)
+    return tuple(name for name, _, limit in named if not limit or representation in limit.split("+"))
+
+
+def for_representation(entries: tuple[str, ...], representation: str) -> tuple[str, ...]:
+    """The augmentations of :func:`parse`'s ``entries`` that a ``representation`` CNN trains with when
+    the three are trained together: those named for it (:func:`named_for`) that it supports."""
+    named = named_for(entries, representation)
+    return tuple(a for a in named if a not in unsupported(named, representation))
 
 
 def _shift_frequency(x: np.ndarray, semitones: np.ndarray, representation: str,

@@ -3,7 +3,7 @@
     python -m training.pipeline [--corpus data/synth] [--out runs/default] [--models onnx_models]
                                 [--scale 1.0] [--epochs 50] [--max-minutes-per-model 25]
                                 [--extra-soundfonts ../shared/soundfonts] [--real-audio ../shared/real-audio]
-                                [--augment noise] [--ema 1] [--init-run runs/base]
+                                [--augment noise,eq,mix:mel] [--ema 1] [--init-run runs/base]
                                 [--freq-norm 0.5 [--freq-norm-kind centre] [--freq-norm-models mel]]
                                 [--lr 1e-3] [--notes-per-class 200] [--notes DIR]
 
@@ -13,7 +13,7 @@ synthetic corpus (training folder, plus ``--test`` for the testing folder). With
 ``--notes-per-class N`` isolated notes of every source (:mod:`corpus.notes`) are rendered into
 ``--notes`` (default ``<corpus>/notes``) and trained on beside the songs. ``--init-run`` starts
 each CNN from another run's ``best.pt`` (fine-tuning); each CNN gets the augmentations of
-``--augment`` that apply to its representation; ``--ema`` trains each with a moving average of its
+``--augment`` that apply to its representation (``mix:mel``: to the mel CNN only); ``--ema`` trains each with a moving average of its
 weights and ``--freq-norm`` builds each (or those of ``--freq-norm-models``) with relaxed
 frequency-wise normalisation (:func:`training.train.train`). ``--seed`` seeds the training (weights,
 batches, validation split) and ``--corpus-seed`` the corpus and notes, so a second training seed reuses the same corpus;
@@ -40,7 +40,7 @@ from training.model_card import card
 from training.models import RelaxedFreqNorm
 from training.real_audio import check_real_audio
 from training.thresholds import tune
-from training.train import freq_norm_of, representation_list, train
+from training.train import augment_list, freq_norm_of, representation_list, train
 
 
 def stage(name: str, times: dict):
@@ -91,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--epochs", type=int, default=50)
     ap.add_argument("--patience", type=int, default=5)
-    ap.add_argument("--augment", default="", help="comma-separated augmentations for training")
+    ap.add_argument("--augment", type=augment_list, default="", metavar="noise,eq,mix:mel",
+                    help="comma-separated augmentations for training; each CNN gets those that apply to it, "
+                         "NAME:mel+modgd only the CNNs named")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--ema", type=float, metavar="EPOCHS",
                     help="validate and save a moving average of each CNN's weights over about this many epochs")
@@ -130,10 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     except (synth.SynthError, ValueError) as exc:
         print(f"python -m training.pipeline: {exc}", file=sys.stderr)
         return 2
-    augment = tuple(a for a in args.augment.split(",") if a)
     for rep in ("mel", "modgd", "cqt"):
         with stage(f"train {rep}", times):
-            mine = tuple(a for a in augment if a not in aug.unsupported(augment, rep))
+            mine = aug.for_representation(args.augment, rep)
             resume = (args.out / rep / "last.pt").exists()
             init = args.init_run / rep / "best.pt" if args.init_run and not resume else None
             print(f"augmentations: {','.join(mine) or 'none'}" + (f"; starting from {init}" if init else ""))

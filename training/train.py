@@ -298,6 +298,14 @@ def representation_list(text: str) -> tuple[str, ...]:
     return names
 
 
+def augment_list(text: str) -> tuple[str, ...]:
+    """``noise,eq,mix:mel``: augmentations for the three CNNs, some limited to some (:func:`augment.parse`)."""
+    try:
+        return aug.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, required=True, help="IRMAS training layout (or a corpus root with train/)")
