@@ -1,7 +1,7 @@
 """How exported models do on real recordings: does the right instrument rank first?
 
     python -m training.real_audio --data tests/data/real [--models DIR]
-    python -m training.real_audio --data tests/data/real --mixtures 60 [--mixture-seed 0]
+    python -m training.real_audio --data tests/data/real --mixtures 200 [--mixture-seed 0]
     python -m training.real_audio --checkpoint runs/X/mel/best.pt [...] --data tests/data/real
                                   [--lowpass 4000] [--mean]
 
@@ -14,8 +14,8 @@ clip (6th-order Butterworth), to see what a model makes of the clips without the
 
 Besides the top-1 share, the check gives the micro F1 of the answered sets (every instrument the fused
 rule names against the one labelled). ``--mixtures N`` asks instead about N mixtures of 2-3 clips of
-different instruments (at most as many as ``--data`` has labels), each clip brought to the same loudness
-and then given a random gain of 0 to -6 dB, all cut to the shortest: the micro F1 of the answered sets
+different instruments (at most as many as ``--data`` has labels), all cut to the shortest, each brought
+to the same loudness and then given a random gain of 0 to -6 dB: the micro F1 of the answered sets
 against the mixed labels, how often the top instrument is one of them, and each instrument's recall.
 The same seed gives the same mixtures.
 """
@@ -93,8 +93,8 @@ def mixtures(data: Path, n: int, *, seed: int = 0, sizes: tuple[int, ...] = MIX_
     ``params.sample_rate``) each.
 
     A mixture takes ``k`` clips of ``k`` different labels (``k`` drawn from ``sizes``, at most the
-    number of labels), scales each to unit RMS and then by a gain of 0 to -:data:`MIX_GAIN_DB` dB, cuts
-    all to the shortest and sums them.
+    number of labels), cuts all to the shortest, scales each to unit RMS and then by a gain of 0 to
+    -:data:`MIX_GAIN_DB` dB, and sums them.
     """
     if n < 1:
         raise ValueError(f"the number of mixtures must be at least 1, got {n}")
