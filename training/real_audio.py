@@ -224,38 +224,34 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_check(args: argparse.Namespace) -> None:
-    """Run the check ``args`` ask for and print it."""
+    """Run the check ``args`` ask for and print it (as JSON with ``--json``)."""
+    result, lines = run_check(args)
+    print(json.dumps(result, indent=1) if args.json else "\n".join(lines))
+
+
+def run_check(args: argparse.Namespace) -> tuple[dict, list[str]]:
+    """The result of the check ``args`` ask for, and its lines for a person."""
     if args.checkpoint:
         result = check_checkpoints(args.checkpoint, args.data, args.lowpass, args.mean)
-        if args.json:
-            print(json.dumps(result, indent=1))
-            return
-        for name, r in result.items():
-            labels = ", ".join(f"{k} {v['correct']}/{v['n']}" for k, v in r["per_label"].items())
-            print(f"{name}: right instrument first {r['top1_correct']}/{r['n']} ({r['top1_share']:.0%}); {labels}")
-        return
+        return result, [f"{name}: right instrument first {r['top1_correct']}/{r['n']} ({r['top1_share']:.0%}); "
+                        + ", ".join(f"{k} {v['correct']}/{v['n']}" for k, v in r["per_label"].items())
+                        for name, r in result.items()]
     if args.mixtures is not None:
         result = check_mixtures(args.models, args.data, args.mixtures, args.mixture_seed)
-        if args.json:
-            print(json.dumps(result, indent=1))
-            return
-        for r in result["mixtures"]:
-            print(f"{r['mixture']:<60} {'+'.join(r['labels']):<12} answered {','.join(r['present']) or '-'}")
-        print(f"{result['n']} mixtures: micro F1 of the answered sets {result['answered_f1_micro']:.3f}; top "
-              f"instrument among the mixed {result['top_among_true']:.0%}; recall "
-              + ", ".join(f"{k} {v['answered']}/{v['n']}" for k, v in result["recall"].items()))
-        return
+        lines = [f"{r['mixture']:<60} {'+'.join(r['labels']):<12} answered {','.join(r['present']) or '-'}"
+                 for r in result["mixtures"]]
+        return result, [*lines, f"{result['n']} mixtures: micro F1 of the answered sets {result['answered_f1_micro']:.3f}; "
+                        f"top instrument among the mixed {result['top_among_true']:.0%}; recall "
+                        + ", ".join(f"{k} {v['answered']}/{v['n']}" for k, v in result["recall"].items())]
     result = check_real_audio(args.models, args.data)
     if args.record:
         record(args.models, args.data, result)
-    if args.json:
-        print(json.dumps(result, indent=1))
-        return
-    for c in result["clips"]:
-        print(f"{c['file']:<42} {c['label']}  top {c['top']}  rank of truth {c['rank']:2d}  score {c['score']:.2f}")
-    print(f"right instrument first: {result['top1_correct']}/{result['n']} ({result['top1_share']:.0%}); "
-          f"micro F1 of the answered sets {result['answered_f1_micro']:.3f}; "
-          + ", ".join(f"{k} alone {v:.0%}" for k, v in result["top1_share_per_model"].items()))
+    lines = [f"{c['file']:<42} {c['label']}  top {c['top']}  rank of truth {c['rank']:2d}  score {c['score']:.2f}"
+             for c in result["clips"]]
+    return result, [*lines, f"right instrument first: {result['top1_correct']}/{result['n']} ({result['top1_share']:.0%}); "
+                    f"micro F1 of the answered sets {result['answered_f1_micro']:.3f}; "
+                    + ", ".join(f"{k} alone {v:.0%}" for k, v in result["top1_share_per_model"].items())]
+
 
 if __name__ == "__main__":
     sys.exit(main())
