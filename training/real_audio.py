@@ -106,11 +106,15 @@ def mixtures(data: Path, n: int, *, seed: int = 0, sizes: tuple[int, ...] = MIX_
     if not sizes:
         raise ValueError(f"{data}: mixtures need clips of at least two instruments; found only {labels}")
     rng = np.random.default_rng(seed)
+    decoded: dict[Path, np.ndarray] = {}  # a clip is in many mixtures: decode it once
     out = []
     for _ in range(n):
         chosen = sorted(str(c) for c in rng.choice(labels, size=rng.choice(sizes), replace=False))
         paths = [by_label[c][rng.integers(len(by_label[c]))] for c in chosen]
-        clips = [audio.load(p, params=params) for p in paths]
+        for path in paths:
+            if path not in decoded:
+                decoded[path] = audio.load(path, params=params)
+        clips = [decoded[path] for path in paths]
         length = min(len(y) for y in clips)
         gains = 10 ** (-rng.uniform(0, MIX_GAIN_DB, len(clips)) / 20)
         mix = sum(g * y[:length] / max(float(np.sqrt(np.mean(y[:length] ** 2))), 1e-9)
