@@ -270,6 +270,26 @@ def test_pitch_shift_moves_a_sine_by_the_right_interval(rep):
         assert abs(peak(440, -12) - peak(220)) <= 1
 
 
+def test_transpose_rolls_the_chromagram_over_the_whole_octave():
+    from instrec import features
+    from tests.conftest import tone
+
+    w = features.extract(tone(440, 2.0), representations=("cqt",))["cqt"][:1]
+    batch = np.repeat(w, 400, axis=0)
+    x, _ = augment.batch(type("F", (), {"windows": batch})(), np.arange(400), np.zeros((400, 11)),
+                         ("transpose",), np.random.default_rng(0), representation="cqt")
+    home = int(w[0, 0].mean(axis=1).argmax())
+    shifts = {(int(x[b, 0].mean(axis=1).argmax()) - home) % 36 for b in range(400)}
+    # every one of the 36 positions of the circular axis is reached, and each window is only rolled:
+    # the same values along the pitch-class axis, in the same order
+    assert shifts == set(range(36))
+    steps = [(int(x[b, 0].mean(axis=1).argmax()) - home) % 36 for b in range(3)]
+    for b, k in enumerate(steps):
+        np.testing.assert_array_equal(x[b, 0], np.roll(w[0, 0], k, axis=0))
+    assert augment.unsupported(("transpose",), "mel") == ["transpose"]
+    assert augment.unsupported(("transpose",), "cqt") == []
+
+
 def test_augmentations_limited_to_some_cnns():
     entries = augment.parse("noise, eq,mix:mel,pitch:mel+cqt")
     assert entries == ("noise", "eq", "mix:mel", "pitch:mel+cqt")

@@ -7,6 +7,9 @@
               (log-mel: sum of magnitudes; modgd and chroma: weighted sum)
     pitch     shift by -2..+2 semitones: the frequency axis resampled at the shifted frequencies
               (mel centres, modgd's linear bins), the chromagram rolled by whole bins
+    transpose chromagram only: rolled by -6..+6 semitones (any key, in steps of one bin): an
+              instrument is the same in every key, and on the circular pitch-class axis a transposition
+              by any interval is exact, so the CNN can learn only the pattern a note's partials make
     eq        log-mel only: a random smooth gain curve (a tilt of up to +-6 dB at the ends plus one
               broad +-6 dB bump), as a microphone, room or tone control would colour a recording
     eqstrong  log-mel only: a harder equaliser (a tilt of up to +-10 dB at the ends plus three bumps of
@@ -31,9 +34,9 @@ import numpy as np
 from instrec import features
 from instrec.params import DEFAULT, REPRESENTATIONS, FeatureParams
 
-AUGMENTATIONS = ("crop", "stretch", "freqmask", "mix", "pitch", "eq", "eqstrong", "noise", "mixstyle")
+AUGMENTATIONS = ("crop", "stretch", "freqmask", "mix", "pitch", "transpose", "eq", "eqstrong", "noise", "mixstyle")
 #: Augmentations that only make sense for some representations.
-ONLY_FOR = {"eq": ("mel",), "eqstrong": ("mel",), "noise": ("mel",), "mixstyle": ("mel", "modgd")}
+ONLY_FOR = {"transpose": ("cqt",), "eq": ("mel",), "eqstrong": ("mel",), "noise": ("mel",), "mixstyle": ("mel", "modgd")}
 NEPER_PER_DB = np.log(10) / 20
 
 
@@ -169,6 +172,8 @@ def batch(features, idx: np.ndarray, targets: np.ndarray, augment: tuple[str, ..
             x[b, :, start : start + width] = x[b].mean()
     if "pitch" in augment:
         x = _shift_frequency(x, rng.uniform(-2, 2, B), representation)
+    if "transpose" in augment and representation == "cqt":
+        x = _shift_frequency(x, rng.uniform(-6, 6, B), representation)
     for name, curve in EQUALISERS.items():
         if name in augment and representation == "mel":
             x = np.maximum(x + _eq_curves(B, F, rng, **curve), np.float32(np.log(DEFAULT.log_floor)))
