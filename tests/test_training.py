@@ -8,6 +8,7 @@ import torch
 
 from instrec.fusion import Fusion, aggregate, calibrate
 from training import augment, thresholds
+from training.cache import FeatureSet
 from training.datasets import read_testing
 from training.evaluate import run_evaluation
 from training.train import train
@@ -275,9 +276,11 @@ def test_transpose_rolls_the_chromagram_over_the_whole_octave():
     from tests.conftest import tone
 
     w = features.extract(tone(440, 2.0), representations=("cqt",))["cqt"][:1]
-    batch = np.repeat(w, 400, axis=0)
-    x, _ = augment.batch(type("F", (), {"windows": batch})(), np.arange(400), np.zeros((400, 11)),
-                         ("transpose",), np.random.default_rng(0), representation="cqt")
+    # 400 copies of one window of a 440 Hz tone, as a feature set of one file
+    windows = np.repeat(w, 400, axis=0)
+    features_ = FeatureSet(windows, np.zeros(400, int), np.zeros((1, 11), np.float32), {})
+    x, _ = augment.batch(features_, np.arange(400), features_.window_targets, ("transpose",),
+                         np.random.default_rng(0), representation="cqt")
     home = int(w[0, 0].mean(axis=1).argmax())
     shifts = {(int(x[b, 0].mean(axis=1).argmax()) - home) % 36 for b in range(400)}
     # every one of the 36 positions of the circular axis is reached, and each window is only rolled:
