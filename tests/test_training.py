@@ -282,12 +282,11 @@ def test_transpose_rolls_the_chromagram_over_the_whole_octave():
     x, _ = augment.batch(features_, np.arange(400), features_.window_targets, ("transpose",),
                          np.random.default_rng(0), representation="cqt")
     home = int(w[0, 0].mean(axis=1).argmax())
-    shifts = {(int(x[b, 0].mean(axis=1).argmax()) - home) % 36 for b in range(400)}
+    shifts = [(int(x[b, 0].mean(axis=1).argmax()) - home) % 36 for b in range(400)]
     # every one of the 36 positions of the circular axis is reached, and each window is only rolled:
     # the same values along the pitch-class axis, in the same order
-    assert shifts == set(range(36))
-    steps = [(int(x[b, 0].mean(axis=1).argmax()) - home) % 36 for b in range(3)]
-    for b, k in enumerate(steps):
+    assert set(shifts) == set(range(36))
+    for b, k in enumerate(shifts):
         np.testing.assert_array_equal(x[b, 0], np.roll(w[0, 0], k, axis=0))
     assert augment.unsupported(("transpose",), "mel") == ["transpose"]
     assert augment.unsupported(("transpose",), "cqt") == []
