@@ -215,6 +215,49 @@ def test_resume_continues_where_it_stopped(tiny_corpus, tmp_path):
               augment=("pitch",), progress=False)
 
 
+def test_cosine_schedule_known_values():
+    from training.train import LR_FLOOR, lr_factor
+
+    # half a cosine from 1 at the first step to the floor at the last: the midpoint is half-way between
+    assert lr_factor("cosine", 0, 101) == pytest.approx(1.0)
+    assert lr_factor("cosine", 50, 101) == pytest.approx((1 + LR_FLOOR) / 2)
+    assert lr_factor("cosine", 100, 101) == pytest.approx(LR_FLOOR)
+    assert lr_factor("cosine", 25, 101) == pytest.approx(LR_FLOOR + (1 - LR_FLOOR) * (1 + np.sqrt(0.5)) / 2)
+    assert lr_factor("cosine", 500, 101) == pytest.approx(LR_FLOOR)  # steps past the plan stay at the floor
+    assert lr_factor("constant", 77, 101) == 1.0
+    with pytest.raises(ValueError, match="--lr-schedule"):
+        lr_factor("linear", 0, 10)
+
+
+def test_cosine_schedule_trains_resumes_and_keeps_its_plan(tiny_corpus, tmp_path):
+    from training.train import LR_FLOOR
+
+    kw = dict(batch_size=16, workers=1, patience=99, lr=1e-3, lr_schedule="cosine", progress=False)
+    straight = train(tiny_corpus, "cqt", tmp_path / "straight", epochs=3, **kw)
+    steps = -(-straight["n_train_windows"] // 16)
+    total = 3 * steps
+    # the rate recorded after each epoch is the schedule's at that step (the last is past the plan: the floor)
+    for h in straight["history"]:
+        progress = min(h["epoch"] * steps, total - 1) / (total - 1)
+        assert h["lr"] == pytest.approx(1e-3 * (LR_FLOOR + (1 - LR_FLOOR) * 0.5 * (1 + np.cos(np.pi * progress))))
+    assert straight["history"][-1]["lr"] == pytest.approx(1e-3 * LR_FLOOR)
+    assert straight["args"]["lr_schedule"] == "cosine"
+    # stopped after one epoch and resumed: the same run, rate and loss, as three epochs straight through
+    first = train(tiny_corpus, "cqt", tmp_path / "run", epochs=3, max_minutes=0, **kw)  # one epoch, then stops
+    assert [h["epoch"] for h in first["history"]] == [1]
+    resumed = train(tiny_corpus, "cqt", tmp_path / "run", epochs=3, resume=True, **kw)
+    for a, b in zip(straight["history"], resumed["history"]):
+        assert a["lr"] == pytest.approx(b["lr"])
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+    # the schedule is spread over the planned epochs, so a resume may not change them, nor drop the schedule
+    with pytest.raises(ValueError, match="epochs=3, not 5"):
+        train(tiny_corpus, "cqt", tmp_path / "run", epochs=5, resume=True, **kw)
+    with pytest.raises(ValueError, match="lr_schedule=cosine, not constant"):
+        train(tiny_corpus, "cqt", tmp_path / "run", epochs=3, resume=True, **{**kw, "lr_schedule": "constant"})
+    with pytest.raises(ValueError, match="--lr-schedule"):
+        train(tiny_corpus, "cqt", tmp_path / "bad", epochs=1, **{**kw, "lr_schedule": "step"})
+
+
 def test_ema_decay_spans_the_asked_number_of_epochs():
     from training.train import ema_decay
 

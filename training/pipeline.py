@@ -5,7 +5,7 @@
                                 [--extra-soundfonts ../shared/soundfonts] [--real-audio ../shared/real-audio]
                                 [--augment noise,eq,mix:mel] [--ema 1] [--init-run runs/base]
                                 [--freq-norm 0.5 [--freq-norm-kind centre] [--freq-norm-models mel]]
-                                [--lr 1e-3] [--notes-per-class 200] [--notes DIR]
+                                [--lr 1e-3] [--lr-schedule cosine] [--notes-per-class 200] [--notes DIR]
 
 Each stage is resumable (the corpus keeps finished songs, training resumes from ``last.pt``) and
 prints how long it took. With ``--data-irmas`` the same stages run on real IRMAS instead of the
@@ -40,7 +40,7 @@ from training.model_card import card
 from training.models import RelaxedFreqNorm
 from training.real_audio import check_real_audio
 from training.thresholds import tune
-from training.train import augment_list, freq_norm_of, representation_list, train
+from training.train import LR_SCHEDULES, augment_list, freq_norm_of, representation_list, train
 
 
 def stage(name: str, times: dict):
@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma-separated augmentations for training; each CNN gets those that apply to it, "
                          "NAME:mel+modgd only the CNNs named")
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant",
+                    help="each CNN's learning-rate schedule (training.train --lr-schedule)")
     ap.add_argument("--ema", type=float, metavar="EPOCHS",
                     help="validate and save a moving average of each CNN's weights over about this many epochs")
     ap.add_argument("--freq-norm", type=float, metavar="LAMBDA",
@@ -139,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             init = args.init_run / rep / "best.pt" if args.init_run and not resume else None
             print(f"augmentations: {','.join(mine) or 'none'}" + (f"; starting from {init}" if init else ""))
             train(data, rep, args.out, epochs=args.epochs, patience=args.patience, seed=args.seed, augment=mine,
-                  lr=args.lr, workers=args.workers, resume=resume, init=init, cache_dir=args.cache,
+                  lr=args.lr, lr_schedule=args.lr_schedule, workers=args.workers, resume=resume, init=init, cache_dir=args.cache,
                   extra_train=extra_train,
                   max_minutes=args.max_minutes_per_model, ema=args.ema,
                   **freq_norm_of(rep, args.freq_norm, args.freq_norm_kind, args.freq_norm_models))

@@ -3,7 +3,8 @@
     python -m training.train --data DIR --representation mel|modgd|cqt [--out runs/default]
                              [--epochs 50] [--patience 5] [--loss softmax|sigmoid]
                              [--augment crop,stretch,freqmask,mix,pitch,eq,noise] [--extra-train DIR]
-                             [--max-hz 4000] [--ema EPOCHS] [--freq-norm LAMBDA] [--init CHECKPOINT | --resume]
+                             [--max-hz 4000] [--ema EPOCHS] [--freq-norm LAMBDA] [--lr-schedule cosine]
+                             [--init CHECKPOINT | --resume]
 
 The seed's recipe by default: Adam, learning rate 0.001, batch 128, softmax with categorical
 cross-entropy on 1-second windows labelled with their excerpt's instrument; the checkpoint with
@@ -17,7 +18,10 @@ many epochs of steps instead of the last step's weights (weight averaging finds 
 carry over better to recordings the training set does not have; it also evens out one run's luck).
 ``--freq-norm LAMBDA`` builds the CNN with relaxed frequency-wise normalisation
 (:class:`training.models.RelaxedFreqNorm`), so a recording chain's per-bin colouration is mostly
-taken out before the convolutions.
+taken out before the convolutions. ``--lr-schedule cosine`` lowers the learning rate step by step
+along half a cosine, from ``--lr`` at the first step to a hundredth of it at the last step of
+``--epochs`` (a model that learns slowly, as under Freq-MixStyle, settles at the end of the planned
+epochs instead of hovering at the starting rate); the seed keeps the rate constant.
 """
 
 from __future__ import annotations
@@ -46,7 +50,10 @@ from training.models import InstrumentCNN, RelaxedFreqNorm
 #: the settings a resumed run must share with the run it continues (epochs, patience and the time budget
 #: may grow; the data may have moved)
 RECIPE = ("representation", "batch_size", "lr", "loss", "seed", "augment", "extra_train", "ema", "freq_norm",
-          "freq_norm_kind")
+          "freq_norm_kind", "lr_schedule")
+#: learning-rate schedules: ``constant`` (the seed) or ``cosine`` (to LR_FLOOR x lr over the planned epochs)
+LR_SCHEDULES = ("constant", "cosine")
+LR_FLOOR = 0.01
 
 
 def seed_everything(seed: int) -> None:
@@ -93,6 +100,16 @@ def ema_decay(horizon_epochs: float, steps_per_epoch: int) -> float:
     return 1.0 - 1.0 / max(1.0, horizon_epochs * steps_per_epoch)
 
 
+def lr_factor(schedule: str, step: int, total_steps: int) -> float:
+    """The learning rate at optimiser step ``step`` (0-based) of ``total_steps``, as a fraction of ``--lr``."""
+    if schedule == "constant":
+        return 1.0
+    if schedule != "cosine":
+        raise ValueError(f"--lr-schedule must be one of {LR_SCHEDULES}, got {schedule!r}")
+    progress = min(step, total_steps - 1) / max(1, total_steps - 1)
+    return LR_FLOOR + (1.0 - LR_FLOOR) * 0.5 * (1.0 + np.cos(np.pi * progress))
+
+
 def input_statistics(windows: np.ndarray, max_windows: int = 4000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Per-bin mean and standard deviation over (a sample of) the training windows."""
     rng = np.random.default_rng(seed)
@@ -137,7 +154,8 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
           extra_train: list[Path] = (), cache_dir: Path | None = None, workers: int | None = None,
           resume: bool = False, init: Path | None = None, max_hz: float | None = None, device: str | None = None,
           max_minutes: float | None = None, ema: float | None = None, freq_norm: float | None = None,
-          freq_norm_kind: str = "ifn", params: FeatureParams = DEFAULT, progress: bool = True) -> dict:
+          freq_norm_kind: str = "ifn", lr_schedule: str = "constant", params: FeatureParams = DEFAULT,
+          progress: bool = True) -> dict:
     """Train and return the summary written to ``<out>/<representation>/history.json``."""
     if representation not in REPRESENTATIONS:
         raise ValueError(f"unknown representation {representation!r}; expected one of {REPRESENTATIONS}")
@@ -157,6 +175,7 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
         raise ValueError(f"--freq-norm-kind must be one of {RelaxedFreqNorm.KINDS}, got {freq_norm_kind!r}")
     if freq_norm is None and freq_norm_kind != "ifn":
         raise ValueError("--freq-norm-kind needs --freq-norm")
+    lr_factor(lr_schedule, 0, 1)  # refuses an unknown schedule before any feature is extracted
     seed_everything(seed)
     dev = pick_device(device)
     folder = Path(out) / representation
@@ -191,6 +210,9 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
         model.set_band_limit(features.bin_frequencies(representation, params=params), max_hz)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     steps_per_epoch = -(-len(train_fs.windows) // batch_size)
+    total_steps = epochs * steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda step: lr_factor(lr_schedule, step, total_steps))
     averaged = None  # the model validated and saved: the weights themselves, or their moving average
     if ema is not None:
         decay = ema_decay(ema, steps_per_epoch)
@@ -204,7 +226,7 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
     args = {"data": str(data), "representation": representation, "epochs": epochs, "patience": patience,
             "batch_size": batch_size, "lr": lr, "loss": loss, "seed": seed, "augment": list(augment),
             "extra_train": [str(p) for p in extra_train], "init": str(init) if init else None, "max_hz": max_hz,
-            "ema": ema, "freq_norm": freq_norm, "freq_norm_kind": freq_norm_kind}
+            "ema": ema, "freq_norm": freq_norm, "freq_norm_kind": freq_norm_kind, "lr_schedule": lr_schedule}
     if resume and (folder / "last.pt").exists():
         state = torch.load(folder / "last.pt", map_location=dev, weights_only=False)
         if averaged is not None and "averaged" not in state:
@@ -212,7 +234,10 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
         # a resumed run keeps its recipe; a last.pt from before the settings were saved in it has its
         # freq_norm only, or nothing (None)
         recorded = state.get("args", {"freq_norm": state.get("freq_norm")})
+        recorded.setdefault("lr_schedule", "constant")  # saved before schedules existed
         differs = [k for k in RECIPE if k in recorded and recorded[k] != args[k]]
+        if lr_schedule != "constant" and recorded.get("epochs", epochs) != epochs:
+            differs.append("epochs")  # the schedule is spread over the planned epochs
         if differs:
             raise ValueError(f"{folder / 'last.pt'} was trained with "
                              + ", ".join(f"{k}={recorded[k]}, not {args[k]}" for k in differs)
@@ -220,6 +245,8 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
         model.load_state_dict(state["state_dict"])
         model.max_hz = state.get("max_hz", model.max_hz)
         optimiser.load_state_dict(state["optimiser"])
+        if "scheduler" in state:
+            scheduler.load_state_dict(state["scheduler"])
         if averaged is not None:
             averaged.load_state_dict(state["averaged"])
         history, best, since_best = state["history"], state["best"], state["since_best"]
@@ -231,7 +258,8 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
     for epoch in range(start_epoch, epochs + 1):
         if since_best >= patience:
             break
-        if max_minutes is not None and (time.perf_counter() - t_start) / 60 > max_minutes:
+        # each call trains at least one epoch, and stops after the epoch that passes the budget
+        if max_minutes is not None and epoch > start_epoch and (time.perf_counter() - t_start) / 60 > max_minutes:
             break
         t0 = time.perf_counter()
         model.train()
@@ -249,12 +277,14 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
             scaler.scale(batch_loss).backward()
             scaler.step(optimiser)
             scaler.update()
+            scheduler.step()
             if averaged is not None:
                 averaged.update_parameters(model)
             total += float(batch_loss.detach()) * len(idx)
             seen += len(idx)
         kept = model if averaged is None else averaged.module
-        row = {"epoch": epoch, "loss": total / seen, **validate(kept, val_fs, dev),
+        row = {"epoch": epoch, "loss": total / seen, "lr": optimiser.param_groups[0]["lr"],
+               **validate(kept, val_fs, dev),
                "seconds": round(time.perf_counter() - t0, 2)}
         history.append(row)
         improved = row["val_loss"] < best
@@ -263,7 +293,8 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patie
             save(folder / "best.pt", kept, params, args, history, train_ds, val_ds)
         else:
             since_best += 1
-        state = {"state_dict": model.state_dict(), "optimiser": optimiser.state_dict(), "history": history,
+        state = {"state_dict": model.state_dict(), "optimiser": optimiser.state_dict(),
+                 "scheduler": scheduler.state_dict(), "history": history,
                  "best": best, "since_best": since_best, "epoch": epoch, "max_hz": model.max_hz, "args": args,
                  "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}
         if averaged is not None:
@@ -337,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="relaxed frequency-wise normalisation of the input and first two blocks, in [0, 1]")
     ap.add_argument("--freq-norm-kind", choices=RelaxedFreqNorm.KINDS, default="ifn",
                     help="its row-wise part: standardise each frequency row (ifn) or only centre it (centre)")
+    ap.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant",
+                    help="constant (the seed) or cosine: down to a hundredth of --lr over --epochs")
     args = ap.parse_args(argv)
     augment = tuple(a for a in args.augment.split(",") if a)
     params = DEFAULT
@@ -348,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
               batch_size=args.batch_size, lr=args.lr, loss=args.loss, seed=args.seed, augment=augment,
               extra_train=args.extra_train, cache_dir=args.cache, workers=args.workers, resume=args.resume,
               init=args.init, max_hz=args.max_hz, device=args.device, max_minutes=args.max_minutes, ema=args.ema,
-              freq_norm=args.freq_norm, freq_norm_kind=args.freq_norm_kind, params=params)
+              freq_norm=args.freq_norm, freq_norm_kind=args.freq_norm_kind, lr_schedule=args.lr_schedule,
+              params=params)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
