@@ -154,8 +154,9 @@ def test_other_feature_parameters_travel_from_training_to_serving(tiny_corpus, t
 
 
 def test_freq_norm_travels_from_training_to_serving(tiny_corpus, tiny_run, tmp_path):
-    # a CNN built with relaxed frequency-wise normalisation (its rows centred): recorded in the checkpoint
-    # and the manifest, exported to ONNX with the same outputs, served by the recognizer
+    # a CNN built with relaxed frequency-wise normalisation (its rows centred) and trained on the cosine
+    # schedule: recorded in the checkpoint, the manifest and the card, exported to ONNX with the same
+    # outputs, served by the recognizer
     import onnxruntime as ort
 
     from instrec.recognizer import Recognizer
@@ -164,7 +165,7 @@ def test_freq_norm_travels_from_training_to_serving(tiny_corpus, tiny_run, tmp_p
     from training.model_card import card
 
     summary = train(tiny_corpus, "mel", tmp_path / "run", epochs=1, batch_size=16, workers=1, freq_norm=0.5,
-                    freq_norm_kind="centre", progress=False)
+                    freq_norm_kind="centre", lr_schedule="cosine", progress=False)
     assert summary["args"]["freq_norm"] == 0.5 and summary["args"]["freq_norm_kind"] == "centre"
     model = load_checkpoint(tmp_path / "run" / "mel" / "best.pt").model
     assert model.freq_norm == 0.5 and model.freq_norm_kind == "centre"
@@ -173,8 +174,10 @@ def test_freq_norm_travels_from_training_to_serving(tiny_corpus, tiny_run, tmp_p
     manifest = export(tmp_path / "run", tmp_path / "models")
     assert manifest["models"]["mel"]["freq_norm"] == 0.5 and manifest["models"]["mel"]["freq_norm_kind"] == "centre"
     assert manifest["models"]["mel"]["training"]["ema"] is None
+    assert manifest["models"]["mel"]["training"]["lr_schedule"] == "cosine"
     row = next(r for r in card(tmp_path / "models", tmp_path / "run").splitlines() if r.startswith("| mel |"))
-    assert "| none; frequency-wise normalisation 0.5 (rows centred) |" in row  # no augmentation, no weight average
+    # no augmentation, no weight average
+    assert "| none; cosine learning rate; frequency-wise normalisation 0.5 (rows centred) |" in row
     session = ort.InferenceSession(str(tmp_path / "models" / "mel.onnx"), providers=["CPUExecutionProvider"])
     x = np.random.default_rng(3).standard_normal((7, 1, 128, 100)).astype(np.float32) * 3
     with torch.inference_mode():

@@ -158,7 +158,8 @@ def export(run: Path, out: Path, *, data: Path | None = None) -> dict:
                           "max_hz": models[rep].max_hz, "freq_norm": models[rep].freq_norm,
                           "freq_norm_kind": models[rep].freq_norm_kind,
                           "training": {k: ckpts[rep]["training_args"].get(k)
-                                       for k in ("data", "extra_train", "augment", "lr", "init", "ema")}}
+                                       for k in ("data", "extra_train", "augment", "lr", "lr_schedule", "init",
+                                                 "ema")}}
     manifest = {
         "format": 1,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -103,6 +103,7 @@ def card(models: Path, run: Path) -> str:
                      f"{(str(info['epochs_before']) + ' + ') if info.get('epochs_before') else ''}{info['epochs']} | "
                      f"{', '.join(training.get('augment') or []) or 'none'}"
                      f"{'; weights averaged over ' + format(training['ema'], 'g') + ' epochs' if training.get('ema') else ''}"
+                     f"{'; cosine learning rate' if training.get('lr_schedule') == 'cosine' else ''}"
                      f"{freq_norm_text(info)} | "
                      f"{'`' + training['init'] + '`' if training.get('init') else 'scratch'} | "
                      f"{info['best_val_loss']:.3f} | `{info['sha256'][:16]}...` |")
