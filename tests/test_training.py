@@ -461,3 +461,20 @@ def test_mixstyle_swaps_spectral_shape_and_keeps_the_time_pattern():
     assert np.abs(slope).max() < 10.2 and (np.abs(slope[changed]) < 8).mean() > 0.15
     assert augment.unsupported(("mixstyle",), "cqt") == ["mixstyle"]
     assert augment.unsupported(("mixstyle",), "modgd") == []
+
+
+@pytest.mark.parametrize("name, share", [("mixstyle", 0.7), ("mixstyle-light", 0.3)])
+def test_mixstyle_styles_its_share_of_a_training_batch(name, share):
+    # through the training batch: about the named share of 2000 windows is restyled (a binomial share of
+    # 2000 has a standard deviation under 0.011, so +-0.05 cannot fail by chance), the rest are untouched
+    from training.cache import FeatureSet
+
+    windows = np.random.default_rng(0).standard_normal((2000, 1, 128, 100)).astype(np.float32)
+    targets = np.eye(11, dtype=np.float32)[np.arange(2000) % 11]
+    features_ = FeatureSet(windows, np.arange(2000), targets, {})
+    x, y = augment.batch(features_, np.arange(2000), features_.window_targets, (name,), np.random.default_rng(1),
+                         "modgd")
+    changed = ~np.isclose(x, windows).all(axis=(1, 2, 3))
+    assert abs(changed.mean() - share) < 0.05
+    np.testing.assert_array_equal(y, targets)  # labels are kept
+    assert augment.unsupported((name,), "cqt") == [name]

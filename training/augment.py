@@ -23,6 +23,7 @@
               given a mix (Beta(0.4, 0.4)) of its own and another window's per-bin mean and deviation, so
               the average spectral shape that one sample library or recording chain gives every note
               becomes an unreliable cue
+    mixstyle-light  the same for 30 % of the windows (the CNN still sees most windows as recorded)
 
 Working on cached features keeps epochs bound by the model, not by audio processing.
 """
@@ -34,9 +35,11 @@ import numpy as np
 from instrec import features
 from instrec.params import DEFAULT, REPRESENTATIONS, FeatureParams
 
-AUGMENTATIONS = ("crop", "stretch", "freqmask", "mix", "pitch", "transpose", "eq", "eqstrong", "noise", "mixstyle")
+AUGMENTATIONS = ("crop", "stretch", "freqmask", "mix", "pitch", "transpose", "eq", "eqstrong", "noise", "mixstyle",
+                 "mixstyle-light")
 #: Augmentations that only make sense for some representations.
-ONLY_FOR = {"transpose": ("cqt",), "eq": ("mel",), "eqstrong": ("mel",), "noise": ("mel",), "mixstyle": ("mel", "modgd")}
+ONLY_FOR = {"transpose": ("cqt",), "eq": ("mel",), "eqstrong": ("mel",), "noise": ("mel",), "mixstyle": ("mel", "modgd"),
+            "mixstyle-light": ("mel", "modgd")}
 NEPER_PER_DB = np.log(10) / 20
 
 
@@ -124,6 +127,10 @@ STRONG_EQ = {"tilt_db": 10.0, "bumps": 3, "bump_db": 9.0, "widths": (0.05, 0.3)}
 EQUALISERS = {"eq": {}, "eqstrong": STRONG_EQ}
 
 
+#: the share of windows ``mixstyle-light`` styles (``mixstyle``: the default of :func:`_mix_style`)
+MIXSTYLE_LIGHT_P = 0.3
+
+
 def _mix_style(x: np.ndarray, rng: np.random.Generator, p: float = 0.7, alpha: float = 0.4) -> np.ndarray:
     """Freq-MixStyle on windows (B, 1, F, T): per-bin statistics over time mixed with another window's."""
     B = len(x)
@@ -181,6 +188,8 @@ def batch(features, idx: np.ndarray, targets: np.ndarray, augment: tuple[str, ..
         x = _add_noise(x, rng)
     if "mixstyle" in augment and representation in ONLY_FOR["mixstyle"]:
         x = _mix_style(x, rng)
+    if "mixstyle-light" in augment and representation in ONLY_FOR["mixstyle-light"]:
+        x = _mix_style(x, rng, p=MIXSTYLE_LIGHT_P)
     if "mix" in augment:
         partner = rng.permutation(B)
         differs = (y * y[partner]).sum(1) == 0
