@@ -447,7 +447,7 @@ def test_mixstyle_swaps_spectral_shape_and_keeps_the_time_pattern():
     level = np.linspace(-5, 5, F, dtype=np.float32)[:, None]
     pattern = rng.standard_normal((64, 1, F, T)).astype(np.float32)
     x = pattern + np.where(np.arange(64) % 2 == 0, 1, -1)[:, None, None, None] * level
-    y = augment._mix_style(x, np.random.default_rng(1))
+    y = augment._mix_style(x, np.random.default_rng(1), p=augment.MIXSTYLES["mixstyle"])
     assert y.shape == x.shape and y.dtype == np.float32 and np.isfinite(y).all()
     changed = ~np.isclose(y, x).all(axis=(1, 2, 3))
     assert 0.4 < changed.mean() < 0.95  # about 70 % of the windows are styled
@@ -467,8 +467,6 @@ def test_mixstyle_swaps_spectral_shape_and_keeps_the_time_pattern():
 def test_mixstyle_styles_its_share_of_a_training_batch(name, share):
     # through the training batch: about the named share of 2000 windows is restyled (a binomial share of
     # 2000 has a standard deviation under 0.011, so +-0.05 cannot fail by chance), the rest are untouched
-    from training.cache import FeatureSet
-
     windows = np.random.default_rng(0).standard_normal((2000, 1, 128, 100)).astype(np.float32)
     targets = np.eye(11, dtype=np.float32)[np.arange(2000) % 11]
     features_ = FeatureSet(windows, np.arange(2000), targets, {})

@@ -127,11 +127,11 @@ STRONG_EQ = {"tilt_db": 10.0, "bumps": 3, "bump_db": 9.0, "widths": (0.05, 0.3)}
 EQUALISERS = {"eq": {}, "eqstrong": STRONG_EQ}
 
 
-#: the share of windows ``mixstyle-light`` styles (``mixstyle``: the default of :func:`_mix_style`)
-MIXSTYLE_LIGHT_P = 0.3
+#: The Freq-MixStyle augmentations and the share of windows each restyles.
+MIXSTYLES = {"mixstyle": 0.7, "mixstyle-light": 0.3}
 
 
-def _mix_style(x: np.ndarray, rng: np.random.Generator, p: float = 0.7, alpha: float = 0.4) -> np.ndarray:
+def _mix_style(x: np.ndarray, rng: np.random.Generator, p: float, alpha: float = 0.4) -> np.ndarray:
     """Freq-MixStyle on windows (B, 1, F, T): per-bin statistics over time mixed with another window's."""
     B = len(x)
     mean = x.mean(axis=3, keepdims=True)
@@ -186,10 +186,9 @@ def batch(features, idx: np.ndarray, targets: np.ndarray, augment: tuple[str, ..
             x = np.maximum(x + _eq_curves(B, F, rng, **curve), np.float32(np.log(DEFAULT.log_floor)))
     if "noise" in augment and representation == "mel":
         x = _add_noise(x, rng)
-    if "mixstyle" in augment and representation in ONLY_FOR["mixstyle"]:
-        x = _mix_style(x, rng)
-    if "mixstyle-light" in augment and representation in ONLY_FOR["mixstyle-light"]:
-        x = _mix_style(x, rng, p=MIXSTYLE_LIGHT_P)
+    for name, share in MIXSTYLES.items():
+        if name in augment and representation in ONLY_FOR[name]:
+            x = _mix_style(x, rng, p=share)
     if "mix" in augment:
         partner = rng.permutation(B)
         differs = (y * y[partner]).sum(1) == 0

@@ -141,9 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             init = args.init_run / rep / "best.pt" if args.init_run and not resume else None
             print(f"augmentations: {','.join(mine) or 'none'}" + (f"; starting from {init}" if init else ""))
             train(data, rep, args.out, epochs=args.epochs, patience=args.patience, seed=args.seed, augment=mine,
-                  lr=args.lr, lr_schedule=args.lr_schedule, workers=args.workers, resume=resume, init=init, cache_dir=args.cache,
-                  extra_train=extra_train,
-                  max_minutes=args.max_minutes_per_model, ema=args.ema,
+                  lr=args.lr, lr_schedule=args.lr_schedule, workers=args.workers, resume=resume, init=init,
+                  cache_dir=args.cache, extra_train=extra_train, max_minutes=args.max_minutes_per_model, ema=args.ema,
                   **freq_norm_of(rep, args.freq_norm, args.freq_norm_kind, args.freq_norm_models))
     with stage("tune thresholds and fusion", times):
         tuned = tune(args.out, cache_dir=args.cache)
