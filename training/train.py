@@ -20,8 +20,7 @@ carry over better to recordings the training set does not have; it also evens ou
 (:class:`training.models.RelaxedFreqNorm`), so a recording chain's per-bin colouration is mostly
 taken out before the convolutions. ``--lr-schedule cosine`` lowers the learning rate step by step
 along half a cosine, from ``--lr`` at the first step to a hundredth of it at the last step of
-``--epochs`` (a model that learns slowly, as under Freq-MixStyle, settles at the end of the planned
-epochs instead of hovering at the starting rate); the seed keeps the rate constant.
+``--epochs``; the seed keeps the rate constant.
 """
 
 from __future__ import annotations
