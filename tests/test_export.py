@@ -96,9 +96,22 @@ def test_real_audio_check_agrees_between_onnx_and_checkpoint(tiny_models, tiny_r
             assert ckpt["top"][c["file"]] == c["top_per_model"]["mel"], c["file"]
             compared += 1
     assert compared >= len(exported["clips"]) // 2
+    # by recording: labels.csv's recording column groups the 31 clips into 4 clarinet and 2 voice tracks
+    groups = {}
+    for c in exported["clips"]:
+        groups.setdefault(c["recording"], []).append(c["top"] == c["label"])
+    assert exported["n_recordings"] == len(groups) == 6
+    assert sorted(len(g) for g in groups.values()) == [1, 2, 2, 5, 5, 16]
+    assert exported["recordings_right"] == sum(2 * sum(g) > len(g) for g in groups.values())
+    assert exported["recording_share"] == pytest.approx(np.mean([np.mean(g) for g in groups.values()]))
     (tmp_path / "a.flac").write_bytes((REAL_AUDIO / exported["clips"][0]["file"]).read_bytes())
     with pytest.raises(FileNotFoundError, match="labels.csv"):
         check_real_audio(tiny_models, tmp_path)
+    (tmp_path / "b.flac").write_bytes((REAL_AUDIO / exported["clips"][-1]["file"]).read_bytes())
+    (tmp_path / "labels.csv").write_text("file,label\na.flac,cla\nb.flac,voi\n")
+    alone = check_real_audio(tiny_models, tmp_path)  # no recording column: every clip is its own recording
+    assert alone["n_recordings"] == 2 and alone["recording_share"] == alone["top1_share"]
+    assert alone["recordings_right"] == alone["top1_correct"]
 
 
 def test_real_audio_scores_the_mean_of_checkpoints(tiny_run):

@@ -38,6 +38,8 @@ def test_pipeline_fine_tunes_exports_and_writes_the_card(tiny_corpus, tiny_sampl
     assert {p.name for p in models.iterdir()} == {"mel.onnx", "modgd.onnx", "cqt.onnx", "manifest.json", "MODEL_CARD.md"}
     card = (models / "MODEL_CARD.md").read_text()
     assert "## Real recordings" in card and "--init-run" in card
+    real = json.loads((out / "real_audio.json").read_text())
+    assert f"The clips come from 6 recordings; most clips of {real['recordings_right']} of them" in card
     assert f"| 1 + 1 | noise, pitch, mixstyle | `{tiny_run / 'mel' / 'best.pt'}` |" in card  # epochs: start + fine-tuning
     notes = json.loads((models / "manifest.json").read_text())["training_data"]["notes"]
     assert notes["root"] == str(corpus / "notes") and sum(notes["summary"]["counts"].values()) == 11

@@ -145,7 +145,9 @@ def card(models: Path, run: Path) -> str:
                   f"On {real['n']} real solo excerpts (Medley-solos-DB, CC BY 4.0: clarinet and voice, in "
                   "`tests/data/real/`), the right instrument ranks first for "
                   f"**{real['top1_correct']} of {real['n']} ({real['top1_share']:.0%})**; chance is 1 in 11 (9 %). "
-                  "Each model alone: " + ", ".join(f"{k} {v:.0%}" for k, v in real["top1_share_per_model"].items())
+                  + (f"The clips come from {real['n_recordings']} recordings; most clips of {real['recordings_right']} "
+                     "of them are right first. " if "n_recordings" in real else "")
+                  + "Each model alone: " + ", ".join(f"{k} {v:.0%}" for k, v in real["top1_share_per_model"].items())
                   + ". Per instrument: " + ", ".join(f"{NAMES[k]} {v['correct']}/{v['n']}" for k, v in real["per_label"].items())
                   + ".", "", "| clip | truth | ranked first | rank of truth | fused score of truth |", "|---|---|---|---|---|"]
         for c in real["clips"]:

@@ -7,8 +7,11 @@
 
 ``--data`` holds audio files and a ``labels.csv`` with columns ``file`` and ``label`` (an IRMAS
 code), or is an IRMAS training-layout folder (each file labelled by its class folder). Chance is
-1 in 11. ``--checkpoint`` scores trained PyTorch models one by one, before any export: the mean of
-their window probabilities (S1), top class against the label; ``--lowpass`` first filters every
+1 in 11. An optional column ``recording`` names the recording each clip was cut from: clips of one
+recording share a player, an instrument and a room, so the check also counts by recording (how many
+recordings have most of their clips right first, and the mean over recordings of the clips' share);
+without it every clip is its own recording. ``--checkpoint`` scores trained PyTorch models one by one,
+before any export: the mean of their window probabilities (S1), top class against the label; ``--lowpass`` first filters every
 clip (6th-order Butterworth), to see what a model makes of the clips without their high band;
 ``--mean`` also scores the mean of the checkpoints' clip scores, e.g. of training seeds as an ensemble.
 
@@ -54,13 +57,15 @@ def answered_f1(truth: list[list[str]], answered: list[list[str]]) -> float:
 
 def check_real_audio(models: Path, data: Path) -> dict:
     rec = Recognizer(models)
+    recording = read_recordings(data)
     clips = []
     for path, truth in read_labels(data):
         pred = rec.predict(path)
         ranked = sorted(CODES, key=lambda c: -pred.scores[c])
         per_model = {rep: max(CODES, key=lambda c: s[c]) for rep, s in pred.models.items()}
-        clips.append({"file": path.name, "label": truth, "top": ranked[0], "rank": ranked.index(truth) + 1,
-                      "score": pred.scores[truth], "present": pred.instruments, "top_per_model": per_model})
+        clips.append({"file": path.name, "label": truth, "recording": recording.get(path.name, path.name),
+                      "top": ranked[0], "rank": ranked.index(truth) + 1, "score": pred.scores[truth],
+                      "present": pred.instruments, "top_per_model": per_model})
     n = len(clips)
     correct = sum(c["top"] == c["label"] for c in clips)
     by_model = {rep: sum(c["top_per_model"][rep] == c["label"] for c in clips) / n for rep in clips[0]["top_per_model"]}
@@ -69,10 +74,18 @@ def check_real_audio(models: Path, data: Path) -> dict:
         d = by_label.setdefault(c["label"], [0, 0])
         d[0] += c["top"] == c["label"]
         d[1] += 1
+    by_recording = {}
+    for c in clips:
+        d = by_recording.setdefault(c["recording"], {"label": c["label"], "correct": 0, "n": 0})
+        d["correct"] += c["top"] == c["label"]
+        d["n"] += 1
     return {"n": n, "top1_correct": correct, "top1_share": correct / n if n else 0.0,
             "answered_f1_micro": answered_f1([[c["label"]] for c in clips], [c["present"] for c in clips]),
             "top1_share_per_model": by_model, "per_label": {k: {"correct": a, "n": b} for k, (a, b) in by_label.items()},
-            "clips": clips}
+            "n_recordings": len(by_recording),
+            "recordings_right": sum(2 * d["correct"] > d["n"] for d in by_recording.values()),
+            "recording_share": float(np.mean([d["correct"] / d["n"] for d in by_recording.values()])),
+            "per_recording": by_recording, "clips": clips}
 
 
 def read_labels(data: Path) -> list[tuple[Path, str]]:
@@ -85,6 +98,14 @@ def read_labels(data: Path) -> list[tuple[Path, str]]:
     if not labels_file.exists():
         raise FileNotFoundError(f"{labels_file} not found (columns: file,label)")
     return [(Path(data) / row["file"], CODES[index_of(row["label"])]) for row in csv.DictReader(labels_file.open())]
+
+
+def read_recordings(data: Path) -> dict[str, str]:
+    """File name -> the recording it was cut from, for the clips whose ``labels.csv`` row names one."""
+    labels_file = Path(data) / "labels.csv"
+    if not labels_file.exists():
+        return {}
+    return {row["file"]: row["recording"] for row in csv.DictReader(labels_file.open()) if row.get("recording")}
 
 
 def mixtures(data: Path, n: int, *, seed: int = 0, sizes: tuple[int, ...] = MIX_SIZES,
@@ -196,7 +217,8 @@ def record(models: Path, data: Path, result: dict) -> None:
     path = Path(models) / "manifest.json"
     manifest = json.loads(path.read_text())
     manifest["real_audio"] = {"data": Path(data).name, "n_files": result["n"], "top1_correct": result["top1_correct"],
-                              "per_label": result["per_label"],
+                              "per_label": result["per_label"], "n_recordings": result["n_recordings"],
+                              "recordings_right": result["recordings_right"],
                               "top1_share_per_model": {k: round(v, 4) for k, v in result["top1_share_per_model"].items()}}
     path.write_text(json.dumps(manifest, indent=1))
 
@@ -252,9 +274,14 @@ def run_check(args: argparse.Namespace) -> tuple[dict, list[str]]:
         record(args.models, args.data, result)
     lines = [f"{c['file']:<42} {c['label']}  top {c['top']}  rank of truth {c['rank']:2d}  score {c['score']:.2f}"
              for c in result["clips"]]
+    recordings = result["per_recording"]
+    listed = "" if len(recordings) == result["n"] else " (" + ", ".join(
+        f"{k} {v['correct']}/{v['n']}" for k, v in recordings.items()) + ")"
     return result, [*lines, f"right instrument first: {result['top1_correct']}/{result['n']} ({result['top1_share']:.0%}); "
                     f"micro F1 of the answered sets {result['answered_f1_micro']:.3f}; "
-                    + ", ".join(f"{k} alone {v:.0%}" for k, v in result["top1_share_per_model"].items())]
+                    + ", ".join(f"{k} alone {v:.0%}" for k, v in result["top1_share_per_model"].items()),
+                    f"by recording: most clips right first for {result['recordings_right']} of "
+                    f"{result['n_recordings']}, mean share {result['recording_share']:.0%}{listed}"]
 
 
 if __name__ == "__main__":
