@@ -18,6 +18,7 @@ score is at least 0.5, so scores and decisions never disagree.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -56,7 +57,7 @@ def report(score: float) -> float:
     """A fused score rounded to 4 decimals for display without crossing the 0.5 boundary:
     an absent instrument's 0.49996 is shown as 0.4999, never as 0.5."""
     score = float(score)
-    return np.floor(score * 1e4) / 1e4 if score < 0.5 else round(score, 4)
+    return math.floor(score * 1e4) / 1e4 if score < 0.5 else round(score, 4)
 
 
 @dataclass

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from instrec.fusion import Fusion, aggregate, calibrate
+from instrec.fusion import Fusion, aggregate, calibrate, report
 from training import augment, thresholds
 from training.cache import FeatureSet
 from training.datasets import read_testing
@@ -29,6 +29,15 @@ def test_calibration_puts_threshold_at_half():
     np.testing.assert_allclose(calibrate(t, t), 0.5)
     np.testing.assert_allclose(calibrate(np.zeros(3), t), 0)
     np.testing.assert_allclose(calibrate(np.ones(3), t), 1)
+
+
+def test_reported_scores_keep_their_side_of_one_half():
+    # shown to 4 decimals: under 0.5 rounded down (an absent 0.49996 never reads 0.5), else to nearest;
+    # plain floats, as the JSON contract says, whatever numpy type came in
+    cases = [(0.49996, 0.4999), (np.float32(0.25), 0.25), (0.123456, 0.1234), (0.5, 0.5), (0.50004, 0.5),
+             (np.float64(0.87655), 0.8766), (0.0, 0.0), (1.0, 1.0)]
+    for score, shown in cases:
+        assert report(score) == pytest.approx(shown, abs=1e-12) and type(report(score)) is float
 
 
 def test_single_threshold_known_answer():
