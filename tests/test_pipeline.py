@@ -1,20 +1,22 @@
 """The one-command pipeline on the tiny corpus: fine-tuning from a run, export, real-audio check, model card."""
 
+import argparse
 import json
 import shutil
 
+import pytest
 import torch
 
 from tests.conftest import REAL_AUDIO, TINY_MATERIAL, TINY_SCALE
 from training.model_card import commands
-from training.pipeline import main
+from training.pipeline import epochs_per_cnn, main
 
 
 def test_pipeline_fine_tunes_exports_and_writes_the_card(tiny_corpus, tiny_samples, tiny_run, tmp_path, capsys):
     corpus, out, models = tmp_path / "corpus", tmp_path / "run", tmp_path / "models"
     shutil.copytree(tiny_corpus, corpus)  # finished songs are kept: the corpus stage only checks them
     argv = ["--corpus", str(corpus), "--scale", str(TINY_SCALE), "--material-pieces", str(TINY_MATERIAL),
-            "--out", str(out), "--models", str(models), "--epochs", "1", "--workers", "1", "--lr", "3e-4",
+            "--out", str(out), "--models", str(models), "--epochs", "1,cqt:2", "--workers", "1", "--lr", "3e-4",
             "--init-run", str(tiny_run), "--augment", "noise,pitch:mel+cqt,mixstyle", "--real-audio", str(REAL_AUDIO),
             "--cache", str(tmp_path / "cache"), "--samples", str(tiny_samples), "--real-share", "1.0",
             "--notes-per-class", "1", "--seed", "1"]
@@ -34,6 +36,9 @@ def test_pipeline_fine_tunes_exports_and_writes_the_card(tiny_corpus, tiny_sampl
     assert mel["init"] == str(tiny_run / "mel" / "best.pt") and mel["lr"] == 3e-4
     # a training seed of its own trains on the corpus as rendered (corpus seed 0): no song added to it
     assert mel["seed"] == 1
+    # --epochs 1,cqt:2: the CQT CNN trains two epochs, the others one
+    ran = {rep: json.loads((out / rep / "history.json").read_text())["epochs_run"] for rep in ("mel", "modgd", "cqt")}
+    assert ran == {"mel": 1, "modgd": 1, "cqt": 2}
     assert sorted(p.relative_to(corpus) for p in corpus.rglob("*.wav") if "notes" not in p.parts) == songs
     assert {p.name for p in models.iterdir()} == {"mel.onnx", "modgd.onnx", "cqt.onnx", "manifest.json", "MODEL_CARD.md"}
     card = (models / "MODEL_CARD.md").read_text()
@@ -68,3 +73,13 @@ def test_pipeline_refuses_another_corpus_seed_in_a_rendered_folder(tiny_corpus, 
     assert "holds another corpus (seed 0, not 1): rendering there would mix the two" in err
     assert sorted(p.relative_to(corpus) for p in corpus.rglob("*.wav")) == before
     assert not (out / "mel").exists()
+
+
+def test_epochs_per_cnn():
+    assert epochs_per_cnn("8") == {"mel": 8, "modgd": 8, "cqt": 8}
+    assert epochs_per_cnn("8,modgd:16") == {"mel": 8, "modgd": 16, "cqt": 8}
+    assert epochs_per_cnn("modgd+cqt:3") == {"mel": 50, "modgd": 3, "cqt": 3}  # unnamed CNNs: the default
+    assert epochs_per_cnn("cqt:2,4") == {"mel": 4, "modgd": 4, "cqt": 4}  # read left to right
+    for bad in ("0", "eight", "wav:3", "mel:", "mel:-1"):
+        with pytest.raises(argparse.ArgumentTypeError, match="count of epochs"):
+            epochs_per_cnn(bad)

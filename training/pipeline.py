@@ -1,7 +1,7 @@
 """Everything from nothing: corpus -> three CNNs -> thresholds -> evaluation -> ONNX -> model card.
 
     python -m training.pipeline [--corpus data/synth] [--out runs/default] [--models onnx_models]
-                                [--scale 1.0] [--epochs 50] [--max-minutes-per-model 25]
+                                [--scale 1.0] [--epochs 50 | 8,modgd:16] [--max-minutes-per-model 25]
                                 [--extra-soundfonts ../shared/soundfonts] [--real-audio ../shared/real-audio]
                                 [--augment noise,eq,mix:mel] [--ema 1] [--init-run runs/base]
                                 [--freq-norm 0.5 [--freq-norm-kind centre] [--freq-norm-models mel]]
@@ -13,7 +13,8 @@ synthetic corpus (training folder, plus ``--test`` for the testing folder). With
 ``--notes-per-class N`` isolated notes of every source (:mod:`corpus.notes`) are rendered into
 ``--notes`` (default ``<corpus>/notes``) and trained on beside the songs. ``--init-run`` starts
 each CNN from another run's ``best.pt`` (fine-tuning); each CNN gets the augmentations of
-``--augment`` that apply to its representation (``mix:mel``: to the mel CNN only); ``--ema`` trains each with a moving average of its
+``--augment`` that apply to its representation (``mix:mel``: to the mel CNN only) and its count of
+``--epochs`` (``8,modgd:16``: 16 for the modgd CNN, 8 for the others); ``--ema`` trains each with a moving average of its
 weights and ``--freq-norm`` builds each (or those of ``--freq-norm-models``) with relaxed
 frequency-wise normalisation (:func:`training.train.train`). ``--seed`` seeds the training (weights,
 batches, validation split) and ``--corpus-seed`` the corpus and notes, so a second training seed reuses the same corpus;
@@ -79,6 +80,20 @@ def render_data(args: argparse.Namespace, times: dict) -> list[Path]:
     return extra_train
 
 
+def epochs_per_cnn(text: str) -> dict[str, int]:
+    """``8`` or ``8,modgd:16``: the epochs of each CNN, a bare count for all of them and ``REP:N`` (or
+    ``REP+REP:N``) for some; a CNN no count names trains 50."""
+    epochs = dict.fromkeys(REPRESENTATIONS, 50)
+    for part in filter(None, text.split(",")):
+        reps, _, count = part.rpartition(":")
+        names = reps.split("+") if reps else list(REPRESENTATIONS)
+        if not count.isdigit() or int(count) < 1 or any(r not in REPRESENTATIONS for r in names):
+            raise argparse.ArgumentTypeError(f"expected a count of epochs (8) or REP:N with REP one of "
+                                             f"{','.join(REPRESENTATIONS)} (modgd:16), got {part!r}")
+        epochs.update(dict.fromkeys(names, int(count)))
+    return epochs
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.pipeline", description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", type=Path, default=Path("data/synth"))
@@ -89,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corpus-seed", type=int, default=0,
                     help="seed of the rendered corpus and notes; a corpus folder holds one seed")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--epochs", type=int, default=50)
+    ap.add_argument("--epochs", type=epochs_per_cnn, default="50", metavar="8,modgd:16",
+                    help="epochs of every CNN; REP:N (REP+REP:N) gives some CNNs their own count (default 50)")
     ap.add_argument("--patience", type=int, default=5)
     ap.add_argument("--augment", type=augment_list, default="", metavar="noise,eq,mix:mel",
                     help="comma-separated augmentations for training; each CNN gets those that apply to it, "
@@ -140,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             resume = (args.out / rep / "last.pt").exists()
             init = args.init_run / rep / "best.pt" if args.init_run and not resume else None
             print(f"augmentations: {','.join(mine) or 'none'}" + (f"; starting from {init}" if init else ""))
-            train(data, rep, args.out, epochs=args.epochs, patience=args.patience, seed=args.seed, augment=mine,
+            train(data, rep, args.out, epochs=args.epochs[rep], patience=args.patience, seed=args.seed, augment=mine,
                   lr=args.lr, lr_schedule=args.lr_schedule, workers=args.workers, resume=resume, init=init,
                   cache_dir=args.cache, extra_train=extra_train, max_minutes=args.max_minutes_per_model, ema=args.ema,
                   **freq_norm_of(rep, args.freq_norm, args.freq_norm_kind, args.freq_norm_models))
