@@ -11,9 +11,10 @@ code), or is an IRMAS training-layout folder (each file labelled by its class fo
 recording share a player, an instrument and a room, so the check also counts by recording (how many
 recordings have most of their clips right first, and the mean over recordings of the clips' share);
 without it every clip is its own recording. ``--checkpoint`` scores trained PyTorch models one by one,
-before any export: the mean of their window probabilities (S1), top class against the label; ``--lowpass`` first filters every
-clip (6th-order Butterworth), to see what a model makes of the clips without their high band;
-``--mean`` also scores the mean of the checkpoints' clip scores, e.g. of training seeds as an ensemble.
+before any export: the mean of their window probabilities (S1), top class against the label;
+``--lowpass`` first filters every clip (6th-order Butterworth), to see what a model makes of the clips
+without their high band; ``--mean`` also scores the mean of the checkpoints' clip scores, e.g. of
+training seeds as an ensemble.
 
 Besides the top-1 share, the check gives the micro F1 of the answered sets (every instrument the fused
 rule names against the one labelled). ``--mixtures N`` asks instead about N mixtures of 2-3 clips of
