@@ -39,10 +39,13 @@ def test_pipeline_fine_tunes_exports_and_writes_the_card(tiny_corpus, tiny_sampl
     # --epochs 1,cqt:2: the CQT CNN trains two epochs, the others one
     ran = {rep: json.loads((out / rep / "history.json").read_text())["epochs_run"] for rep in ("mel", "modgd", "cqt")}
     assert ran == {"mel": 1, "modgd": 1, "cqt": 2}
+    cqt_s = sum(e["seconds"] for e in json.loads((out / "cqt" / "history.json").read_text())["history"])
     assert sorted(p.relative_to(corpus) for p in corpus.rglob("*.wav") if "notes" not in p.parts) == songs
     assert {p.name for p in models.iterdir()} == {"mel.onnx", "modgd.onnx", "cqt.onnx", "manifest.json", "MODEL_CARD.md"}
     card = (models / "MODEL_CARD.md").read_text()
     assert "## Real recordings" in card and "--init-run" in card
+    assert f"Training time of each CNN of `{out}`, summed over its epochs: mel " in card
+    assert f"cqt {cqt_s:.0f} s (2 epochs)." in card and "(1 epoch)" in card
     real = json.loads((out / "real_audio.json").read_text())
     assert f"The clips come from 6 recordings; most clips of {real['recordings_right']} of them" in card
     assert f"| 1 + 1 | noise, pitch, mixstyle | `{tiny_run / 'mel' / 'best.pt'}` |" in card  # epochs: start + fine-tuning

@@ -164,6 +164,12 @@ def card(models: Path, run: Path) -> str:
         if t.exists():
             lines += [f"Stage times of `{r}` (2-core x86_64 CPU, no GPU): " + ", ".join(
                 f"{k} {_duration(v)}" for k, v in json.loads(t.read_text()).items()) + ".", ""]
+        trained = {rep: json.loads(h.read_text())["history"] for rep in ("mel", "modgd", "cqt")
+                   if (h := r / rep / "history.json").exists()}
+        if trained:  # a CNN trained before the command ran, or over several calls, still shows its time here
+            lines += [f"Training time of each CNN of `{r}`, summed over its epochs: " + ", ".join(
+                f"{rep} {_duration(sum(e['seconds'] for e in h))} ({len(h)} epoch{'s' * (len(h) != 1)})"
+                for rep, h in trained.items()) + ".", ""]
     lines += ["Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + f". Exported {m['created']}.", ""]
     return "\n".join(lines)
 
