@@ -70,23 +70,25 @@ def check_real_audio(models: Path, data: Path) -> dict:
     n = len(clips)
     correct = sum(c["top"] == c["label"] for c in clips)
     by_model = {rep: sum(c["top_per_model"][rep] == c["label"] for c in clips) / n for rep in clips[0]["top_per_model"]}
-    by_label = {}
-    for c in clips:
-        d = by_label.setdefault(c["label"], [0, 0])
-        d[0] += c["top"] == c["label"]
-        d[1] += 1
-    by_recording = {}
-    for c in clips:
-        d = by_recording.setdefault(c["recording"], {"label": c["label"], "correct": 0, "n": 0})
-        d["correct"] += c["top"] == c["label"]
-        d["n"] += 1
+    per_label, by_recording = right_first_by(clips, "label"), right_first_by(clips, "recording")
+    labels = {c["recording"]: c["label"] for c in clips}
     return {"n": n, "top1_correct": correct, "top1_share": correct / n if n else 0.0,
             "answered_f1_micro": answered_f1([[c["label"]] for c in clips], [c["present"] for c in clips]),
-            "top1_share_per_model": by_model, "per_label": {k: {"correct": a, "n": b} for k, (a, b) in by_label.items()},
+            "top1_share_per_model": by_model, "per_label": per_label,
             "n_recordings": len(by_recording),
             "recordings_right": sum(2 * d["correct"] > d["n"] for d in by_recording.values()),
             "recording_share": float(np.mean([d["correct"] / d["n"] for d in by_recording.values()])),
-            "per_recording": by_recording, "clips": clips}
+            "per_recording": {k: {"label": labels[k], **d} for k, d in by_recording.items()}, "clips": clips}
+
+
+def right_first_by(clips: list[dict], key: str) -> dict[str, dict[str, int]]:
+    """Clips with the right instrument first (``correct``) and clips in all (``n``), per value of ``key``."""
+    tally: dict[str, dict[str, int]] = {}
+    for c in clips:
+        d = tally.setdefault(c[key], {"correct": 0, "n": 0})
+        d["correct"] += c["top"] == c["label"]
+        d["n"] += 1
+    return tally
 
 
 def read_labels(data: Path) -> list[tuple[Path, str]]:
