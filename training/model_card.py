@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from instrec.labels import CODES, NAMES
+from instrec.params import REPRESENTATIONS
 from instrec.recognizer import MODELS_DIR
 
 PUBLISHED = [
@@ -164,7 +165,7 @@ def card(models: Path, run: Path) -> str:
         if t.exists():
             lines += [f"Stage times of `{r}` (2-core x86_64 CPU, no GPU): " + ", ".join(
                 f"{k} {_duration(v)}" for k, v in json.loads(t.read_text()).items()) + ".", ""]
-        trained = {rep: json.loads(h.read_text())["history"] for rep in ("mel", "modgd", "cqt")
+        trained = {rep: json.loads(h.read_text())["history"] for rep in REPRESENTATIONS
                    if (h := r / rep / "history.json").exists()}
         if trained:  # a CNN trained before the command ran, or over several calls, still shows its time here
             lines += [f"Training time of each CNN of `{r}`, summed over its epochs: " + ", ".join(

@@ -41,7 +41,7 @@ from training.model_card import card
 from training.models import RelaxedFreqNorm
 from training.real_audio import check_real_audio
 from training.thresholds import tune
-from training.train import LR_SCHEDULES, augment_list, freq_norm_of, representation_list, train
+from training.train import EPOCHS, LR_SCHEDULES, augment_list, freq_norm_of, representation_list, train
 
 
 def stage(name: str, times: dict):
@@ -82,8 +82,8 @@ def render_data(args: argparse.Namespace, times: dict) -> list[Path]:
 
 def epochs_per_cnn(text: str) -> dict[str, int]:
     """``8`` or ``8,modgd:16``: the epochs of each CNN, a bare count for all of them and ``REP:N`` (or
-    ``REP+REP:N``) for some; a CNN no count names trains 50."""
-    epochs = dict.fromkeys(REPRESENTATIONS, 50)
+    ``REP+REP:N``) for some; a CNN no count names trains :data:`training.train.EPOCHS`."""
+    epochs = dict.fromkeys(REPRESENTATIONS, EPOCHS)
     for part in filter(None, text.split(",")):
         reps, _, count = part.rpartition(":")
         names = reps.split("+") if reps else list(REPRESENTATIONS)
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corpus-seed", type=int, default=0,
                     help="seed of the rendered corpus and notes; a corpus folder holds one seed")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--epochs", type=epochs_per_cnn, default="50", metavar="8,modgd:16",
+    ap.add_argument("--epochs", type=epochs_per_cnn, default=str(EPOCHS), metavar="8,modgd:16",
                     help="epochs of every CNN; REP:N (REP+REP:N) gives some CNNs their own count (default 50)")
     ap.add_argument("--patience", type=int, default=5)
     ap.add_argument("--augment", type=augment_list, default="", metavar="noise,eq,mix:mel",

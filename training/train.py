@@ -48,6 +48,8 @@ from training.models import InstrumentCNN, RelaxedFreqNorm
 
 #: the settings a resumed run must share with the run it continues (epochs, patience and the time budget
 #: may grow; the data may have moved)
+#: Epochs a CNN trains at most when no count is given (early stopping usually ends it sooner).
+EPOCHS = 50
 RECIPE = ("representation", "batch_size", "lr", "loss", "seed", "augment", "extra_train", "ema", "freq_norm",
           "freq_norm_kind", "lr_schedule")
 #: learning-rate schedules: ``constant`` (the seed) or ``cosine`` (to LR_FLOOR x lr over the planned epochs)
@@ -148,7 +150,7 @@ def prepare_data(data: Path, representation: str, cache_dir: Path, *, extra_trai
     return train_fs, val_fs, train_ds, val_ds
 
 
-def train(data: Path, representation: str, out: Path, *, epochs: int = 50, patience: int = 5, batch_size: int = 128,
+def train(data: Path, representation: str, out: Path, *, epochs: int = EPOCHS, patience: int = 5, batch_size: int = 128,
           lr: float = 1e-3, loss: str = "softmax", seed: int = 0, augment: tuple[str, ...] = (),
           extra_train: list[Path] = (), cache_dir: Path | None = None, workers: int | None = None,
           resume: bool = False, init: Path | None = None, max_hz: float | None = None, device: str | None = None,
@@ -341,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, required=True, help="IRMAS training layout (or a corpus root with train/)")
     ap.add_argument("--representation", choices=REPRESENTATIONS, required=True)
     ap.add_argument("--out", type=Path, default=Path("runs/default"))
-    ap.add_argument("--epochs", type=int, default=50)
+    ap.add_argument("--epochs", type=int, default=EPOCHS)
     ap.add_argument("--patience", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--lr", type=float, default=1e-3)
