@@ -8,6 +8,8 @@ Aggregation of a file's windows (per model):
 
 Fusion of the three models (per instrument):
     "and"   the seed's rule: present when every model's score exceeds that model's own threshold;
+    "vote"  majority: present when more than half the models (two of three) exceed their own
+            thresholds, so no one model can veto an instrument the others hear;
     "mean"  Rajan's score-level fusion: the mean of the models' scores against one threshold.
 
 Every decision is also given as a fused score in [0, 1] whose decision boundary is 0.5: a score s
@@ -24,7 +26,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 AGGREGATIONS = ("S1", "S2")
-RULES = ("and", "mean")
+RULES = ("and", "vote", "mean")
+#: Rules with a threshold per model (the others: one threshold on the mean score).
+PER_MODEL_RULES = ("and", "vote")
 
 
 def aggregate(window_probs: np.ndarray, method: str = "S1") -> np.ndarray:
@@ -53,6 +57,11 @@ def calibrate(score: np.ndarray, threshold: np.ndarray) -> np.ndarray:
     return np.where(s < t, below, above)
 
 
+def majority(n_models: int) -> int:
+    """How many of ``n_models`` make a majority under the "vote" rule (of 2: both; of 3: two)."""
+    return n_models // 2 + 1
+
+
 def report(score: float) -> float:
     """A fused score rounded to 4 decimals for display without crossing the 0.5 boundary:
     an absent instrument's 0.49996 is shown as 0.4999, never as 0.5."""
@@ -67,7 +76,7 @@ class Fusion:
     models: tuple[str, ...]
     rule: str = "and"
     aggregation: str = "S1"
-    #: "and": representation -> 11 thresholds; "mean": {"mean": 11 thresholds}
+    #: "and", "vote": representation -> 11 thresholds; "mean": {"mean": 11 thresholds}
     thresholds: dict[str, list[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -75,7 +84,7 @@ class Fusion:
             raise ValueError(f"unknown fusion rule {self.rule!r}; expected one of {RULES}")
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(f"unknown aggregation {self.aggregation!r}")
-        needed = self.models if self.rule == "and" else ("mean",)
+        needed = self.models if self.rule in PER_MODEL_RULES else ("mean",)
         missing = [k for k in needed if k not in self.thresholds]
         if missing:
             raise ValueError(f"fusion rule {self.rule!r} needs thresholds for {missing}")
@@ -85,7 +94,11 @@ class Fusion:
         if self.rule == "mean":
             mean = np.mean([scores[m] for m in self.models], axis=0)
             return calibrate(mean, np.asarray(self.thresholds["mean"]))
-        return np.min([calibrate(scores[m], np.asarray(self.thresholds[m])) for m in self.models], axis=0)
+        mapped = np.stack([calibrate(scores[m], np.asarray(self.thresholds[m])) for m in self.models])
+        if self.rule == "and":
+            return mapped.min(axis=0)
+        # "vote": the k-th largest mapped score, k the smallest majority; >= 0.5 exactly when k models agree
+        return -np.sort(-mapped, axis=0)[majority(len(self.models)) - 1]
 
     def decide(self, scores: dict[str, np.ndarray]) -> np.ndarray:
         return self.fused_score(scores) >= 0.5

@@ -55,6 +55,23 @@ def test_retune_on_the_training_validation_set_gives_the_trained_thresholds(tiny
     assert json.loads((out / "manifest.json").read_text())["fusion"] == before
 
 
+def test_retune_under_the_vote_rule_serves_the_tuned_vote(tiny_models, tiny_corpus, tmp_path):
+    """``--rule vote`` tunes two-of-three thresholds; the recognizer then serves that rule's decisions."""
+    out = tmp_path / "vote"
+    assert retune.main(["--models", str(tiny_models), "--validation", str(tiny_corpus / "validation"),
+                        "--out", str(out), "--rule", "vote"]) == 0
+    after = json.loads((out / "manifest.json").read_text())
+    old, new = Fusion.from_dict(after["fusion_tuning"]["previous_fusion"]), Fusion.from_dict(after["fusion"])
+    assert (new.rule, new.models, new.aggregation) == ("vote", old.models, old.aggregation)
+    assert f"rule {old.rule} replaced by vote" in (out / "MODEL_CARD.md").read_text()
+    rec = Recognizer(out)
+    for excerpt in read_any(tiny_corpus / "validation"):
+        p = rec.predict(excerpt.path)
+        scores = {rep: aggregate(p.window_probabilities[rep], new.aggregation) for rep in new.models}
+        over = sum((scores[m] >= np.array(new.thresholds[m])).astype(int) for m in new.models)
+        assert p.instruments == [CODES[i] for i in np.flatnonzero(over >= 2)], excerpt.path
+
+
 def test_retune_refuses_what_it_cannot_tune_on(tiny_models, tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -63,3 +80,7 @@ def test_retune_refuses_what_it_cannot_tune_on(tiny_models, tmp_path, capsys):
     with pytest.raises(SystemExit):
         retune.main(["--models", str(tiny_models), "--validation", str(empty), "--out", str(tiny_models)])
     assert "another folder than --models" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        retune.main(["--models", str(tiny_models), "--validation", str(empty), "--out", str(tmp_path / "o"),
+                     "--rule", "majority"])
+    assert "invalid choice: 'majority'" in capsys.readouterr().err

@@ -56,7 +56,7 @@ def test_joint_search_keeps_a_model_that_is_not_needed_in_the_middle():
     a = np.array([0.2, 0.4, 0.61, 0.9])
     b = np.full(4, 0.7)
     y = np.array([0, 0, 1, 1])
-    (ta, tb), f1 = thresholds.search_and([a, b], y)
+    (ta, tb), f1 = thresholds.search_joint([a, b], y)
     assert f1 == 1.0
     assert ta == pytest.approx(0.51) and tb == pytest.approx(0.35)
 
@@ -68,7 +68,7 @@ def test_joint_and_search_finds_the_only_perfect_combination():
     b = np.array([0.5, 0.9, 0.32, 0.8, 0.9, 0.96])
     c = np.array([0.8, 0.9, 0.75, 0.1, 0.9, 0.60])
     y = np.array([1, 1, 0, 0, 0, 0])
-    (ta, tb, tc), f1 = thresholds.search_and([a, b, c], y)
+    (ta, tb, tc), f1 = thresholds.search_joint([a, b, c], y)
     assert f1 == 1.0
     decided = (a >= ta) & (b >= tb) & (c >= tc)
     np.testing.assert_array_equal(decided, y.astype(bool))
@@ -79,11 +79,69 @@ def test_joint_and_search_finds_the_only_perfect_combination():
     assert (((a >= grid[best[0]]) & (b >= grid[best[1]]) & (c >= grid[best[2]])) == y).all()
 
 
+def test_vote_search_hears_what_one_model_would_veto():
+    # each of three models misses one of the three present files (score 0.05) and fires wrongly on one
+    # absent file (0.9); every file is still decided right by two of three, so the vote separates
+    # them perfectly. Under "and" a miss can only be kept by a threshold of 0.05 or less, which lets
+    # the other absent files through: "and" stays under 1.
+    miss, hit, fire, quiet = 0.05, 0.8, 0.9, 0.2
+    a = np.array([miss, hit, hit, fire, quiet, quiet])
+    b = np.array([hit, miss, hit, quiet, fire, quiet])
+    c = np.array([hit, hit, miss, quiet, quiet, fire])
+    y = np.array([1, 1, 1, 0, 0, 0])
+    thr, f1 = thresholds.search_joint([a, b, c], y, "vote")
+    assert f1 == 1.0
+    # the thresholds the search returns decide, through the served rule, exactly the truth
+    fusion = Fusion(("mel", "modgd", "cqt"), "vote", "S1",
+                    {m: [t] * 11 for m, t in zip(("mel", "modgd", "cqt"), thr)})
+    scores = {m: np.repeat(s[:, None], 11, axis=1) for m, s in zip(("mel", "modgd", "cqt"), (a, b, c))}
+    np.testing.assert_array_equal(fusion.decide(scores)[:, 0], y.astype(bool))
+    assert thresholds.search_joint([a, b, c], y, "and")[1] < 1.0
+    with pytest.raises(ValueError, match="joint search"):
+        thresholds.search_joint([a, b, c], y, "mean")
+
+
+def test_vote_search_counts_as_a_direct_count_does():
+    # the inclusion-exclusion counts of the vote, checked against counting the majority file by file
+    # at the best thresholds and at every point of a coarse subgrid (no better point hides there)
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 200)
+    scores = [np.clip(y * 0.25 + rng.random(200) * 0.75, 0, 1) for _ in range(3)]
+
+    def f1_at(t):
+        votes = sum((s >= ti).astype(int) for s, ti in zip(scores, t)) >= 2
+        return 2 * (votes & (y == 1)).sum() / (votes.sum() + y.sum())
+
+    thr, f1 = thresholds.search_joint(scores, y, "vote")
+    assert f1 == pytest.approx(f1_at(thr))
+    coarse = thresholds.GRID[::10]
+    assert max(f1_at((i, j, k)) for i in coarse for j in coarse for k in coarse) <= f1 + 1e-12
+    # of two models, a majority is both: the vote is the "and" rule
+    assert thresholds.search_joint(scores[:2], y, "vote") == thresholds.search_joint(scores[:2], y, "and")
+
+
+def test_vote_rule_is_decided_by_its_fused_score():
+    # random scores and thresholds: the fused score is >= 0.5 exactly when two or more models are over
+    # their own thresholds; of two models the vote equals "and"
+    rng = np.random.default_rng(4)
+    models = ("mel", "modgd", "cqt")
+    scores = {m: rng.random((50, 11)) for m in models}
+    limits = {m: list(np.round(rng.random(11), 2)) for m in models}
+    over = sum((scores[m] >= np.array(limits[m])).astype(int) for m in models)
+    vote = Fusion(models, "vote", "S1", limits)
+    np.testing.assert_array_equal(vote.decide(scores), over >= 2)
+    assert ((vote.fused_score(scores) >= 0) & (vote.fused_score(scores) <= 1)).all()
+    two = {m: limits[m] for m in models[:2]}
+    np.testing.assert_array_equal(Fusion(models[:2], "vote", "S1", two).fused_score(scores),
+                                  Fusion(models[:2], "and", "S1", two).fused_score(scores))
+    assert thresholds.rules_for(3) == ("and", "vote", "mean") and thresholds.rules_for(2) == ("and", "mean")
+
+
 def test_and_search_is_fast_enough_for_real_sizes():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 600)
     scores = [np.clip(y * 0.3 + rng.random(600) * 0.7, 0, 1) for _ in range(3)]
-    (t1, t2, t3), f1 = thresholds.search_and(scores, y)  # 101^3 x 600 in matrix products
+    (t1, t2, t3), f1 = thresholds.search_joint(scores, y)  # 101^3 x 600 in matrix products
     decided = (scores[0] >= t1) & (scores[1] >= t2) & (scores[2] >= t3)
     tp = (decided & (y == 1)).sum()
     assert f1 == pytest.approx(2 * tp / (decided.sum() + y.sum()))

@@ -1,14 +1,16 @@
 """Thresholds of exported models tuned again, on other validation data; the models left as they are.
 
     python -m training.retune --models instrec/models --validation data/synth3-val/validation \\
-        --out runs/retuned [--validation DIR ...] [--test data/synth3/test] [--real-audio tests/data/real]
+        --out runs/retuned [--validation DIR ...] [--test data/synth3/test] [--real-audio tests/data/real] \\
+        [--rule vote]
 
 The per-instrument thresholds of :mod:`training.thresholds` are tuned on the validation set a run
 was trained beside: 150 files for the half-scale corpus, so that a few songs move a threshold (an
 instrument present in 30 of them has its F1 decided by a handful). This tunes them again for the
 exported models, through the recognizer as it serves them (decoding and features included), on
 one or more validation folders (IRMAS testing layout: audio beside a ``.txt`` of labels), keeping
-the models' fusion rule and window aggregation, with the same search (:func:`training.thresholds.tune_fusion`).
+the models' window aggregation and their fusion rule unless ``--rule`` names another, with the same
+search (:func:`training.thresholds.tune_fusion`).
 
 ``--out`` gets the ONNX models (copied, unchanged), a manifest with the new fusion and where it was
 tuned (``fusion_tuning``), the model card with a section saying so, and ``report.json``: micro and
@@ -28,14 +30,14 @@ from pathlib import Path
 
 import numpy as np
 
-from instrec.fusion import Fusion
+from instrec.fusion import RULES, Fusion
 from instrec.labels import CODES
 from instrec.recognizer import Recognizer, load_manifest
 from training.datasets import read_any
 from training.metrics import evaluate
 from training.quantize import file_scores
 from training.real_audio import read_labels
-from training.thresholds import tune_fusion
+from training.thresholds import rules_for, tune_fusion
 
 
 def labelled_files(folders: list[Path]) -> tuple[list[Path], np.ndarray]:
@@ -64,15 +66,20 @@ def measure(scores: dict[str, np.ndarray], y: np.ndarray, old: Fusion, new: Fusi
 
 
 def retune(models: Path, validation: list[Path], out: Path, test: Path | None = None,
-           real_audio: Path | None = None) -> dict:
+           real_audio: Path | None = None, rule: str | None = None) -> dict:
     t0 = time.perf_counter()
     manifest = load_manifest(models)
     old = Fusion.from_dict(manifest["fusion"])
+    rule = rule or old.rule
+    if rule not in rules_for(len(old.models)):
+        raise ValueError(f"rule {rule!r} is not one for {len(old.models)} models; "
+                         f"expected one of {rules_for(len(old.models))}")
     rec = Recognizer(models)
     paths, y = labelled_files(validation)
     val = file_scores(rec, paths, old.aggregation, "validation")
-    new = tune_fusion(val, y, old.models, old.rule, old.aggregation)
-    report = {"models": str(models), "validation": [str(v) for v in validation], "rule": old.rule,
+    new = tune_fusion(val, y, old.models, rule, old.aggregation)
+    report = {"models": str(models), "validation": [str(v) for v in validation], "rule": rule,
+              "previous_rule": old.rule,
               "aggregation": old.aggregation, "on_validation": measure(val, y, old, new)}
     if test is not None:
         t_paths, t_y = labelled_files([test])
@@ -102,7 +109,7 @@ def retune(models: Path, validation: list[Path], out: Path, test: Path | None = 
 def _card_section(report: dict, n: int) -> str:
     lines = ["", "## Thresholds tuned again", "",
              f"The thresholds in `manifest.json` were tuned again by `python -m training.retune` on {n} files "
-             f"({', '.join(report['validation'])}), the models unchanged; rule {report['rule']}, aggregation "
+             f"({', '.join(report['validation'])}), the models unchanged; {_rule_change(report)}, aggregation "
              f"{report['aggregation']} kept. Micro F1, old thresholds -> new:", ""]
     for key, what in (("on_validation", "validation"), ("on_test", "test")):
         if key in report:
@@ -114,6 +121,12 @@ def _card_section(report: dict, n: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _rule_change(report: dict) -> str:
+    if report["rule"] == report["previous_rule"]:
+        return f"rule {report['rule']} kept"
+    return f"rule {report['previous_rule']} replaced by {report['rule']}"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.retune", description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", type=Path, required=True, help="exported models (folder with manifest.json)")
@@ -122,11 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="where the models with the new thresholds go")
     ap.add_argument("--test", type=Path, help="labelled audio to compare the old and new thresholds on")
     ap.add_argument("--real-audio", type=Path, help="folder of real recordings with labels.csv")
+    ap.add_argument("--rule", choices=RULES, help="tune this fusion rule instead of the models' own")
     args = ap.parse_args(argv)
     if args.out.resolve() == args.models.resolve():
         ap.error("--out must be another folder than --models (the old thresholds are compared with the new)")
     try:
-        report = retune(args.models, args.validation, args.out, args.test, args.real_audio)
+        report = retune(args.models, args.validation, args.out, args.test, args.real_audio, args.rule)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -139,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     if "on_real" in report:
         r = report["on_real"]
         print(f"real: right instrument first {r['top1_old']} -> {r['top1_new']} of {r['n_files']}")
-    print(f"-> {args.out}")
+    print(f"{_rule_change(report)} -> {args.out}")
     return 0
 
 

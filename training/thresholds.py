@@ -3,9 +3,10 @@
     python -m training.thresholds --run runs/default [--validation DIR]
 
 For each model alone, each instrument's threshold is the one of 0.00, 0.01, ..., 1.00 that
-maximises its F1. For the seed's fusion ("and": every model over its own threshold) the
-thresholds of the fused models are searched jointly, 101^k combinations per instrument, as
-matrix products over 0/1 decision matrices. Rajan's score-level fusion ("mean") gets one
+maximises its F1. For the seed's fusion ("and": every model over its own threshold) and the
+majority vote ("vote": two of the three models over their own thresholds) the thresholds of the
+fused models are searched jointly, 101^k combinations per instrument, as matrix products over 0/1
+decision matrices. Rajan's score-level fusion ("mean") gets one
 threshold per instrument. Both window aggregations (S1, S2) are tried; the rule and
 aggregation with the best validation micro F1 for all three models is chosen.
 
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from instrec.fusion import AGGREGATIONS, RULES, Fusion, aggregate
+from instrec.fusion import AGGREGATIONS, PER_MODEL_RULES, RULES, Fusion, aggregate
 from instrec.labels import CODES
 from instrec.params import REPRESENTATIONS
 from training.cache import load_features
@@ -50,8 +51,29 @@ def _f1(tp: np.ndarray, predicted: np.ndarray, positives: float) -> np.ndarray:
     return np.where(predicted + positives > 0, 2 * tp / np.maximum(predicted + positives, 1e-12), 0.0)
 
 
-def search_and(scores: list[np.ndarray], y: np.ndarray) -> tuple[tuple[float, ...], float]:
-    """Joint thresholds of 1-3 models for one instrument under the "and" rule.
+def _agreement(D: list[np.ndarray], w: np.ndarray, rule: str) -> np.ndarray:
+    """sum_n w_n * decided_n for every combination of thresholds: a (101,) * len(D) array.
+
+    ``D`` are the models' (101, N) decision matrices. "and": all models decide present; "vote": at
+    least two of three (of one or two models, all of them), by inclusion-exclusion over the pairs:
+    [two or more of a, b, c] = ab + ac + bc - 2abc."""
+    n = D[0].shape[1]
+    if len(D) == 1:
+        return D[0] @ w
+    if len(D) == 2:
+        return (D[0] * w) @ D[1].T  # (101, 101)
+    if len(D) != 3:
+        raise ValueError("the joint search takes 1 to 3 models")
+    pair = ((D[0] * w)[:, None, :] * D[1][None, :, :]).reshape(-1, n)  # (101*101, N)
+    every = (pair @ D[2].T).reshape(101, 101, 101)
+    if rule == "and":
+        return every
+    ab, ac, bc = ((D[0] * w) @ D[1].T, (D[0] * w) @ D[2].T, (D[1] * w) @ D[2].T)
+    return ab[:, :, None] + ac[:, None, :] + bc[None, :, :] - 2 * every
+
+
+def search_joint(scores: list[np.ndarray], y: np.ndarray, rule: str = "and") -> tuple[tuple[float, ...], float]:
+    """Joint thresholds of 1-3 models for one instrument under the "and" or the "vote" rule.
 
     Parameters
     ----------
@@ -59,27 +81,21 @@ def search_and(scores: list[np.ndarray], y: np.ndarray) -> tuple[tuple[float, ..
         Each model's file scores for this instrument.
     y : np.ndarray [shape=(N,)]
         0/1 truth.
+    rule : {"and", "vote"}
+        Present when every model is over its threshold, or when a majority is.
 
     Returns
     -------
     (thresholds, f1): the best combination (the middle of equals, see :func:`_middle_of_ties`) and its F1.
     """
+    if rule not in PER_MODEL_RULES:
+        raise ValueError(f"the joint search is for the rules {PER_MODEL_RULES}, not {rule!r}")
     y = np.asarray(y, np.float32)
     positives = float(y.sum())
     if positives == 0:  # nothing to find: predict nothing
         return tuple(1.0 for _ in scores), 0.0
     D = [_decisions(np.asarray(s, np.float64)) for s in scores]
-    if len(D) == 1:
-        tp, pred = D[0] @ y, D[0].sum(1)
-    elif len(D) == 2:
-        tp, pred = (D[0] * y) @ D[1].T, D[0] @ D[1].T  # (101, 101)
-    elif len(D) == 3:
-        n = len(y)
-        pair_tp = ((D[0] * y)[:, None, :] * D[1][None, :, :]).reshape(-1, n)  # (101*101, N)
-        pair = (D[0][:, None, :] * D[1][None, :, :]).reshape(-1, n)
-        tp, pred = (pair_tp @ D[2].T).reshape(101, 101, 101), (pair @ D[2].T).reshape(101, 101, 101)
-    else:
-        raise ValueError("the joint search takes 1 to 3 models")
+    tp, pred = _agreement(D, y, rule), _agreement(D, np.ones_like(y), rule)
     f1 = _f1(tp, pred, positives)
     best = _middle_of_ties(f1)
     return tuple(float(GRID[i]) for i in best), float(f1[best])
@@ -98,9 +114,16 @@ def _middle_of_ties(f1: np.ndarray) -> tuple[int, ...]:
 
 
 def best_threshold(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Best single threshold (the one-model case of :func:`search_and`)."""
-    (t,), f1 = search_and([scores], y)
+    """Best single threshold (the one-model case of :func:`search_joint`)."""
+    (t,), f1 = search_joint([scores], y)
     return t, f1
+
+
+def rules_for(n_models: int) -> tuple[str, ...]:
+    """The rules worth tuning for ``n_models``: of two, "vote" is "and" (both must agree); of one, "and"."""
+    if n_models == 1:
+        return ("and",)
+    return RULES if n_models > 2 else tuple(r for r in RULES if r != "vote")
 
 
 def tune_fusion(scores: dict[str, np.ndarray], y: np.ndarray, models: tuple[str, ...], rule: str,
@@ -113,7 +136,7 @@ def tune_fusion(scores: dict[str, np.ndarray], y: np.ndarray, models: tuple[str,
     elif len(models) == 1:
         thresholds[models[0]] = [best_threshold(scores[models[0]][:, c], y[:, c])[0] for c in range(len(CODES))]
     else:
-        per_class = [search_and([scores[m][:, c] for m in models], y[:, c])[0] for c in range(len(CODES))]
+        per_class = [search_joint([scores[m][:, c] for m in models], y[:, c], rule)[0] for c in range(len(CODES))]
         thresholds = {m: [t[k] for t in per_class] for k, m in enumerate(models)}
     return Fusion(models, rule, aggregation, thresholds)
 
@@ -168,7 +191,7 @@ def tune(run: Path, validation: Path | None = None, *, cache_dir: Path | None = 
         for name, reps in CONFIGS.items():
             if not all(r in models for r in reps):
                 continue
-            for rule in RULES if len(reps) > 1 else ("and",):
+            for rule in rules_for(len(reps)):
                 fusion = tune_fusion(scores, y, reps, rule, aggregation)
                 metrics = evaluate(y, fusion.decide(scores), fusion.fused_score(scores))
                 results.setdefault(name, []).append({"fusion": fusion.to_dict(), "validation": _headline(metrics)})
