@@ -1,7 +1,7 @@
 """Leave one source out: how well does a CNN hear a recording setup it never heard?
 
     python -m experiments.leave_one_out --corpus data/synth --out runs/lolo [--representation mel|modgd|cqt|fused]
-        [--epochs 5] [--augment noise,mixstyle] [--ema EPOCHS] [--hold SOURCE ...] [--cache DIR] [--real-audio DIR]
+        [--epochs 5 | --epochs 10,modgd:16] [--augment noise,mixstyle] [--ema EPOCHS] [--hold SOURCE ...] [--cache DIR] [--real-audio DIR]
         [--freq-norm LAMBDA [--freq-norm-kind ifn|centre] [--freq-norm-models mel,modgd,cqt]]
         [--notes DIR [--no-train-notes]] [--seeds 0,1,2]
 
@@ -82,16 +82,18 @@ def split_by_source(corpus: Path, out: Path, chosen: list[str] = (), notes: Path
     return plan
 
 
-def run(corpus: Path, out: Path, *, representation: str = "mel", epochs: int = 5, chosen: list[str] = (),
+def run(corpus: Path, out: Path, *, representation: str = "mel", epochs: int | dict[str, int] = 5, chosen: list[str] = (),
         augment: tuple[str, ...] = (), notes: Path | None = None, train_notes: bool = True,
         cache_dir: Path | None = None, real_audio: Path | None = None, seed: int = 0, seeds: list[int] = (),
         ema: float | None = None, freq_norm: float | None = None, freq_norm_kind: str = "ifn",
         freq_norm_models: tuple[str, ...] = REPRESENTATIONS, progress: bool = True) -> dict:
     """Hold out, train (once, or once per seed of ``seeds``), check; returns what is written to
-    ``<out>/leave_one_out.json``: with several seeds, means over them and each seed's result in ``per_seed``."""
+    ``<out>/leave_one_out.json``: with several seeds, means over them and each seed's result in ``per_seed``.
+    ``epochs``: one count for every CNN, or representation -> count (``--epochs 10,modgd:16``)."""
     from training.train import freq_norm_of
 
     out = Path(out)
+    epochs = epochs if isinstance(epochs, dict) else dict.fromkeys(REPRESENTATIONS, epochs)
     plan = split_by_source(Path(corpus), out, chosen, notes, train_notes)
     seeds = list(seeds) or [seed]
     common = {**plan, "representation": representation, "epochs": epochs, "augment": list(augment), "ema": ema,
@@ -109,7 +111,7 @@ def run(corpus: Path, out: Path, *, representation: str = "mel", epochs: int = 5
     return result
 
 
-def check_one(split: Path, folder: Path, representation: str, *, epochs: int, augment: tuple[str, ...],
+def check_one(split: Path, folder: Path, representation: str, *, epochs: dict[str, int], augment: tuple[str, ...],
               cache_dir: Path | None, notes: bool, real_audio: Path | None, seed: int, ema: float | None,
               freq_norm: dict[str, dict], progress: bool) -> dict:
     """Train on ``split/train`` into ``folder`` and ask the CNN about the held-out excerpts (with ``notes``
@@ -122,7 +124,8 @@ def check_one(split: Path, folder: Path, representation: str, *, epochs: int, au
     if representation == FUSED:
         return check_fused(split, folder, epochs=epochs, augment=augment, cache_dir=cache_dir, notes=notes,
                            real_audio=real_audio, seed=seed, ema=ema, freq_norm=freq_norm, progress=progress)
-    train(split / "train", representation, folder, epochs=epochs, patience=epochs, seed=seed,
+    train(split / "train", representation, folder, epochs=epochs[representation],
+          patience=epochs[representation], seed=seed,
           augment=aug.named_for(augment, representation),
           cache_dir=cache_dir, ema=ema, **freq_norm[representation], progress=progress)
     name = folder / representation / "best.pt"
@@ -143,7 +146,7 @@ def check_one(split: Path, folder: Path, representation: str, *, epochs: int, au
     return result
 
 
-def check_fused(split: Path, folder: Path, *, epochs: int, augment: tuple[str, ...], cache_dir: Path | None,
+def check_fused(split: Path, folder: Path, *, epochs: dict[str, int], augment: tuple[str, ...], cache_dir: Path | None,
                 notes: bool, real_audio: Path | None, seed: int, ema: float | None,
                 freq_norm: dict[str, dict], progress: bool) -> dict:
     """The three CNNs trained as :func:`check_one` trains one (each with the augmentations that apply to
@@ -156,7 +159,7 @@ def check_fused(split: Path, folder: Path, *, epochs: int, augment: tuple[str, .
     from training.train import train
 
     for rep in REPRESENTATIONS:
-        train(split / "train", rep, folder, epochs=epochs, patience=epochs, seed=seed,
+        train(split / "train", rep, folder, epochs=epochs[rep], patience=epochs[rep], seed=seed,
               augment=aug.for_representation(augment, rep), cache_dir=cache_dir,
               ema=ema, **freq_norm[rep], progress=progress)
     tune(folder, cache_dir=cache_dir, progress=progress)
@@ -220,6 +223,7 @@ def seed_list(text: str) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     from training.models import RelaxedFreqNorm
+    from training.pipeline import epochs_per_cnn
     from training.train import augment_list, representation_list
 
     ap = argparse.ArgumentParser(prog="python -m experiments.leave_one_out", description=__doc__.split("\n\n")[0])
@@ -227,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--representation", choices=(*REPRESENTATIONS, FUSED), default="mel",
                     help="the CNN trained and checked, or 'fused': the three, fused as the app fuses them")
-    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--epochs", type=epochs_per_cnn, default="5", metavar="5",
+                    help="epochs of every CNN; REP:N gives some their own count (10,modgd:16; default 5)")
     ap.add_argument("--hold", action="append", default=[], metavar="SOURCE",
                     help="hold this source out for the classes it plays (repeatable)")
     ap.add_argument("--augment", type=augment_list, default="", metavar="noise,eq,mix:mel",

@@ -72,10 +72,15 @@ def test_leave_one_out_fused_checks_the_three_cnns_as_the_app_answers(tiny_corpu
     from experiments.leave_one_out import run
     from instrec.recognizer import Recognizer
     from tests.conftest import REAL_AUDIO
+    from training.pipeline import epochs_per_cnn
 
     out = tmp_path / "lolo"
-    result = run(tiny_corpus, out, representation="fused", epochs=1, augment=("noise", "mix:mel"), real_audio=REAL_AUDIO,
+    result = run(tiny_corpus, out, representation="fused", epochs=epochs_per_cnn("1,cqt:2"),
+                 augment=("noise", "mix:mel"), real_audio=REAL_AUDIO,
                  freq_norm=0.5, freq_norm_kind="centre", freq_norm_models=("mel",), progress=False)
+    # each CNN trained for its own number of epochs (the CLI's --epochs 1,cqt:2)
+    ran = {rep: json.loads((out / rep / "history.json").read_text())["epochs_run"] for rep in ("mel", "modgd", "cqt")}
+    assert ran == {"mel": 1, "modgd": 1, "cqt": 2} and result["epochs"] == ran
     # each CNN trained on the split, with the augmentations and the normalisation asked for it
     for rep, augment, freq_norm in (("mel", ["noise", "mix"], 0.5), ("modgd", [], None), ("cqt", [], None)):
         args = torch.load(out / rep / "best.pt", weights_only=False)["training_args"]
