@@ -14,8 +14,9 @@ Fusion of the three models (per instrument):
 
 Every decision is also given as a fused score in [0, 1] whose decision boundary is 0.5: a score s
 against threshold t is mapped piecewise-linearly so that 0 -> 0, t -> 0.5, 1 -> 1; the "and"
-rule takes the smallest mapped score over the models. An instrument is present when its fused
-score is at least 0.5, so scores and decisions never disagree.
+rule takes the smallest mapped score over the models, "vote" the largest that a majority of them
+reach (of three, the middle one). An instrument is present when its fused score is at least 0.5,
+so scores and decisions never disagree.
 """
 
 from __future__ import annotations

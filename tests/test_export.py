@@ -11,6 +11,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from instrec.fusion import AGGREGATIONS, RULES
 from instrec.labels import CODES
 from instrec.recognizer import sha256
 from tests.conftest import ROOT
@@ -20,7 +21,7 @@ from training.checkpoints import load_checkpoint
 def test_files_and_manifest(tiny_models, tiny_run):
     manifest = json.loads((tiny_models / "manifest.json").read_text())
     assert manifest["classes"] == list(CODES)
-    assert manifest["fusion"]["rule"] in ("and", "mean") and manifest["fusion"]["aggregation"] in ("S1", "S2")
+    assert manifest["fusion"]["rule"] in RULES and manifest["fusion"]["aggregation"] in AGGREGATIONS
     assert manifest["feature_params"]["sample_rate"] == 22050
     tuned = json.loads((tiny_run / "thresholds.json").read_text())
     assert manifest["validation"]["metrics"] == {k: v["validation"] for k, v in tuned["best_per_config"].items()}
