@@ -1,12 +1,13 @@
 """Threshold search, fusion and aggregation on constructed scores; the tiny real training chain."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
 
-from instrec.fusion import Fusion, aggregate, calibrate, report
+from instrec.fusion import AGGREGATIONS, RULES, Fusion, aggregate, calibrate, report
 from training import augment, thresholds
 from training.cache import FeatureSet
 from training.datasets import read_testing
@@ -198,6 +199,27 @@ def test_tiny_end_to_end(tiny_run, tiny_corpus):
     assert "never on this test set" in report and "| pia (piano) |" in report
     for png in ("fig5_validation_loss", "fig6_f1_vs_threshold", "fig8_instruments_per_file", "fig9_accuracy", "fig10_f1"):
         assert (tiny_run / "eval" / f"{png}.png").stat().st_size > 1000
+
+
+def test_tuning_records_every_rule_and_chooses_among_those_asked(tiny_run, tmp_path, capsys):
+    written = json.loads((tiny_run / "thresholds.json").read_text())
+    options = written["all"]["mel+modgd+cqt"]
+    assert {(o["fusion"]["rule"], o["fusion"]["aggregation"]) for o in options} == {
+        (r, a) for r in RULES for a in AGGREGATIONS}
+    # by default the vote is tuned and recorded, but the fusion is the best of "and" and "mean"
+    assert written["fusion"]["rule"] in thresholds.CHOSEN_RULES == ("and", "mean")
+    assert written["best_per_config"]["mel+modgd+cqt"]["validation"]["f1_micro"] == max(
+        o["validation"]["f1_micro"] for o in options if o["fusion"]["rule"] in thresholds.CHOSEN_RULES)
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    assert thresholds.main(["--run", str(run), "--choose-from", "vote"]) == 0
+    again = json.loads((run / "thresholds.json").read_text())
+    best_vote = max((o for o in options if o["fusion"]["rule"] == "vote"), key=lambda o: o["validation"]["f1_micro"])
+    assert again["fusion"] == best_vote["fusion"]
+    assert again["best_per_config"]["mel"]["fusion"]["rule"] == "and"  # one model: no vote to take
+    with pytest.raises(SystemExit):
+        thresholds.main(["--run", str(run), "--choose-from", "and,majority"])
+    assert "expected rules of and,vote,mean" in capsys.readouterr().err
 
 
 def test_other_feature_parameters_travel_from_training_to_serving(tiny_corpus, tmp_path):
