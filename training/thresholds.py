@@ -6,10 +6,10 @@ For each model alone, each instrument's threshold is the one of 0.00, 0.01, ...,
 maximises its F1. For the seed's fusion ("and": every model over its own threshold) and the
 majority vote ("vote": two of the three models over their own thresholds) the thresholds of the
 fused models are searched jointly, 101^k combinations per instrument, as matrix products over 0/1
-decision matrices. Rajan's score-level fusion ("mean") gets one
-threshold per instrument. Both window aggregations (S1, S2) are tried; the rule and
-aggregation with the best validation micro F1 for all three models is chosen, among "and" and
-"mean" unless ``--choose-from and,vote,mean`` lets the vote be chosen too (see :data:`CHOSEN_RULES`).
+decision matrices. Rajan's score-level fusion ("mean") gets one threshold per instrument. Both
+window aggregations (S1, S2) are tried; the rule and aggregation with the best validation micro F1
+for all three models is chosen, among "and" and "mean" unless ``--choose-from and,vote,mean`` lets
+the vote be chosen too (see :data:`CHOSEN_RULES`).
 
 Validation data: ``--validation DIR`` (IRMAS testing or training layout), else the corpus's
 ``validation/`` folder beside ``train/``, else the song-aware 15 % held out of the training data
@@ -70,11 +70,11 @@ def _agreement(D: list[np.ndarray], w: np.ndarray, rule: str) -> np.ndarray:
         return (D[0] * w) @ D[1].T  # (101, 101)
     if len(D) != 3:
         raise ValueError("the joint search takes 1 to 3 models")
-    pair = ((D[0] * w)[:, None, :] * D[1][None, :, :]).reshape(-1, n)  # (101*101, N)
-    every = (pair @ D[2].T).reshape(101, 101, 101)
+    a = D[0] * w  # the weights once, on the first model's decisions
+    every = ((a[:, None, :] * D[1][None, :, :]).reshape(-1, n) @ D[2].T).reshape(101, 101, 101)
     if rule == "and":
         return every
-    ab, ac, bc = ((D[0] * w) @ D[1].T, (D[0] * w) @ D[2].T, (D[1] * w) @ D[2].T)
+    ab, ac, bc = a @ D[1].T, a @ D[2].T, (D[1] * w) @ D[2].T
     return ab[:, :, None] + ac[:, None, :] + bc[None, :, :] - 2 * every
 
 
