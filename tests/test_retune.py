@@ -56,14 +56,16 @@ def test_retune_on_the_training_validation_set_gives_the_trained_thresholds(tiny
 
 
 def test_retune_under_the_vote_rule_serves_the_tuned_vote(tiny_models, tiny_corpus, tmp_path):
-    """``--rule vote`` tunes two-of-three thresholds; the recognizer then serves that rule's decisions."""
+    """``--rule vote`` tunes two-of-three thresholds, here none under 0.2; the recognizer then serves that
+    rule's decisions."""
     out = tmp_path / "vote"
     assert retune.main(["--models", str(tiny_models), "--validation", str(tiny_corpus / "validation"),
-                        "--out", str(out), "--rule", "vote"]) == 0
+                        "--out", str(out), "--rule", "vote", "--min-threshold", "0.2"]) == 0
     after = json.loads((out / "manifest.json").read_text())
     old, new = Fusion.from_dict(after["fusion_tuning"]["previous_fusion"]), Fusion.from_dict(after["fusion"])
     assert (new.rule, new.models, new.aggregation) == ("vote", old.models, old.aggregation)
-    assert f"rule {old.rule} replaced by vote" in (out / "MODEL_CARD.md").read_text()
+    assert f"rule {old.rule} replaced by vote, no threshold under 0.2" in (out / "MODEL_CARD.md").read_text()
+    assert min(min(t) for t in new.thresholds.values()) >= 0.2 and after["fusion_tuning"]["min_threshold"] == 0.2
     rec = Recognizer(out)
     for excerpt in read_any(tiny_corpus / "validation"):
         p = rec.predict(excerpt.path)
@@ -84,3 +86,6 @@ def test_retune_refuses_what_it_cannot_tune_on(tiny_models, tmp_path, capsys):
         retune.main(["--models", str(tiny_models), "--validation", str(empty), "--out", str(tmp_path / "o"),
                      "--rule", "majority"])
     assert "invalid choice: 'majority'" in capsys.readouterr().err
+    assert retune.main(["--models", str(tiny_models), "--validation", str(empty), "--out", str(tmp_path / "o"),
+                        "--rule", "mean", "--min-threshold", "0.1"]) == 1
+    assert "not 'mean'" in capsys.readouterr().err

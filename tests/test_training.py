@@ -121,6 +121,28 @@ def test_vote_search_counts_as_a_direct_count_does():
     assert thresholds.search_joint(scores[:2], y, "vote") == thresholds.search_joint(scores[:2], y, "and")
 
 
+def test_a_floor_keeps_every_threshold_at_or_above_it():
+    # the floor leaves the search exhaustive over the grid points at or above it: the F1 returned is a
+    # direct count's at those thresholds, and no coarse point at or above the floor beats it
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 200)
+    scores = [np.clip(y * 0.2 + rng.random(200) * 0.5, 0, 1) for _ in range(3)]  # all under 0.7
+    for rule, floor in (("and", 0.3), ("vote", 0.3), ("vote", 0.6)):
+        thr, f1 = thresholds.search_joint(scores, y, rule, min_threshold=floor)
+        assert min(thr) >= floor, (rule, floor, thr)
+        agree = sum((s >= t).astype(int) for s, t in zip(scores, thr)) >= (3 if rule == "and" else 2)
+        assert f1 == pytest.approx(2 * (agree & (y == 1)).sum() / (agree.sum() + y.sum()))
+        coarse = thresholds.GRID[thresholds.GRID >= floor][::5]
+        for t in ((i, j, k) for i in coarse for j in coarse for k in coarse):
+            agree = sum((s >= ti).astype(int) for s, ti in zip(scores, t)) >= (3 if rule == "and" else 2)
+            assert 2 * (agree & (y == 1)).sum() / (agree.sum() + y.sum()) <= f1 + 1e-6  # f1 is float32
+    # without the floor the best "and" point of these scores has a threshold under 0.3
+    assert min(thresholds.search_joint(scores, y, "and")[0]) < 0.3
+    assert thresholds.best_threshold(scores[0], y, min_threshold=0.45)[0] >= 0.45
+    with pytest.raises(ValueError, match="min_threshold"):
+        thresholds.search_joint(scores, y, "vote", min_threshold=1.5)
+
+
 def test_vote_rule_is_decided_by_its_fused_score():
     # random scores and thresholds: the fused score is >= 0.5 exactly when two or more models are over
     # their own thresholds; of two models the vote equals "and"

@@ -2,7 +2,7 @@
 
     python -m training.retune --models instrec/models --validation data/synth3-val/validation \\
         --out runs/retuned [--validation DIR ...] [--test data/synth3/test] [--real-audio tests/data/real] \\
-        [--rule vote]
+        [--rule vote] [--min-threshold 0.1]
 
 The per-instrument thresholds of :mod:`training.thresholds` are tuned on the validation set a run
 was trained beside: 150 files for the half-scale corpus, so that a few songs move a threshold (an
@@ -10,7 +10,8 @@ instrument present in 30 of them has its F1 decided by a handful). This tunes th
 exported models, through the recognizer as it serves them (decoding and features included), on
 one or more validation folders (IRMAS testing layout: audio beside a ``.txt`` of labels), keeping
 the models' window aggregation and their fusion rule unless ``--rule`` names another, with the same
-search (:func:`training.thresholds.tune_fusion`).
+search (:func:`training.thresholds.tune_fusion`). ``--min-threshold`` keeps every model's threshold at
+or above a floor (rules "and" and "vote"), so that no model decides "present" for nearly every file.
 
 ``--out`` gets the ONNX models (copied, unchanged), a manifest with the new fusion and where it was
 tuned (``fusion_tuning``), the model card with a section saying so, and ``report.json``: micro and
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from instrec.fusion import RULES, Fusion
+from instrec.fusion import PER_MODEL_RULES, RULES, Fusion
 from instrec.labels import CODES
 from instrec.recognizer import Recognizer, load_manifest
 from training.datasets import read_any
@@ -66,7 +67,7 @@ def measure(scores: dict[str, np.ndarray], y: np.ndarray, old: Fusion, new: Fusi
 
 
 def retune(models: Path, validation: list[Path], out: Path, test: Path | None = None,
-           real_audio: Path | None = None, rule: str | None = None) -> dict:
+           real_audio: Path | None = None, rule: str | None = None, min_threshold: float = 0.0) -> dict:
     t0 = time.perf_counter()
     manifest = load_manifest(models)
     old = Fusion.from_dict(manifest["fusion"])
@@ -74,12 +75,14 @@ def retune(models: Path, validation: list[Path], out: Path, test: Path | None = 
     if rule not in rules_for(len(old.models)):
         raise ValueError(f"rule {rule!r} is not one for {len(old.models)} models; "
                          f"expected one of {rules_for(len(old.models))}")
+    if min_threshold and rule not in PER_MODEL_RULES:
+        raise ValueError(f"a floor under the thresholds is for the rules {PER_MODEL_RULES}, not {rule!r}")
     rec = Recognizer(models)
     paths, y = labelled_files(validation)
     val = file_scores(rec, paths, old.aggregation, "validation")
-    new = tune_fusion(val, y, old.models, rule, old.aggregation)
+    new = tune_fusion(val, y, old.models, rule, old.aggregation, min_threshold)
     report = {"models": str(models), "validation": [str(v) for v in validation], "rule": rule,
-              "previous_rule": old.rule,
+              "previous_rule": old.rule, "min_threshold": min_threshold,
               "aggregation": old.aggregation, "on_validation": measure(val, y, old, new)}
     if test is not None:
         t_paths, t_y = labelled_files([test])
@@ -97,7 +100,8 @@ def retune(models: Path, validation: list[Path], out: Path, test: Path | None = 
         shutil.copy(models / manifest["models"][rep]["file"], out / manifest["models"][rep]["file"])
     tuned = {**manifest, "fusion": new.to_dict(),
              "fusion_tuning": {"by": "python -m training.retune", "validation": report["validation"],
-                               "n_validation_files": len(y), "previous_fusion": old.to_dict()}}
+                               "n_validation_files": len(y), "min_threshold": min_threshold,
+                               "previous_fusion": old.to_dict()}}
     (out / "manifest.json").write_text(json.dumps(tuned, indent=1))
     card = (models / "MODEL_CARD.md").read_text() if (models / "MODEL_CARD.md").exists() else ""
     (out / "MODEL_CARD.md").write_text(card + _card_section(report, len(y)))
@@ -122,9 +126,10 @@ def _card_section(report: dict, n: int) -> str:
 
 
 def _rule_change(report: dict) -> str:
-    if report["rule"] == report["previous_rule"]:
-        return f"rule {report['rule']} kept"
-    return f"rule {report['previous_rule']} replaced by {report['rule']}"
+    change = (f"rule {report['rule']} kept" if report["rule"] == report["previous_rule"]
+              else f"rule {report['previous_rule']} replaced by {report['rule']}")
+    floor = report.get("min_threshold", 0.0)
+    return change + (f", no threshold under {floor:g}" if floor else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,11 +141,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--test", type=Path, help="labelled audio to compare the old and new thresholds on")
     ap.add_argument("--real-audio", type=Path, help="folder of real recordings with labels.csv")
     ap.add_argument("--rule", choices=RULES, help="tune this fusion rule instead of the models' own")
+    ap.add_argument("--min-threshold", type=float, default=0.0, metavar="T",
+                    help="no model's threshold under T (rules and, vote; default 0: the whole grid)")
     args = ap.parse_args(argv)
     if args.out.resolve() == args.models.resolve():
         ap.error("--out must be another folder than --models (the old thresholds are compared with the new)")
     try:
-        report = retune(args.models, args.validation, args.out, args.test, args.real_audio, args.rule)
+        report = retune(args.models, args.validation, args.out, args.test, args.real_audio, args.rule,
+                        args.min_threshold)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

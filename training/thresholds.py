@@ -78,7 +78,8 @@ def _agreement(D: list[np.ndarray], w: np.ndarray, rule: str) -> np.ndarray:
     return ab[:, :, None] + ac[:, None, :] + bc[None, :, :] - 2 * every
 
 
-def search_joint(scores: list[np.ndarray], y: np.ndarray, rule: str = "and") -> tuple[tuple[float, ...], float]:
+def search_joint(scores: list[np.ndarray], y: np.ndarray, rule: str = "and",
+                 min_threshold: float = 0.0) -> tuple[tuple[float, ...], float]:
     """Joint thresholds of 1-3 models for one instrument under the "and" or the "vote" rule.
 
     Parameters
@@ -89,6 +90,9 @@ def search_joint(scores: list[np.ndarray], y: np.ndarray, rule: str = "and") -> 
         0/1 truth.
     rule : {"and", "vote"}
         Present when every model is over its threshold, or when a majority is.
+    min_threshold : float
+        No model's threshold is searched below this, so that none decides "present" for nearly
+        every file (0: the whole grid; measured in docs/generalisation.md, not used by default).
 
     Returns
     -------
@@ -96,6 +100,8 @@ def search_joint(scores: list[np.ndarray], y: np.ndarray, rule: str = "and") -> 
     """
     if rule not in PER_MODEL_RULES:
         raise ValueError(f"the joint search is for the rules {PER_MODEL_RULES}, not {rule!r}")
+    if not 0.0 <= min_threshold <= 1.0:
+        raise ValueError(f"min_threshold must be in [0, 1], got {min_threshold}")
     y = np.asarray(y, np.float32)
     positives = float(y.sum())
     if positives == 0:  # nothing to find: predict nothing
@@ -103,6 +109,9 @@ def search_joint(scores: list[np.ndarray], y: np.ndarray, rule: str = "and") -> 
     D = [_decisions(np.asarray(s, np.float64)) for s in scores]
     tp, pred = _agreement(D, y, rule), _agreement(D, np.ones_like(y), rule)
     f1 = _f1(tp, pred, positives)
+    low = int(np.searchsorted(GRID, min_threshold - 1e-9))  # grid points under the floor
+    for axis in range(f1.ndim):
+        np.moveaxis(f1, axis, 0)[:low] = -1.0  # never the best
     best = _middle_of_ties(f1)
     return tuple(float(GRID[i]) for i in best), float(f1[best])
 
@@ -119,9 +128,9 @@ def _middle_of_ties(f1: np.ndarray) -> tuple[int, ...]:
     return tuple(int(i) for i in tied[np.argmin(((tied - centre) ** 2).sum(axis=1))])
 
 
-def best_threshold(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+def best_threshold(scores: np.ndarray, y: np.ndarray, min_threshold: float = 0.0) -> tuple[float, float]:
     """Best single threshold (the one-model case of :func:`search_joint`)."""
-    (t,), f1 = search_joint([scores], y)
+    (t,), f1 = search_joint([scores], y, min_threshold=min_threshold)
     return t, f1
 
 
@@ -133,16 +142,19 @@ def rules_for(n_models: int) -> tuple[str, ...]:
 
 
 def tune_fusion(scores: dict[str, np.ndarray], y: np.ndarray, models: tuple[str, ...], rule: str,
-                aggregation: str) -> Fusion:
-    """Thresholds for ``models`` under ``rule``, from aggregated (N, 11) scores per model."""
+                aggregation: str, min_threshold: float = 0.0) -> Fusion:
+    """Thresholds for ``models`` under ``rule``, from aggregated (N, 11) scores per model, none under
+    ``min_threshold`` for the per-model rules (see :func:`search_joint`)."""
     thresholds: dict[str, list[float]] = {}
     if rule == "mean":
         mean = np.mean([scores[m] for m in models], axis=0)
         thresholds["mean"] = [best_threshold(mean[:, c], y[:, c])[0] for c in range(len(CODES))]
     elif len(models) == 1:
-        thresholds[models[0]] = [best_threshold(scores[models[0]][:, c], y[:, c])[0] for c in range(len(CODES))]
+        thresholds[models[0]] = [best_threshold(scores[models[0]][:, c], y[:, c], min_threshold)[0]
+                                 for c in range(len(CODES))]
     else:
-        per_class = [search_joint([scores[m][:, c] for m in models], y[:, c], rule)[0] for c in range(len(CODES))]
+        per_class = [search_joint([scores[m][:, c] for m in models], y[:, c], rule, min_threshold)[0]
+                     for c in range(len(CODES))]
         thresholds = {m: [t[k] for t in per_class] for k, m in enumerate(models)}
     return Fusion(models, rule, aggregation, thresholds)
 
