@@ -127,15 +127,19 @@ def test_a_floor_keeps_every_threshold_at_or_above_it():
     rng = np.random.default_rng(5)
     y = rng.integers(0, 2, 200)
     scores = [np.clip(y * 0.2 + rng.random(200) * 0.5, 0, 1) for _ in range(3)]  # all under 0.7
+
+    def f1_at(t, needed):
+        agree = sum((s >= ti).astype(int) for s, ti in zip(scores, t)) >= needed
+        return 2 * (agree & (y == 1)).sum() / (agree.sum() + y.sum())
+
     for rule, floor in (("and", 0.3), ("vote", 0.3), ("vote", 0.6)):
+        needed = 3 if rule == "and" else 2
         thr, f1 = thresholds.search_joint(scores, y, rule, min_threshold=floor)
         assert min(thr) >= floor, (rule, floor, thr)
-        agree = sum((s >= t).astype(int) for s, t in zip(scores, thr)) >= (3 if rule == "and" else 2)
-        assert f1 == pytest.approx(2 * (agree & (y == 1)).sum() / (agree.sum() + y.sum()))
+        assert f1 == pytest.approx(f1_at(thr, needed))
         coarse = thresholds.GRID[thresholds.GRID >= floor][::5]
         for t in ((i, j, k) for i in coarse for j in coarse for k in coarse):
-            agree = sum((s >= ti).astype(int) for s, ti in zip(scores, t)) >= (3 if rule == "and" else 2)
-            assert 2 * (agree & (y == 1)).sum() / (agree.sum() + y.sum()) <= f1 + 1e-6  # f1 is float32
+            assert f1_at(t, needed) <= f1 + 1e-6  # f1 is float32
     # without the floor the best "and" point of these scores has a threshold under 0.3
     assert min(thresholds.search_joint(scores, y, "and")[0]) < 0.3
     assert thresholds.best_threshold(scores[0], y, min_threshold=0.45)[0] >= 0.45
