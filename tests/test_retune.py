@@ -89,3 +89,6 @@ def test_retune_refuses_what_it_cannot_tune_on(tiny_models, tmp_path, capsys):
     assert retune.main(["--models", str(tiny_models), "--validation", str(empty), "--out", str(tmp_path / "o"),
                         "--rule", "mean", "--min-threshold", "0.1"]) == 1
     assert "not 'mean'" in capsys.readouterr().err
+    assert retune.main(["--models", str(tiny_models), "--validation", str(empty), "--out", str(tmp_path / "o"),
+                        "--min-threshold", "1.5"]) == 1
+    assert "must be in [0, 1]" in capsys.readouterr().err

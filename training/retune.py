@@ -77,6 +77,8 @@ def retune(models: Path, validation: list[Path], out: Path, test: Path | None = 
                          f"expected one of {rules_for(len(old.models))}")
     if min_threshold and rule not in PER_MODEL_RULES:
         raise ValueError(f"a floor under the thresholds is for the rules {PER_MODEL_RULES}, not {rule!r}")
+    if not 0.0 <= min_threshold <= 1.0:  # before the validation set is scored, not after
+        raise ValueError(f"--min-threshold must be in [0, 1], got {min_threshold}")
     rec = Recognizer(models)
     paths, y = labelled_files(validation)
     val = file_scores(rec, paths, old.aggregation, "validation")
