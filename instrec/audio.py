@@ -224,3 +224,55 @@ def pad_to_windows(y: np.ndarray, params: FeatureParams = DEFAULT) -> np.ndarray
     if len(y) >= n:
         return y[:n]
     return np.concatenate([y, np.zeros(n - len(y), dtype=y.dtype)])
+
+
+#: Level given to a window of digital silence (dB re full scale), instead of minus infinity.
+SILENT_WINDOW_DB = -200.0
+
+
+class LevelMeter:
+    """The level of every analysis window of a signal that arrives in blocks.
+
+    A window's level is its mean square in dB re full scale (of the normalised signal), over the
+    window's :attr:`FeatureParams.window_samples` samples, the zero padding of a last partial window
+    included: the windows are exactly those of :func:`n_windows` and :func:`pad_to_windows`, so level
+    ``i`` belongs to the models' window ``i``. :meth:`watch` passes blocks through unchanged while
+    measuring them, so the meter can sit on the stream that the features are computed from.
+    """
+
+    def __init__(self, params: FeatureParams = DEFAULT):
+        self.params = params
+        self.n_samples = 0
+        self._sums = np.zeros(0, np.float64)  # sum of squares per window
+
+    def add(self, block: np.ndarray) -> None:
+        W = self.params.window_samples
+        first, count = self.n_samples // W, len(block)
+        index = (self.n_samples + np.arange(count)) // W - first
+        sums = np.bincount(index, weights=np.square(block, dtype=np.float64)) if count else np.zeros(0)
+        end = first + len(sums)
+        if end > len(self._sums):
+            self._sums = np.concatenate([self._sums, np.zeros(end - len(self._sums))])
+        self._sums[first:end] += sums
+        self.n_samples += count
+
+    def watch(self, blocks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        for block in blocks:
+            self.add(block)
+            yield block
+
+    def levels(self) -> np.ndarray:
+        """(n_windows,) window levels in dB (:data:`SILENT_WINDOW_DB` for digital silence)."""
+        n = n_windows(self.n_samples, self.params)
+        sums = np.zeros(n)
+        sums[: min(n, len(self._sums))] = self._sums[:n]
+        mean_square = sums / self.params.window_samples
+        with np.errstate(divide="ignore"):  # float32: the precision the training cache keeps them in
+            return np.maximum(10 * np.log10(mean_square), SILENT_WINDOW_DB).astype(np.float32)
+
+
+def window_levels(y: np.ndarray, params: FeatureParams = DEFAULT) -> np.ndarray:
+    """(n_windows,) levels in dB of the windows of a whole signal (see :class:`LevelMeter`)."""
+    meter = LevelMeter(params)
+    meter.add(np.asarray(y))
+    return meter.levels()

@@ -5,6 +5,10 @@ Shared by threshold tuning, evaluation and the recognizer, so all three decide t
 Aggregation of a file's windows (per model):
     S1  mean of the window probabilities;
     S2  Han et al.: sum over windows, then divided by the largest class sum (the top class -> 1).
+Quiet windows (``quiet_db``) are left out first: a window more than ``quiet_db`` dB under the file's
+loudest window holds silence, a fading tail or room noise, and what the models answer for it says
+nothing about the instruments (a recording with two seconds of silence before and after its music
+would otherwise be answered by its silence too). The loudest window always counts.
 
 Fusion of the three models (per instrument):
     "and"   the seed's rule: present when every model's score exceeds that model's own threshold;
@@ -45,6 +49,28 @@ def aggregate(window_probs: np.ndarray, method: str = "S1") -> np.ndarray:
     raise ValueError(f"unknown aggregation {method!r}; expected one of {AGGREGATIONS}")
 
 
+def audible(levels: np.ndarray, quiet_db: float | None) -> np.ndarray:
+    """(n_windows,) window levels in dB -> which windows count: those within ``quiet_db`` of the loudest
+    (all of them when ``quiet_db`` is None)."""
+    levels = np.asarray(levels, np.float64)
+    if quiet_db is None:
+        return np.ones(levels.shape, bool)
+    return levels >= levels.max() - quiet_db
+
+
+def file_scores(window_probs: dict[str, np.ndarray], method: str, levels: np.ndarray | None = None,
+                quiet_db: float | None = None) -> dict[str, np.ndarray]:
+    """{representation: (n_windows, 11)} -> {representation: (11,)}: :func:`aggregate` over the windows
+    that :func:`audible` keeps (every window when ``quiet_db`` is None)."""
+    if quiet_db is not None and levels is None:
+        raise ValueError("leaving quiet windows out needs the window levels")
+    keep = audible(levels, quiet_db) if quiet_db is not None else slice(None)
+    for rep, p in window_probs.items():
+        if quiet_db is not None and len(p) != len(levels):
+            raise ValueError(f"{rep}: {len(p)} windows of probabilities but {len(levels)} window levels")
+    return {rep: aggregate(np.asarray(p)[keep], method) for rep, p in window_probs.items()}
+
+
 def calibrate(score: np.ndarray, threshold: np.ndarray) -> np.ndarray:
     """Map scores so that each threshold lands on 0.5 (piecewise linear, monotone, [0,1] -> [0,1]).
 
@@ -79,6 +105,8 @@ class Fusion:
     aggregation: str = "S1"
     #: "and", "vote": representation -> 11 thresholds; "mean": {"mean": 11 thresholds}
     thresholds: dict[str, list[float]] = field(default_factory=dict)
+    #: windows this many dB under the file's loudest are left out of the file scores (None: none are)
+    quiet_db: float | None = None
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
@@ -89,6 +117,13 @@ class Fusion:
         missing = [k for k in needed if k not in self.thresholds]
         if missing:
             raise ValueError(f"fusion rule {self.rule!r} needs thresholds for {missing}")
+        if self.quiet_db is not None and not (math.isfinite(self.quiet_db) and self.quiet_db > 0):
+            raise ValueError(f"quiet_db must be a positive number of dB or None, not {self.quiet_db!r}")
+
+    def file_scores(self, window_probs: dict[str, np.ndarray], levels: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """A file's (n_windows, 11) window probabilities per model -> its (11,) scores per model, as this
+        rule aggregates them (quiet windows left out when :attr:`quiet_db` is set)."""
+        return file_scores({m: window_probs[m] for m in self.models}, self.aggregation, levels, self.quiet_db)
 
     def fused_score(self, scores: dict[str, np.ndarray]) -> np.ndarray:
         """{representation: (..., 11) aggregated scores} -> (..., 11) fused scores in [0, 1]."""
@@ -105,9 +140,13 @@ class Fusion:
         return self.fused_score(scores) >= 0.5
 
     def to_dict(self) -> dict:
-        return {"models": list(self.models), "rule": self.rule, "aggregation": self.aggregation,
-                "thresholds": {k: [round(float(x), 4) for x in v] for k, v in self.thresholds.items()}}
+        d = {"models": list(self.models), "rule": self.rule, "aggregation": self.aggregation,
+             "thresholds": {k: [round(float(x), 4) for x in v] for k, v in self.thresholds.items()}}
+        if self.quiet_db is not None:
+            d["quiet_db"] = float(self.quiet_db)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> Fusion:
-        return cls(tuple(d["models"]), d["rule"], d["aggregation"], {k: list(v) for k, v in d["thresholds"].items()})
+        return cls(tuple(d["models"]), d["rule"], d["aggregation"], {k: list(v) for k, v in d["thresholds"].items()},
+                   d.get("quiet_db"))

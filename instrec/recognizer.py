@@ -29,7 +29,7 @@ import numpy as np
 
 from . import audio, features, runtime
 from .errors import TooLong
-from .fusion import Fusion, aggregate, report
+from .fusion import Fusion, aggregate, audible, report
 from .labels import CODES
 from .params import FeatureParams
 
@@ -79,6 +79,8 @@ class Prediction:
     window_probabilities: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     #: per representation, (F, frames) features of the first windows when asked for (for plots; not in the JSON)
     features: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    #: (n_windows,) window levels in dB (:class:`instrec.audio.LevelMeter`; not in the JSON)
+    window_levels: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
 
     def to_dict(self) -> dict:
         return {"file": self.file, "duration_s": round(self.duration_s, 3), "instruments": self.instruments,
@@ -206,12 +208,15 @@ class Recognizer:
     # ---- inference ---------------------------------------------------------------------------
 
     def window_probabilities(self, blocks: Iterable[np.ndarray], keep_windows: int = 0, chunk_windows: int | None = None
-                             ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+                             ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
         """Prepared audio blocks (normalised, at the analysis rate) -> (rep -> (n_windows, 11) probabilities,
-        rep -> (F, frames) features of the first ``keep_windows`` windows, exactly as the models saw them)."""
+        rep -> (F, frames) features of the first ``keep_windows`` windows, exactly as the models saw them,
+        (n_windows,) window levels in dB: :class:`instrec.audio.LevelMeter`)."""
         out: dict[str, list[np.ndarray]] = {rep: [] for rep in self.sessions}
         kept: dict[str, list[np.ndarray]] = {rep: [] for rep in self.sessions}
-        stream = features.stream_windows(blocks, params=self.params, representations=tuple(self.sessions),
+        meter = audio.LevelMeter(self.params)
+        stream = features.stream_windows(meter.watch(iter(blocks)), params=self.params,
+                                         representations=tuple(self.sessions),
                                          chunk_windows=chunk_windows or self.chunk_windows)
         seen = 0
         while True:
@@ -227,7 +232,11 @@ class Recognizer:
                     kept[rep].append(windows[: keep_windows - seen, 0])
             seen += len(next(iter(feats.values())))
         frames = {rep: np.concatenate(v).transpose(1, 0, 2).reshape(v[0].shape[1], -1) for rep, v in kept.items() if v}
-        return {rep: np.concatenate(v) for rep, v in out.items()}, frames
+        probs = {rep: np.concatenate(v) for rep, v in out.items()}
+        levels = meter.levels()
+        if any(len(p) != len(levels) for p in probs.values()):  # the windows' rule is audio.n_windows for both
+            raise RuntimeError(f"{len(levels)} window levels for {[len(p) for p in probs.values()]} windows")
+        return probs, frames, levels
 
     def predict(self, source: str | os.PathLike | np.ndarray, sample_rate: int | None = None, *,
                 name: str | None = None, keep_windows: int = 0) -> Prediction:
@@ -269,24 +278,28 @@ class Recognizer:
         given in blocks; ``duration`` is the source's length in seconds, as reported."""
         # streamed (long) files go in smaller chunks: memory stays flat whatever the duration
         chunk = self.stream_chunk_windows if duration > self.whole_file_s else self.chunk_windows
-        probs, frames = self.window_probabilities(blocks, keep_windows, chunk)
-        prediction = self._answer(probs, duration, name)
+        probs, frames, levels = self.window_probabilities(blocks, keep_windows, chunk)
+        prediction = self._answer(probs, levels, duration, name)
         prediction.features = frames
         return prediction
 
-    def _answer(self, probs: dict[str, np.ndarray], duration: float, label: str | None) -> Prediction:
+    def _answer(self, probs: dict[str, np.ndarray], levels: np.ndarray, duration: float, label: str | None
+                ) -> Prediction:
         fusion = self.fusion
-        file_scores = {rep: aggregate(p, fusion.aggregation) for rep, p in probs.items()}
+        file_scores = fusion.file_scores(probs, levels)
         fused = fusion.fused_score(file_scores)
-        n = len(next(iter(probs.values())))
+        n = len(levels)
         window_scores = {rep: np.stack([aggregate(p[i : i + 1], fusion.aggregation) for i in range(n)])
                          for rep, p in probs.items()}
-        window_fused = fusion.fused_score(window_scores)
+        # a quiet window is left out of the file's answer and has none of its own
+        counted = audible(levels, fusion.quiet_db)
+        window_fused = np.where(counted[:, None], fusion.fused_score(window_scores), 0.0)
         step = self.params.window_duration_s
         timeline = [
             {"start_s": round(i * step, 3), "end_s": round(min((i + 1) * step, max(duration, step)), 3),
              "instruments": [c for c, s in zip(CODES, window_fused[i]) if s >= 0.5],
-             "scores": {c: report(s) for c, s in zip(CODES, window_fused[i])}}
+             "scores": {c: report(s) for c, s in zip(CODES, window_fused[i])},
+             "quiet": not bool(counted[i])}
             for i in range(n)
         ]
         return Prediction(
@@ -297,8 +310,10 @@ class Recognizer:
             models={rep: {c: round(float(s), 4) for c, s in zip(CODES, sc)} for rep, sc in file_scores.items()},
             timeline=timeline,
             provider=self.provider,
-            fusion={"rule": fusion.rule, "aggregation": fusion.aggregation, "models": list(fusion.models)},
+            fusion={"rule": fusion.rule, "aggregation": fusion.aggregation, "models": list(fusion.models),
+                    "quiet_db": fusion.quiet_db},
             window_probabilities=probs,
+            window_levels=levels,
         )
 
     def info(self) -> dict:

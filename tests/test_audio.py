@@ -155,3 +155,33 @@ def test_window_rule(seconds, expected):
     n = round(seconds * P.window_samples)
     assert audio.n_windows(n) == expected
     assert len(audio.pad_to_windows(np.ones(n, np.float32))) == expected * P.window_samples
+
+
+def test_window_levels_known_answers():
+    """A sine of amplitude a has a mean square of a^2 / 2: 20 log10(a) - 3.01 dB. The levels are one per
+    window of the window rule; a last partial window counts its zero padding (0.6 of a window of the
+    same sine: 10 log10(0.6) = -2.22 dB lower); digital silence gets SILENT_WINDOW_DB, not -inf."""
+    W, sr = P.window_samples, P.sample_rate
+    t = np.arange(int(3.6 * W)) / sr
+    y = np.concatenate([0.5 * np.sin(2 * np.pi * 440 * t[: 2 * W]), 0.05 * np.sin(2 * np.pi * 440 * t[2 * W :])])
+    levels = audio.window_levels(y.astype(np.float32))
+    assert levels.dtype == np.float32 and len(levels) == audio.n_windows(len(y)) == 4
+    # 440 Hz fills a 1 s window with whole periods: the mean square is a^2 / 2 to well under 0.01 dB
+    np.testing.assert_allclose(levels[:3], [20 * np.log10(0.5) - 3.0103] * 2 + [20 * np.log10(0.05) - 3.0103], atol=0.01)
+    assert levels[3] == pytest.approx(20 * np.log10(0.05) - 3.0103 + 10 * np.log10(0.6), abs=0.02)
+    assert audio.window_levels(np.zeros(W // 4, np.float32)).tolist() == [audio.SILENT_WINDOW_DB]
+
+
+def test_level_meter_on_blocks_equals_the_whole_signal():
+    """However the samples arrive (blocks shorter or longer than a window, an empty one), the meter gives
+    the levels of the whole signal, and passes the blocks on unchanged."""
+    y = np.random.default_rng(1).uniform(-1, 1, int(4.7 * P.window_samples)).astype(np.float32)
+    y[P.window_samples : 2 * P.window_samples] *= 1e-3  # a quiet second window: -60 dB under the others
+    meter = audio.LevelMeter()
+    cuts = [0, 1000, 1000, 70_000, 150_000, len(y)]
+    blocks = [y[a:b] for a, b in zip(cuts, cuts[1:])]
+    passed = list(meter.watch(iter(blocks)))
+    assert all(p is b for p, b in zip(passed, blocks))
+    whole = audio.window_levels(y)
+    np.testing.assert_allclose(meter.levels(), whole, atol=1e-4)  # float64 sums in another order
+    assert whole[1] == pytest.approx(whole[0] - 60, abs=0.2)

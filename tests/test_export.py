@@ -74,6 +74,7 @@ def test_model_card_from_files(tiny_models, tiny_run, tiny_corpus):
     assert manifest["models"]["mel"]["sha256"][:16] in text
     assert "synthetic" in text and "0.648 / 0.561" in text
     assert "| mel+modgd+cqt |" in text
+    assert "windows more than 30 dB under a file's loudest are left out of its scores" in text
 
 
 def test_real_audio_check_agrees_between_onnx_and_checkpoint(tiny_models, tiny_run, recognizer, tmp_path):
@@ -185,6 +186,29 @@ def test_mixtures_of_known_tones(tmp_path):
         mixtures(tmp_path, 3)
 
 
+def test_real_clips_surrounded_by_silence_or_noise(tiny_models, capsys):
+    """``--surround S`` puts S seconds of silence (or white noise ``--surround-db`` under the clip's peak)
+    on both sides of every clip, at the level asked; the check then asks about the same clips."""
+    from tests.conftest import REAL_AUDIO
+    from training.real_audio import check_real_audio, main, surrounded
+
+    rng = np.random.default_rng(0)
+    y = np.ones(100, np.float32)
+    silent = surrounded(y, 0.5, None, rng, 1000)
+    assert len(silent) == 1100 and not silent[:500].any() and not silent[600:].any() and silent[500:600].all()
+    noisy = surrounded(y, 10.0, -40.0, rng, 1000)
+    rms_db = 10 * np.log10(np.mean(np.square(noisy[:10_000], dtype=np.float64)))
+    assert rms_db == pytest.approx(-40.0, abs=0.1)  # 10 000 samples: the RMS is within 0.05 dB of the asked
+    plain, around = check_real_audio(tiny_models, REAL_AUDIO), check_real_audio(tiny_models, REAL_AUDIO, 2.0)
+    assert plain["n"] == around["n"] == 31 and [c["file"] for c in plain["clips"]] == [c["file"] for c in around["clips"]]
+    assert main(["--models", str(tiny_models), "--data", str(REAL_AUDIO), "--surround", "1", "--surround-db", "-50"]) == 0
+    for bad in (["--surround-db", "-50"], ["--surround", "1", "--record"], ["--surround", "1", "--mixtures", "2"]):
+        with pytest.raises(SystemExit):
+            main(["--models", str(tiny_models), "--data", str(REAL_AUDIO), *bad])
+    assert main(["--models", str(tiny_models), "--data", str(REAL_AUDIO), "--surround", "1", "--surround-db", "3"]) == 2
+    assert "a level under 0 dB" in capsys.readouterr().err
+
+
 def test_real_mixtures_and_answered_sets(tiny_models, capsys):
     from tests.conftest import REAL_AUDIO
     from training.real_audio import check_mixtures, check_real_audio, main
@@ -222,17 +246,53 @@ def test_served_decisions_are_the_tuned_decisions(tiny_run, tiny_corpus, recogni
     from instrec.labels import CODES
     from training.checkpoints import load_run, pick_device
     from training.datasets import read_testing
-    from training.thresholds import file_scores, window_probabilities
+    from training.thresholds import window_probabilities
 
     tuned = Fusion.from_dict(json.loads((tiny_run / "thresholds.json").read_text())["fusion"])
     dataset = read_testing(tiny_corpus / "validation")
-    probs, keep = window_probabilities(load_run(tiny_run, tuned.models), dataset, Path(tiny_run / "cache"),
-                                       pick_device("cpu"), progress=False)
-    decided = tuned.decide(file_scores(probs, tuned.aggregation))
-    assert len(keep) == len(dataset) >= 2
-    for row, i in zip(decided, keep):
+    windows = window_probabilities(load_run(tiny_run, tuned.models), dataset, Path(tiny_run / "cache"),
+                                   pick_device("cpu"), progress=False)
+    decided = tuned.decide(windows.file_scores(tuned.aggregation, tuned.quiet_db))
+    assert len(windows.keep) == len(dataset) >= 2
+    for row, i in zip(decided, windows.keep):
         served = recognizer.predict(dataset.excerpts[i].path).instruments
         assert served == [c for c, d in zip(CODES, row) if d], dataset.excerpts[i].path.name
+
+
+def test_quiet_windows_are_left_out_alike_in_tuning_and_serving(tiny_run, tiny_corpus, recognizer, tmp_path):
+    """Validation files with 2 s of digital silence or of noise 60 dB down on both sides: the training
+    cache's window levels are the recognizer's, bit for bit, and the tuned rule (quiet windows left out)
+    decides as the recognizer serves; every quiet window is marked in the timeline and names nothing."""
+    import soundfile as sf
+
+    from instrec import audio
+    from instrec.fusion import Fusion, audible
+    from instrec.labels import CODES
+    from training.checkpoints import load_run, pick_device
+    from training.datasets import read_testing
+    from training.thresholds import QUIET_DB, window_probabilities
+
+    tuned = Fusion.from_dict(json.loads((tiny_run / "thresholds.json").read_text())["fusion"])
+    assert tuned.quiet_db == QUIET_DB == recognizer.fusion.quiet_db
+    rng = np.random.default_rng(0)
+    for k, excerpt in enumerate(read_testing(tiny_corpus / "validation").excerpts[:3]):
+        y, sr = sf.read(excerpt.path, dtype="float32", always_2d=True)
+        pad = np.zeros((2 * sr, y.shape[1]), np.float32) if k % 2 == 0 else \
+            (rng.standard_normal((2 * sr, y.shape[1])) * 1e-3 * np.abs(y).max()).astype(np.float32)
+        sf.write(tmp_path / f"padded{k}.wav", np.concatenate([pad, y, pad]), sr)
+        shutil.copy(excerpt.path.with_suffix(".txt"), tmp_path / f"padded{k}.txt")
+    dataset = read_testing(tmp_path)
+    windows = window_probabilities(load_run(tiny_run, tuned.models), dataset, tmp_path / "cache",
+                                   pick_device("cpu"), progress=False)
+    decided = tuned.decide(windows.file_scores(tuned.aggregation, tuned.quiet_db))
+    for row, i, levels in zip(decided, windows.keep, windows.levels):
+        served = recognizer.predict(dataset.excerpts[i].path)
+        np.testing.assert_array_equal(served.window_levels, levels)
+        assert served.instruments == [c for c, d in zip(CODES, row) if d], dataset.excerpts[i].path.name
+        quiet = [w["quiet"] for w in served.timeline]
+        assert quiet == (~audible(levels, QUIET_DB)).tolist() and sum(quiet) >= 3  # >= 2 s, on two sides
+        assert all(not w["instruments"] and max(w["scores"].values()) == 0 for w in served.timeline if w["quiet"])
+        assert len(levels) == audio.n_windows(round(served.duration_s * recognizer.params.sample_rate))
 
 
 def test_real_audio_record_reaches_the_apps_model_line(tiny_models, tmp_path):

@@ -184,7 +184,7 @@ def test_shipped_int8_models_answer_like_the_fp32_ones(real_clips):
     # integer kernels differ between CPUs (AVX2's 8-bit multiply-add saturates its 16-bit sums, AVX512-VNNI
     # does not), so a decision that sits on a threshold can go either way; one such decision is allowed.
     from instrec.recognizer import PRECISIONS
-    from training.quantize import file_scores
+    from training.quantize import window_scores
 
     info = run_cli("--precision", "int8", "info")
     assert info.returncode == 0 and json.loads(info.stdout)["models_dir"] == str(PRECISIONS["int8"])
@@ -193,7 +193,7 @@ def test_shipped_int8_models_answer_like_the_fp32_ones(real_clips):
     assert int8.manifest["fusion"] == fp32.manifest["fusion"]
     parity = int8.manifest["parity"]["int8_vs_fp32"]["real"]
     fusion = fp32.fusion
-    decisions = {name: fusion.decide(file_scores(rec, real_clips, fusion.aggregation, name))
+    decisions = {name: fusion.decide(window_scores(rec, real_clips, name).file_scores(fusion.aggregation, fusion.quiet_db))
                  for name, rec in (("fp32", fp32), ("int8", int8))}
     assert len(decisions["fp32"]) == parity["n_files"]
     changed = int(np.sum(decisions["fp32"] != decisions["int8"]))

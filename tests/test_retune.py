@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from instrec.fusion import Fusion, aggregate
+from instrec.fusion import Fusion
 from instrec.labels import CODES
 from instrec.recognizer import Recognizer, sha256
 from tests.conftest import REAL_AUDIO
@@ -28,7 +28,7 @@ def test_retune_tiny_models(tiny_models, tiny_corpus, tmp_path):
     for rep, info in after["models"].items():
         assert sha256(out / info["file"]) == before["models"][rep]["sha256"] == info["sha256"]
     old, new = Fusion.from_dict(before["fusion"]), Fusion.from_dict(after["fusion"])
-    assert (new.models, new.rule, new.aggregation) == (old.models, old.rule, old.aggregation)
+    assert (new.models, new.rule, new.aggregation, new.quiet_db) == (old.models, old.rule, old.aggregation, 30.0)
     # an exhaustive search: on the files it was tuned on, no instrument's F1 is below the old thresholds'
     tuned = report["on_validation"]
     for code in CODES:
@@ -41,7 +41,7 @@ def test_retune_tiny_models(tiny_models, tiny_corpus, tmp_path):
     assert rec.fusion == new
     for excerpt in read_any(tune_on[0]):
         p = rec.predict(excerpt.path)
-        scores = {rep: aggregate(p.window_probabilities[rep], new.aggregation) for rep in new.models}
+        scores = new.file_scores(p.window_probabilities, p.window_levels)
         decided = [CODES[i] for i in np.flatnonzero(new.decide(scores))]
         assert p.instruments == decided, excerpt.path
 
@@ -69,9 +69,36 @@ def test_retune_under_the_vote_rule_serves_the_tuned_vote(tiny_models, tiny_corp
     rec = Recognizer(out)
     for excerpt in read_any(tiny_corpus / "validation"):
         p = rec.predict(excerpt.path)
-        scores = {rep: aggregate(p.window_probabilities[rep], new.aggregation) for rep in new.models}
+        scores = new.file_scores(p.window_probabilities, p.window_levels)
         over = sum((scores[m] >= np.array(new.thresholds[m])).astype(int) for m in new.models)
         assert p.instruments == [CODES[i] for i in np.flatnonzero(over >= 2)], excerpt.path
+
+
+def test_retune_can_count_every_window_again(tiny_models, tiny_corpus, tmp_path):
+    """``--quiet-db none``: the models served as before quiet windows were left out; a file with 2 s of
+    silence on both sides then has its silent windows counted (and named in the timeline like any other)."""
+    import soundfile as sf
+
+    from instrec.fusion import aggregate
+
+    out = tmp_path / "every"
+    assert retune.main(["--models", str(tiny_models), "--validation", str(tiny_corpus / "validation"),
+                        "--out", str(out), "--quiet-db", "none"]) == 0
+    after = json.loads((out / "manifest.json").read_text())
+    assert "quiet_db" not in after["fusion"] and after["fusion_tuning"]["quiet_db"] is None
+    assert "every window counted" in (out / "MODEL_CARD.md").read_text()
+    excerpt = read_any(tiny_corpus / "validation").excerpts[0]
+    y, sr = sf.read(excerpt.path, dtype="float32")
+    silence = np.zeros((2 * sr, *y.shape[1:]), np.float32)
+    rec = Recognizer(out)
+    p = rec.predict(np.concatenate([silence, y, silence]), sr)
+    assert not any(w["quiet"] for w in p.timeline)
+    scores = {m: aggregate(p.window_probabilities[m], rec.fusion.aggregation) for m in rec.fusion.models}
+    assert p.instruments == [CODES[i] for i in np.flatnonzero(rec.fusion.decide(scores))]
+    assert p.models == {m: {c: round(float(x), 4) for c, x in zip(CODES, s)} for m, s in scores.items()}
+    with pytest.raises(SystemExit):
+        retune.main(["--models", str(tiny_models), "--validation", str(tiny_corpus / "validation"),
+                     "--out", str(tmp_path / "o"), "--quiet-db", "-3"])
 
 
 def test_retune_refuses_what_it_cannot_tune_on(tiny_models, tmp_path, capsys):

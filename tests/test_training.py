@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from instrec.fusion import AGGREGATIONS, RULES, Fusion, aggregate, calibrate, report
+from instrec.fusion import AGGREGATIONS, RULES, Fusion, aggregate, audible, calibrate, file_scores, report
 from training import augment, thresholds
 from training.cache import FeatureSet
 from training.datasets import read_testing
@@ -23,6 +23,30 @@ def test_aggregations_by_hand():
         aggregate(p, "S3")
     with pytest.raises(ValueError):
         aggregate(np.zeros((0, 3)), "S1")
+
+
+def test_quiet_windows_are_left_out_of_the_file_scores():
+    """Windows more than quiet_db under the loudest are left out before aggregating (strictly more: one
+    exactly quiet_db under counts); the loudest always counts; None counts every window."""
+    levels = np.array([-20.0, -50.0, -15.0, -45.0, -200.0])
+    np.testing.assert_array_equal(audible(levels, 30.0), [True, False, True, True, False])
+    np.testing.assert_array_equal(audible(levels, None), [True] * 5)
+    assert audible(np.array([-200.0]), 30.0).tolist() == [True]  # one window of silence: still counted
+    p = np.array([[0.8, 0.2], [0.0, 1.0], [0.6, 0.4], [0.7, 0.3], [0.0, 1.0]])
+    kept = file_scores({"mel": p}, "S2", levels, 30.0)["mel"]
+    np.testing.assert_allclose(kept, [1.0, 0.9 / 2.1])  # windows 0, 2, 3: sums 2.1 and 0.9
+    np.testing.assert_allclose(file_scores({"mel": p}, "S1")["mel"], aggregate(p, "S1"))
+    with pytest.raises(ValueError, match="window levels"):
+        file_scores({"mel": p}, "S1", None, 30.0)
+    with pytest.raises(ValueError, match="4 window levels"):
+        file_scores({"mel": p}, "S1", levels[:4], 30.0)
+    fusion = Fusion(("mel",), "and", "S2", {"mel": [0.5, 0.5]}, quiet_db=30.0)
+    np.testing.assert_allclose(fusion.file_scores({"mel": p, "cqt": p[:1]}, levels)["mel"], kept)
+    again = Fusion.from_dict(json.loads(json.dumps(fusion.to_dict())))
+    assert again == fusion and "quiet_db" not in Fusion(("mel",), "and", "S2", {"mel": [0.5] * 2}).to_dict()
+    for bad in (0.0, -3.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="quiet_db"):
+            Fusion(("mel",), "and", "S2", {"mel": [0.5, 0.5]}, quiet_db=bad)
 
 
 def test_calibration_puts_threshold_at_half():

@@ -54,22 +54,33 @@ def cache_key(dataset: Dataset, representation: str, params: FeatureParams) -> s
     return h.hexdigest()[:20]
 
 
+#: :func:`load_features`' name for the windows' levels (:class:`instrec.audio.LevelMeter`), one number a window.
+LEVEL = "level"
+
+
+def _shape(representation: str, params: FeatureParams) -> tuple[int, ...]:
+    return (1,) if representation == LEVEL else params.shapes[representation]
+
+
 def _extract_one(args: tuple[str, str, FeatureParams]) -> tuple[np.ndarray | None, str | None]:
     path, representation, params = args
     try:
         y = audio.load(path, params=params)
     except audio.AudioError as exc:
         return None, str(exc)
+    if representation == LEVEL:
+        return audio.window_levels(y, params)[:, None], None
     return features.extract(y, params=params, representations=(representation,))[representation], None
 
 
 def load_features(dataset: Dataset, representation: str, cache_dir: Path, *, params: FeatureParams = DEFAULT,
                   workers: int | None = None, progress: bool = True) -> FeatureSet:
-    """Windows of ``representation`` for every file of ``dataset``, from the cache or extracted now."""
+    """Windows of ``representation`` for every file of ``dataset``, from the cache or extracted now
+    (:data:`LEVEL`: each window's level in dB, shape (1,), as the recognizer measures it)."""
     key = cache_key(dataset, representation, params)
     folder = Path(cache_dir) / f"{representation}-{key}"
     meta_path = folder / "meta.json"
-    shape = params.shapes[representation]
+    shape = _shape(representation, params)
     if not meta_path.exists():
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / "windows.f32.tmp"

@@ -25,7 +25,7 @@ from instrec.params import REPRESENTATIONS
 from training.checkpoints import load_run, pick_device
 from training.datasets import read_any
 from training.metrics import evaluate
-from training.thresholds import GRID, file_scores, window_probabilities
+from training.thresholds import GRID, WindowScores, window_probabilities
 
 
 def _plt():
@@ -48,23 +48,25 @@ def run_evaluation(run: Path, data: Path, out: Path | None = None, *, instrument
     tuned = json.loads(tuned_path.read_text())
     models = load_run(run, REPRESENTATIONS)
     dataset = read_any(data)
-    probs, keep = window_probabilities(models, dataset, Path(cache_dir or run / "cache"), pick_device(device), progress)
+    windows = window_probabilities(models, dataset, Path(cache_dir or run / "cache"), pick_device(device), progress)
+    keep = windows.keep
     y = dataset.targets()[keep]
     results = {}
     for name, best in tuned["best_per_config"].items():
         fusion = Fusion.from_dict(best["fusion"])
-        scores = file_scores(probs, fusion.aggregation)
+        scores = windows.file_scores(fusion.aggregation, fusion.quiet_db)
         metrics = evaluate(y, fusion.decide(scores), fusion.fused_score(scores))
         results[name] = {"fusion": best["fusion"], "validation": best["validation"], "test": metrics}
     summary = {"data": str(data), "n_files": len(keep), "n_unreadable": len(dataset) - len(keep),
                "validation_data": tuned["validation_data"], "configs": results}
     (out / "metrics.json").write_text(json.dumps(summary, indent=1))
-    figures(run, out, y, probs, results, instrument)
+    figures(run, out, y, windows, Fusion.from_dict(tuned["fusion"]).quiet_db, results, instrument)
     (out / "report.md").write_text(report(summary, instrument))
     return summary
 
 
-def figures(run: Path, out: Path, y: np.ndarray, probs: dict, results: dict, instrument: str) -> None:
+def figures(run: Path, out: Path, y: np.ndarray, windows: WindowScores, quiet_db: float | None, results: dict,
+            instrument: str) -> None:
     plt = _plt()
     # Figure 5: validation loss of each model
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -80,7 +82,7 @@ def figures(run: Path, out: Path, y: np.ndarray, probs: dict, results: dict, ins
     plt.close(fig)
     # Figure 6: F1 against each model's threshold for one instrument
     c = CODES.index(instrument)
-    scores = file_scores(probs, "S1")
+    scores = windows.file_scores("S1", quiet_db)
     fig, ax = plt.subplots(figsize=(6, 4))
     for rep, s in scores.items():
         pred = s[:, c][None, :] >= GRID[:, None]

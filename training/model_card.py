@@ -94,7 +94,8 @@ def card(models: Path, run: Path) -> str:
         "Three CNNs (the seed's Table 5 for the log mel-spectrogram and the modgdgram, Table 6 for the CQT "
         "chromagram) exported to ONNX (opset " + str(m["versions"]["opset"]) + ", dynamic batch), fused with "
         f"per-instrument thresholds: rule **{f['rule']}**, window aggregation **{f['aggregation']}**, chosen on "
-        "the validation set.", "",
+        "the validation set" + (f"; windows more than {f['quiet_db']:g} dB under a file's loudest are left out of its "
+                                "scores" if f.get("quiet_db") is not None else "") + ".", "",
         "| model | input | size | epochs | augmentation | started from | best validation loss | sha256 |",
         "|---|---|---|---|---|---|---|---|",
     ]

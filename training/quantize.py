@@ -40,13 +40,13 @@ import numpy as np
 from tqdm import tqdm
 
 from instrec import audio, features
-from instrec.fusion import Fusion, aggregate
+from instrec.fusion import Fusion
 from instrec.labels import CODES
 from instrec.recognizer import Recognizer, load_manifest, sha256
 from training.datasets import read_any, read_training, training_root
 from training.metrics import evaluate
 from training.real_audio import read_labels
-from training.thresholds import tune_fusion
+from training.thresholds import WindowScores, tune_fusion
 
 #: Largest micro-F1 drop and share of changed decisions for int8 models to replace the fp32 ones.
 MAX_F1_DROP, MAX_CHANGED = 0.005, 0.01
@@ -106,14 +106,23 @@ def quantize_model(src: Path, dst: Path, windows: np.ndarray, last_convs: int = 
     return keep
 
 
-def file_scores(rec: Recognizer, paths: list[Path], aggregation: str, what: str) -> dict[str, np.ndarray]:
-    """(N, 11) aggregated scores per model for each file, through the recognizer (decoding included)."""
-    out: dict[str, list[np.ndarray]] = {rep: [] for rep in rec.sessions}
+def window_scores(rec: Recognizer, paths: list[Path], what: str) -> WindowScores:
+    """Every file's window probabilities per model and window levels, through the recognizer (decoding
+    included); ``.file_scores(aggregation, quiet_db)`` gives the (N, 11) scores a fusion decides on."""
+    probs: dict[str, list[np.ndarray]] = {rep: [] for rep in rec.sessions}
+    levels = []
     for p in tqdm(paths, desc=what, unit="file", file=sys.stderr):
-        probs = rec.predict(p).window_probabilities
-        for rep in out:
-            out[rep].append(aggregate(probs[rep], aggregation))
-    return {rep: np.stack(v) for rep, v in out.items()}
+        prediction = rec.predict(p)
+        for rep in probs:
+            probs[rep].append(prediction.window_probabilities[rep])
+        levels.append(prediction.window_levels)
+    return WindowScores(probs, levels, list(range(len(paths))))
+
+
+def scores_under(fusion: Fusion, windows: WindowScores) -> dict[str, np.ndarray]:
+    """(N, 11) scores per model, aggregated as ``fusion`` aggregates them (the int8 fusion differs from the
+    fp32 one in its thresholds only)."""
+    return windows.file_scores(fusion.aggregation, fusion.quiet_db)
 
 
 def compare(fp32: dict, int8: dict, fusion32: Fusion, fusion8: Fusion, y: np.ndarray) -> dict:
@@ -168,21 +177,21 @@ def main(argv: list[str] | None = None) -> int:
 
     rec32, rec8 = Recognizer(args.models), Recognizer(args.out)
     validation = read_any(args.corpus / "validation")
-    val32 = file_scores(rec32, [e.path for e in validation], fusion32.aggregation, "validation fp32")
-    val8 = file_scores(rec8, [e.path for e in validation], fusion32.aggregation, "validation int8")
-    fusion8 = (tune_fusion(val8, validation.targets(), fusion32.models, fusion32.rule, fusion32.aggregation)
-               if args.thresholds == "tune" else fusion32)
+    val32, val8 = (scores_under(fusion32, window_scores(rec, [e.path for e in validation], f"validation {name}"))
+                   for name, rec in (("fp32", rec32), ("int8", rec8)))
+    fusion8 = (tune_fusion(val8, validation.targets(), fusion32.models, fusion32.rule, fusion32.aggregation,
+                           quiet_db=fusion32.quiet_db) if args.thresholds == "tune" else fusion32)
     out_manifest["fusion"] = fusion8.to_dict()
     report = {"validation": compare(val32, val8, fusion32, fusion8, validation.targets())}
     test = read_any(args.corpus / "test")
-    test32 = file_scores(rec32, [e.path for e in test], fusion32.aggregation, "test fp32")
-    test8 = file_scores(rec8, [e.path for e in test], fusion32.aggregation, "test int8")
+    test32, test8 = (scores_under(fusion32, window_scores(rec, [e.path for e in test], f"test {name}"))
+                     for name, rec in (("fp32", rec32), ("int8", rec8)))
     report["synthetic_test"] = compare(test32, test8, fusion32, fusion8, test.targets())
     if args.real_audio:
         labelled = read_labels(args.real_audio)
         y = np.stack([np.eye(len(CODES))[CODES.index(code)] for _, code in labelled])
-        real32 = file_scores(rec32, [p for p, _ in labelled], fusion32.aggregation, "real fp32")
-        real8 = file_scores(rec8, [p for p, _ in labelled], fusion32.aggregation, "real int8")
+        real32, real8 = (scores_under(fusion32, window_scores(rec, [p for p, _ in labelled], f"real {name}"))
+                         for name, rec in (("fp32", rec32), ("int8", rec8)))
         report["real"] = compare(real32, real8, fusion32, fusion8, y)
         truth = y.argmax(1)
         report["real"]["top1_fp32"] = int((fusion32.fused_score(real32).argmax(1) == truth).sum())

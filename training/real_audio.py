@@ -2,6 +2,7 @@
 
     python -m training.real_audio --data tests/data/real [--models DIR]
     python -m training.real_audio --data tests/data/real --mixtures 200 [--mixture-seed 0]
+    python -m training.real_audio --data tests/data/real --surround 2 [--surround-db -50]
     python -m training.real_audio --checkpoint runs/X/mel/best.pt [...] --data tests/data/real
                                   [--lowpass 4000] [--mean]
 
@@ -22,6 +23,10 @@ different instruments (at most as many as ``--data`` has labels), all cut to the
 to the same loudness and then given a random gain of 0 to -6 dB: the micro F1 of the answered sets
 against the mixed labels, how often the top instrument is one of them, and each instrument's recall.
 The same seed gives the same mixtures.
+
+``--surround S`` asks about every clip with S seconds of digital silence before and after it, as an
+upload often has, or with white noise at ``--surround-db`` dB RMS under the clip's peak (room noise,
+a hiss): the answer should be the clip's.
 """
 
 from __future__ import annotations
@@ -56,12 +61,33 @@ def answered_f1(truth: list[list[str]], answered: list[list[str]]) -> float:
     return evaluate(y_true, y_pred)["f1_micro"]
 
 
-def check_real_audio(models: Path, data: Path) -> dict:
+def surrounded(y: np.ndarray, seconds: float, noise_db: float | None, rng: np.random.Generator,
+               sample_rate: int) -> np.ndarray:
+    """``y`` (peak 1) with ``seconds`` of silence, or of white noise ``noise_db`` dB RMS under its peak, on
+    both sides."""
+    n = int(round(seconds * sample_rate))
+    if noise_db is None:
+        before, after = np.zeros(n, np.float32), np.zeros(n, np.float32)
+    else:
+        before, after = (rng.standard_normal((2, n)) * 10 ** (noise_db / 20)).astype(np.float32)
+    return np.concatenate([before, y, after])
+
+
+def check_real_audio(models: Path, data: Path, surround_s: float = 0.0, surround_db: float | None = None) -> dict:
+    if surround_s < 0 or (surround_db is not None and not surround_db < 0):
+        raise ValueError(f"--surround takes seconds >= 0 and --surround-db a level under 0 dB, "
+                         f"got {surround_s} and {surround_db}")
     rec = Recognizer(models)
     recording = read_recordings(data)
+    rng = np.random.default_rng(0)
     clips = []
     for path, truth in read_labels(data):
-        pred = rec.predict(path)
+        if surround_s:
+            sr = rec.params.sample_rate
+            pred = rec.predict(surrounded(audio.load(path, params=rec.params), surround_s, surround_db, rng, sr), sr,
+                               name=path.name)
+        else:
+            pred = rec.predict(path)
         ranked = sorted(CODES, key=lambda c: -pred.scores[c])
         per_model = {rep: max(CODES, key=lambda c: s[c]) for rep, s in pred.models.items()}
         clips.append({"file": path.name, "label": truth, "recording": recording.get(path.name, path.name),
@@ -238,12 +264,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mixtures", type=int, metavar="N",
                     help="ask about N mixtures of 2-3 clips of different instruments instead of the clips")
     ap.add_argument("--mixture-seed", type=int, default=0, help="with --mixtures: which mixtures (default 0)")
+    ap.add_argument("--surround", type=float, default=0.0, metavar="S",
+                    help="ask about every clip with S seconds of silence before and after it")
+    ap.add_argument("--surround-db", type=float, metavar="DB",
+                    help="with --surround: white noise DB dB RMS under the clip's peak instead of silence")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--record", action="store_true", help="write the result into the models' manifest.json "
                     "(as real_audio: the app's model line quotes it)")
     args = ap.parse_args(argv)
-    if args.mixtures is not None and args.record:
-        ap.error("--record stores the check of the clips themselves; leave out --mixtures")
+    if (args.mixtures is not None or args.surround) and args.record:
+        ap.error("--record stores the check of the clips themselves; leave out --mixtures and --surround")
+    if args.surround_db is not None and not args.surround:
+        ap.error("--surround-db is the level of what --surround puts around the clips; give --surround too")
+    if args.surround and (args.mixtures is not None or args.checkpoint):
+        ap.error("--surround is for the clips asked about one by one through the exported models")
     try:
         print_check(args)
     except (ModelError, audio.AudioError, FileNotFoundError, ValueError) as exc:
@@ -272,7 +306,7 @@ def run_check(args: argparse.Namespace) -> tuple[dict, list[str]]:
         return result, [*lines, f"{result['n']} mixtures: micro F1 of the answered sets {result['answered_f1_micro']:.3f}; "
                         f"top instrument among the mixed {result['top_among_true']:.0%}; recall "
                         + ", ".join(f"{k} {v['answered']}/{v['n']}" for k, v in result["recall"].items())]
-    result = check_real_audio(args.models, args.data)
+    result = check_real_audio(args.models, args.data, args.surround, args.surround_db)
     if args.record:
         record(args.models, args.data, result)
     lines = [f"{c['file']:<42} {c['label']}  top {c['top']}  rank of truth {c['rank']:2d}  score {c['score']:.2f}"

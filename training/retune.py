@@ -2,7 +2,7 @@
 
     python -m training.retune --models instrec/models --validation data/synth3-val/validation \\
         --out runs/retuned [--validation DIR ...] [--test data/synth3/test] [--real-audio tests/data/real] \\
-        [--rule vote] [--min-threshold 0.1]
+        [--rule vote] [--min-threshold 0.1] [--quiet-db 30]
 
 The per-instrument thresholds of :mod:`training.thresholds` are tuned on the validation set a run
 was trained beside: 150 files for the half-scale corpus, so that a few songs move a threshold (an
@@ -12,6 +12,8 @@ one or more validation folders (IRMAS testing layout: audio beside a ``.txt`` of
 the models' window aggregation and their fusion rule unless ``--rule`` names another, with the same
 search (:func:`training.thresholds.tune_fusion`). ``--min-threshold`` keeps every model's threshold at
 or above a floor (rules "and" and "vote"), so that no model decides "present" for nearly every file.
+``--quiet-db DB`` (or ``none``) sets how far under a file's loudest window a window is left out of its
+scores (:func:`instrec.fusion.audible`); the models' own setting is kept without it.
 
 ``--out`` gets the ONNX models (copied, unchanged), a manifest with the new fusion and where it was
 tuned (``fusion_tuning``), the model card with a section saying so, and ``report.json``: micro and
@@ -36,9 +38,12 @@ from instrec.labels import CODES
 from instrec.recognizer import Recognizer, load_manifest
 from training.datasets import read_any
 from training.metrics import evaluate
-from training.quantize import file_scores
+from training.quantize import window_scores
 from training.real_audio import read_labels
-from training.thresholds import rules_for, tune_fusion
+from training.thresholds import WindowScores, quiet_db_arg, rules_for, tune_fusion
+
+#: ``retune(quiet_db=KEEP)``: the models' own setting for quiet windows.
+KEEP = "keep"
 
 
 def labelled_files(folders: list[Path]) -> tuple[list[Path], np.ndarray]:
@@ -53,11 +58,12 @@ def labelled_files(folders: list[Path]) -> tuple[list[Path], np.ndarray]:
     return paths, np.concatenate(targets)
 
 
-def measure(scores: dict[str, np.ndarray], y: np.ndarray, old: Fusion, new: Fusion) -> dict:
+def measure(windows: WindowScores, y: np.ndarray, old: Fusion, new: Fusion) -> dict:
     """Both fusions on one set: micro and macro F1, per-instrument F1, the share of changed decisions."""
     out: dict = {"n_files": len(y)}
     decided = {}
     for name, fusion in (("old", old), ("new", new)):
+        scores = windows.file_scores(fusion.aggregation, fusion.quiet_db)
         decided[name] = fusion.decide(scores)
         m = evaluate(y, decided[name], fusion.fused_score(scores))
         out[name] = {"f1_micro": round(m["f1_micro"], 4), "f1_macro": round(m["f1_macro"], 4),
@@ -67,11 +73,13 @@ def measure(scores: dict[str, np.ndarray], y: np.ndarray, old: Fusion, new: Fusi
 
 
 def retune(models: Path, validation: list[Path], out: Path, test: Path | None = None,
-           real_audio: Path | None = None, rule: str | None = None, min_threshold: float = 0.0) -> dict:
+           real_audio: Path | None = None, rule: str | None = None, min_threshold: float = 0.0,
+           quiet_db: float | None | str = KEEP) -> dict:
     t0 = time.perf_counter()
     manifest = load_manifest(models)
     old = Fusion.from_dict(manifest["fusion"])
     rule = rule or old.rule
+    quiet_db = old.quiet_db if quiet_db == KEEP else quiet_db
     if rule not in rules_for(len(old.models)):
         raise ValueError(f"rule {rule!r} is not one for {len(old.models)} models; "
                          f"expected one of {rules_for(len(old.models))}")
@@ -81,20 +89,23 @@ def retune(models: Path, validation: list[Path], out: Path, test: Path | None = 
         raise ValueError(f"--min-threshold must be in [0, 1], got {min_threshold}")
     rec = Recognizer(models)
     paths, y = labelled_files(validation)
-    val = file_scores(rec, paths, old.aggregation, "validation")
-    new = tune_fusion(val, y, old.models, rule, old.aggregation, min_threshold)
+    val = window_scores(rec, paths, "validation")
+    new = tune_fusion(val.file_scores(old.aggregation, quiet_db), y, old.models, rule, old.aggregation, min_threshold,
+                      quiet_db)
     report = {"models": str(models), "validation": [str(v) for v in validation], "rule": rule,
-              "previous_rule": old.rule, "min_threshold": min_threshold,
-              "aggregation": old.aggregation, "on_validation": measure(val, y, old, new)}
+              "previous_rule": old.rule, "min_threshold": min_threshold, "quiet_db": quiet_db,
+              "previous_quiet_db": old.quiet_db, "aggregation": old.aggregation,
+              "on_validation": measure(val, y, old, new)}
     if test is not None:
         t_paths, t_y = labelled_files([test])
-        report["on_test"] = measure(file_scores(rec, t_paths, old.aggregation, "test"), t_y, old, new)
+        report["on_test"] = measure(window_scores(rec, t_paths, "test"), t_y, old, new)
     if real_audio is not None:
         labelled = read_labels(real_audio)
         truth = np.array([CODES.index(code) for _, code in labelled])
-        real = file_scores(rec, [p for p, _ in labelled], old.aggregation, "real")
+        real = window_scores(rec, [p for p, _ in labelled], "real")
         report["on_real"] = {"n_files": len(truth),
-                             **{f"top1_{name}": int((f.fused_score(real).argmax(1) == truth).sum())
+                             **{f"top1_{name}": int((f.fused_score(real.file_scores(f.aggregation, f.quiet_db))
+                                                     .argmax(1) == truth).sum())
                                 for name, f in (("old", old), ("new", new))}}
 
     out.mkdir(parents=True, exist_ok=True)
@@ -102,7 +113,7 @@ def retune(models: Path, validation: list[Path], out: Path, test: Path | None = 
         shutil.copy(models / manifest["models"][rep]["file"], out / manifest["models"][rep]["file"])
     tuned = {**manifest, "fusion": new.to_dict(),
              "fusion_tuning": {"by": "python -m training.retune", "validation": report["validation"],
-                               "n_validation_files": len(y), "min_threshold": min_threshold,
+                               "n_validation_files": len(y), "min_threshold": min_threshold, "quiet_db": quiet_db,
                                "previous_fusion": old.to_dict()}}
     (out / "manifest.json").write_text(json.dumps(tuned, indent=1))
     card = (models / "MODEL_CARD.md").read_text() if (models / "MODEL_CARD.md").exists() else ""
@@ -131,7 +142,12 @@ def _rule_change(report: dict) -> str:
     change = (f"rule {report['rule']} kept" if report["rule"] == report["previous_rule"]
               else f"rule {report['previous_rule']} replaced by {report['rule']}")
     floor = report.get("min_threshold", 0.0)
-    return change + (f", no threshold under {floor:g}" if floor else "")
+    change += f", no threshold under {floor:g}" if floor else ""
+    if report.get("quiet_db", None) != report.get("previous_quiet_db", None):
+        quiet = report["quiet_db"]
+        change += (f", windows more than {quiet:g} dB under a file's loudest left out of its scores" if quiet is not None
+                   else ", every window counted")
+    return change
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,12 +161,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rule", choices=RULES, help="tune this fusion rule instead of the models' own")
     ap.add_argument("--min-threshold", type=float, default=0.0, metavar="T",
                     help="no model's threshold under T (rules and, vote; default 0: the whole grid)")
+    ap.add_argument("--quiet-db", type=quiet_db_arg, default=argparse.SUPPRESS, metavar="DB|none",
+                    help="windows this many dB under a file's loudest are left out of its scores ('none': every "
+                         "window counts; default: the models' own setting)")
     args = ap.parse_args(argv)
     if args.out.resolve() == args.models.resolve():
         ap.error("--out must be another folder than --models (the old thresholds are compared with the new)")
     try:
         report = retune(args.models, args.validation, args.out, args.test, args.real_audio, args.rule,
-                        args.min_threshold)
+                        args.min_threshold, getattr(args, "quiet_db", KEEP))
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

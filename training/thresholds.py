@@ -22,15 +22,16 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from instrec.fusion import AGGREGATIONS, PER_MODEL_RULES, RULES, Fusion, aggregate
+from instrec.fusion import AGGREGATIONS, PER_MODEL_RULES, RULES, Fusion, file_scores
 from instrec.labels import CODES
 from instrec.params import REPRESENTATIONS
-from training.cache import load_features
+from training.cache import LEVEL, load_features
 from training.checkpoints import Checkpoint, load_run, pick_device, predict_windows
 from training.datasets import Dataset, read_any, read_training, split, training_root
 from training.metrics import evaluate
@@ -41,6 +42,10 @@ GRID = np.round(np.arange(101) / 100, 2)
 #: against 0.763) and lost the real recordings (21 of 31 clips first against 25; real mixtures 0.597
 #: against 0.630), with thresholds near 0 that make one CNN's vote a constant yes (docs/generalisation.md).
 CHOSEN_RULES = ("and", "mean")
+#: Windows this many dB under a file's loudest are left out of its scores (``instrec.fusion.audible``):
+#: with the shipped CNNs, two seconds of silence or room noise at -50 dBFS before and after each real
+#: clip otherwise take it from 25 of 31 right first to 19-22 (docs/generalisation.md).
+QUIET_DB = 30.0
 #: The configurations of the seed's Tables 8-10.
 CONFIGS = {"mel": ("mel",), "mel+modgd": ("mel", "modgd"), "mel+modgd+cqt": ("mel", "modgd", "cqt")}
 
@@ -142,9 +147,10 @@ def rules_for(n_models: int) -> tuple[str, ...]:
 
 
 def tune_fusion(scores: dict[str, np.ndarray], y: np.ndarray, models: tuple[str, ...], rule: str,
-                aggregation: str, min_threshold: float = 0.0) -> Fusion:
+                aggregation: str, min_threshold: float = 0.0, quiet_db: float | None = None) -> Fusion:
     """Thresholds for ``models`` under ``rule``, from aggregated (N, 11) scores per model, none under
-    ``min_threshold`` for the per-model rules (see :func:`search_joint`)."""
+    ``min_threshold`` for the per-model rules (see :func:`search_joint`); ``quiet_db`` is recorded in
+    the fusion, and ``scores`` must have been aggregated with it."""
     thresholds: dict[str, list[float]] = {}
     if rule == "mean":
         mean = np.mean([scores[m] for m in models], axis=0)
@@ -156,17 +162,33 @@ def tune_fusion(scores: dict[str, np.ndarray], y: np.ndarray, models: tuple[str,
         per_class = [search_joint([scores[m][:, c] for m in models], y[:, c], rule, min_threshold)[0]
                      for c in range(len(CODES))]
         thresholds = {m: [t[k] for t in per_class] for k, m in enumerate(models)}
-    return Fusion(models, rule, aggregation, thresholds)
+    return Fusion(models, rule, aggregation, thresholds, quiet_db)
 
 
 # ---- scoring files ---------------------------------------------------------------------------
 
 
-def window_probabilities(models: dict[str, Checkpoint], dataset: Dataset, cache_dir: Path, device: torch.device,
-                         progress: bool = True) -> tuple[dict[str, list[np.ndarray]], list[int]]:
-    """Per representation, each readable file's (n_windows, 11) probabilities; and the kept files.
+@dataclass
+class WindowScores:
+    """What a set of CNNs says about every window of a dataset's readable files."""
 
-    Windows are computed with the feature parameters each model was trained on."""
+    probs: dict[str, list[np.ndarray]]  # per representation, each kept file's (n_windows, 11) probabilities
+    levels: list[np.ndarray]  # each kept file's (n_windows,) window levels in dB
+    keep: list[int]  # the dataset positions of the kept (readable) files
+
+    def file_scores(self, aggregation: str, quiet_db: float | None = None) -> dict[str, np.ndarray]:
+        """(n_files, 11) scores per representation, as :func:`instrec.fusion.file_scores` gives them."""
+        per_file = [file_scores({rep: files[i] for rep, files in self.probs.items()}, aggregation,
+                                self.levels[i], quiet_db) for i in range(len(self.keep))]
+        return {rep: np.stack([f[rep] for f in per_file]) for rep in self.probs}
+
+
+def window_probabilities(models: dict[str, Checkpoint], dataset: Dataset, cache_dir: Path, device: torch.device,
+                         progress: bool = True) -> WindowScores:
+    """Each readable file's (n_windows, 11) probabilities per representation and its window levels.
+
+    Windows are computed with the feature parameters each model was trained on (the levels with the
+    first model's, at its analysis rate)."""
     out, keep = {}, None
     for rep, ckpt in models.items():
         fs = load_features(dataset, rep, cache_dir, params=ckpt.params, progress=progress)
@@ -175,11 +197,11 @@ def window_probabilities(models: dict[str, Checkpoint], dataset: Dataset, cache_
         readable = [i for i, s in enumerate(slices) if s.stop > s.start]
         keep = readable if keep is None else sorted(set(keep) & set(readable))
         out[rep] = {i: probs[slices[i]] for i in readable}
-    return {rep: [d[i] for i in keep] for rep, d in out.items()}, keep
-
-
-def file_scores(window_probs: dict[str, list[np.ndarray]], aggregation: str) -> dict[str, np.ndarray]:
-    return {rep: np.stack([aggregate(p, aggregation) for p in files]) for rep, files in window_probs.items()}
+    first = next(iter(models.values()))
+    levels = load_features(dataset, LEVEL, cache_dir, params=first.params, progress=progress)
+    level_slices = levels.file_slices()
+    return WindowScores({rep: [d[i] for i in keep] for rep, d in out.items()},
+                        [levels.windows[level_slices[i], 0].astype(np.float32) for i in keep], keep)
 
 
 def validation_set(run_args: dict, validation: Path | None) -> tuple[Dataset, str]:
@@ -194,27 +216,28 @@ def validation_set(run_args: dict, validation: Path | None) -> tuple[Dataset, st
 
 
 def tune(run: Path, validation: Path | None = None, *, cache_dir: Path | None = None, device: str | None = None,
-         choose_from: tuple[str, ...] = CHOSEN_RULES, progress: bool = True) -> dict:
+         choose_from: tuple[str, ...] = CHOSEN_RULES, quiet_db: float | None = QUIET_DB, progress: bool = True) -> dict:
     """Tune every rule and aggregation on the validation set; keep the best of ``choose_from`` by micro F1.
 
     Every rule tried is written to ``thresholds.json`` (``all``) with its validation figures; only the
-    rules of ``choose_from`` can be chosen (see :data:`CHOSEN_RULES`)."""
+    rules of ``choose_from`` can be chosen (see :data:`CHOSEN_RULES`). Windows ``quiet_db`` under a
+    file's loudest are left out of its scores, in tuning as in serving (:data:`QUIET_DB`)."""
     t0 = time.perf_counter()
     run = Path(run)
     dev = pick_device(device)
     models = load_run(run, REPRESENTATIONS)
     args = models["mel"].meta["training_args"]
     dataset, described = validation_set(args, validation)
-    probs, keep = window_probabilities(models, dataset, Path(cache_dir or run / "cache"), dev, progress)
-    y = dataset.targets()[keep]
+    windows = window_probabilities(models, dataset, Path(cache_dir or run / "cache"), dev, progress)
+    y = dataset.targets()[windows.keep]
     results: dict = {}
     for aggregation in AGGREGATIONS:
-        scores = file_scores(probs, aggregation)
+        scores = windows.file_scores(aggregation, quiet_db)
         for name, reps in CONFIGS.items():
             if not all(r in models for r in reps):
                 continue
             for rule in rules_for(len(reps)):
-                fusion = tune_fusion(scores, y, reps, rule, aggregation)
+                fusion = tune_fusion(scores, y, reps, rule, aggregation, quiet_db=quiet_db)
                 metrics = evaluate(y, fusion.decide(scores), fusion.fused_score(scores))
                 results.setdefault(name, []).append({"fusion": fusion.to_dict(), "validation": _headline(metrics)})
     best = {name: max([o for o in options if o["fusion"]["rule"] in choose_from] or options,  # one model: "and"
@@ -235,6 +258,19 @@ def rule_list(text: str) -> tuple[str, ...]:
     return rules
 
 
+def quiet_db_arg(text: str) -> float | None:
+    """``--quiet-db``: a positive number of dB, or ``none`` (every window counts)."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (np.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number of dB or 'none', got {text!r}")
+    return value
+
+
 def _headline(m: dict) -> dict:
     return {k: round(v, 4) for k, v in m.items() if k != "per_instrument"}
 
@@ -247,9 +283,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device")
     ap.add_argument("--choose-from", type=rule_list, default=",".join(CHOSEN_RULES), metavar="and,vote,mean",
                     help=f"the rules the fusion is chosen from (default {','.join(CHOSEN_RULES)}; all are tuned)")
+    ap.add_argument("--quiet-db", type=quiet_db_arg, default=QUIET_DB, metavar="DB|none",
+                    help=f"windows this many dB under a file's loudest are left out of its scores (default "
+                         f"{QUIET_DB:g}); 'none' counts every window")
     args = ap.parse_args(argv)
     try:
-        out = tune(args.run, args.validation, cache_dir=args.cache, device=args.device, choose_from=args.choose_from)
+        out = tune(args.run, args.validation, cache_dir=args.cache, device=args.device, choose_from=args.choose_from,
+                   quiet_db=args.quiet_db)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
