@@ -127,7 +127,7 @@ def schema():
     fields += [(f"scores_{rep}", floats) for rep in REPRESENTATIONS]
     fields += [("timeline_start_s", floats), ("timeline_end_s", floats),
                ("timeline_instruments", pa.list_(pa.list_(pa.string()))), ("timeline_scores", pa.list_(floats)),
-               ("provider", pa.string()), ("error", pa.string()), ("error_kind", pa.string())]
+               ("timeline_quiet", pa.list_(pa.bool_())), ("provider", pa.string()), ("error", pa.string()), ("error_kind", pa.string())]
     return pa.schema(fields)
 
 
@@ -144,18 +144,20 @@ def to_row(answer: dict, path: str, size: int, mtime_ns: int, fingerprint: str) 
     timeline = answer["timeline"]
     row.update(timeline_start_s=[w["start_s"] for w in timeline], timeline_end_s=[w["end_s"] for w in timeline],
                timeline_instruments=[w["instruments"] for w in timeline],
-               timeline_scores=[[w["scores"][c] for c in CODES] for w in timeline])
+               timeline_scores=[[w["scores"][c] for c in CODES] for w in timeline],
+               timeline_quiet=[w["quiet"] for w in timeline])
     return row
 
 
 def from_row(row: dict) -> dict:
     """One row -> the JSON answer ``instrec predict --json`` gives for that file (without ``fusion``),
-    or its error object."""
+    or its error object. Rows written before quiet windows were marked have none marked, as then."""
     if row["error"] is not None:
         return {"error": row["error"], "kind": row["error_kind"], "file": row["path"]}
-    timeline = [{"start_s": a, "end_s": b, "instruments": list(inst), "scores": dict(zip(CODES, sc))}
-                for a, b, inst, sc in zip(row["timeline_start_s"], row["timeline_end_s"],
-                                          row["timeline_instruments"], row["timeline_scores"])]
+    timeline = [{"start_s": a, "end_s": b, "instruments": list(inst), "scores": dict(zip(CODES, sc)), "quiet": q}
+                for a, b, inst, sc, q in zip(row["timeline_start_s"], row["timeline_end_s"], row["timeline_instruments"],
+                                             row["timeline_scores"],
+                                             row.get("timeline_quiet") or [False] * len(row["timeline_start_s"]))]
     models = {rep: dict(zip(CODES, row[f"scores_{rep}"])) for rep in REPRESENTATIONS if row[f"scores_{rep}"] is not None}
     return {"file": Path(row["path"]).name, "duration_s": row["duration_s"], "instruments": list(row["instruments"]),
             "scores": {c: row[f"score_{c}"] for c in CODES}, "models": models, "timeline": timeline,

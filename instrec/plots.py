@@ -95,8 +95,12 @@ def prediction_figure(prediction, params: FeatureParams = DEFAULT, max_seconds: 
     for label, code in zip(ax.get_yticklabels(), CODES):
         if code in prediction.instruments:
             label.set_fontweight("bold")
-    ax.set_title("fused decision per second (blue); names in bold: the whole-file answer, decided on all seconds "
-                 "together", fontsize=FONT, loc="left")
+    step = params.window_duration_s
+    for i, window in enumerate(prediction.timeline[:shown]):
+        if window.get("quiet"):
+            ax.axvspan(i * step, (i + 1) * step, color="0.5", alpha=0.35, lw=0, zorder=3)
+    ax.set_title("fused decision per second (blue; grey: a quiet second, left out); names in bold: the whole-file "
+                 "answer, decided on all seconds together", fontsize=FONT, loc="left")
     ax.set_xlabel("time (s)" + ("" if shown == n_win else f"; first {seconds:.0f} s of {prediction.duration_s:.0f} s"),
                   fontsize=FONT)
     ax.tick_params(axis="x", labelsize=FONT)

@@ -44,7 +44,7 @@ GRID = np.round(np.arange(101) / 100, 2)
 CHOSEN_RULES = ("and", "mean")
 #: Windows this many dB under a file's loudest are left out of its scores (``instrec.fusion.audible``):
 #: with the shipped CNNs, two seconds of silence or room noise at -50 dBFS before and after each real
-#: clip otherwise take it from 25 of 31 right first to 19-22 (docs/generalisation.md).
+#: clip otherwise take it from 25 of 31 right first to 20-22 (docs/generalisation.md).
 QUIET_DB = 30.0
 #: The configurations of the seed's Tables 8-10.
 CONFIGS = {"mel": ("mel",), "mel+modgd": ("mel", "modgd"), "mel+modgd+cqt": ("mel", "modgd", "cqt")}
