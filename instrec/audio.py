@@ -247,14 +247,20 @@ class LevelMeter:
 
     def add(self, block: np.ndarray) -> None:
         W = self.params.window_samples
-        first, count = self.n_samples // W, len(block)
-        index = (self.n_samples + np.arange(count)) // W - first
-        sums = np.bincount(index, weights=np.square(block, dtype=np.float64)) if count else np.zeros(0)
+        first, offset = divmod(self.n_samples, W)
+        square = np.square(block, dtype=np.float64)
+        self.n_samples += len(square)
+        if not len(square):
+            return
+        # where each window starts in this block: the current window goes on from 0 when it is begun
+        starts = np.arange((W - offset) % W, len(square), W)
+        if offset:
+            starts = np.concatenate([[0], starts])
+        sums = np.add.reduceat(square, starts)
         end = first + len(sums)
         if end > len(self._sums):
             self._sums = np.concatenate([self._sums, np.zeros(end - len(self._sums))])
         self._sums[first:end] += sums
-        self.n_samples += count
 
     def watch(self, blocks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
         for block in blocks:
