@@ -78,7 +78,8 @@ def stages(models: Path, clip: Path, repeats: int) -> dict[str, float]:
     y = audio.pad_to_windows(audio.normalise(audio.resample(mono, sr, rec.params.sample_rate)), rec.params)
     out = {"decode": ms(lambda: sf.read(str(clip), dtype="float32", always_2d=True)),
            "channel average": ms(lambda: audio.to_mono(raw)),
-           "resample": ms(lambda: audio.resample(mono, sr, rec.params.sample_rate))}
+           "resample": ms(lambda: audio.resample(mono, sr, rec.params.sample_rate)),
+           "window levels": ms(lambda: audio.window_levels(y, rec.params))}
     windows = {}
     for rep in rec.sessions:
         def feature(rep=rep):
