@@ -209,6 +209,31 @@ def test_real_clips_surrounded_by_silence_or_noise(tiny_models, capsys):
     assert "a level under 0 dB" in capsys.readouterr().err
 
 
+def test_real_clips_with_the_defects_of_amateur_recordings(tiny_models, capsys):
+    """``--defect``: each defect does what it says on a signal with a known answer (a 440 Hz sine of peak
+    1), and the check runs with several in a row; malformed ones are refused before any model runs."""
+    from tests.conftest import REAL_AUDIO
+    from training.real_audio import main, with_defect
+
+    sr = 22050
+    y = np.sin(2 * np.pi * 440 * np.arange(sr) / sr).astype(np.float32)
+    clipped = with_defect(y, "clip", 6.0, sr)  # x2 into full scale: |2 sin| >= 1 for 2/3 of the time
+    assert np.abs(clipped).max() == 1.0 and np.mean(np.abs(clipped) == 1.0) == pytest.approx(2 / 3, abs=0.01)
+    hum = with_defect(y, "hum", -20.0, sr) - y  # 50, 100, 150 Hz, 20 dB under the sine's RMS
+    assert 10 * np.log10(np.mean(hum.astype(np.float64) ** 2) / 0.5) == pytest.approx(-20.0, abs=0.01)
+    spectrum = np.abs(np.fft.rfft(hum))  # 1 Hz bins: the hum's partials and nothing else
+    assert set(np.argsort(spectrum)[-3:]) == {50, 100, 150}
+    high = np.sin(2 * np.pi * 6000 * np.arange(sr) / sr).astype(np.float32)
+    assert np.abs(with_defect(high, "lowpass", 3400.0, sr)[sr // 2 :]).max() < 0.01  # 6 kHz: over 50 dB down
+    assert np.mean(with_defect(y, "dc", 0.3, sr)) == pytest.approx(0.3, abs=1e-3)
+    assert main(["--models", str(tiny_models), "--data", str(REAL_AUDIO), "--defect", "clip:6",
+                 "--defect", "hum:-30", "--surround", "1"]) == 0
+    for bad in ("clip", "clip:x", "clip:-3", "hum:10", "reverb:3", "lowpass:0"):
+        with pytest.raises(SystemExit):
+            main(["--models", str(tiny_models), "--data", str(REAL_AUDIO), "--defect", bad])
+    assert "expected KIND:VALUE" in capsys.readouterr().err
+
+
 def test_real_mixtures_and_answered_sets(tiny_models, capsys):
     from tests.conftest import REAL_AUDIO
     from training.real_audio import check_mixtures, check_real_audio, main

@@ -3,6 +3,7 @@
     python -m training.real_audio --data tests/data/real [--models DIR]
     python -m training.real_audio --data tests/data/real --mixtures 200 [--mixture-seed 0]
     python -m training.real_audio --data tests/data/real --surround 2 [--surround-db -50]
+    python -m training.real_audio --data tests/data/real --defect clip:6 [--defect hum:-20 ...]
     python -m training.real_audio --checkpoint runs/X/mel/best.pt [...] --data tests/data/real
                                   [--lowpass 4000] [--mean]
 
@@ -26,7 +27,11 @@ The same seed gives the same mixtures.
 
 ``--surround S`` asks about every clip with S seconds of digital silence before and after it, as an
 upload often has, or with white noise at ``--surround-db`` dB RMS under the clip's peak (room noise,
-a hiss): the answer should be the clip's.
+a hiss): the answer should be the clip's. ``--defect`` gives every clip a defect of amateur recordings
+first (repeatable, applied in order; see :data:`DEFECTS`): ``clip:DB`` drives it DB dB into full scale
+and clips it, ``hum:DB`` adds 50 Hz mains hum (with its 2nd and 3rd harmonics) DB dB under its RMS,
+``lowpass:HZ`` band-limits it (a 6th-order Butterworth, e.g. 3400 for a telephone line), ``dc:X`` adds
+an offset of X of its peak.
 """
 
 from __future__ import annotations
@@ -73,7 +78,42 @@ def surrounded(y: np.ndarray, seconds: float, noise_db: float | None, rng: np.ra
     return np.concatenate([before, y, after])
 
 
-def check_real_audio(models: Path, data: Path, surround_s: float = 0.0, surround_db: float | None = None) -> dict:
+#: what ``--defect`` can do to a clip, and the unit of its value
+DEFECTS = {"clip": "dB driven into full scale", "hum": "dB under the clip's RMS", "lowpass": "Hz",
+           "dc": "share of the peak"}
+
+
+def defect_arg(text: str) -> tuple[str, float]:
+    """``--defect KIND:VALUE``, e.g. ``clip:6``; argparse reports what is wrong."""
+    kind, _, value = text.partition(":")
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if kind not in DEFECTS or not np.isfinite(number):
+        raise argparse.ArgumentTypeError(f"expected KIND:VALUE with KIND one of {', '.join(DEFECTS)}, got {text!r}")
+    if (kind in ("clip", "lowpass") and number <= 0) or (kind == "hum" and number >= 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: {kind} takes {DEFECTS[kind]}, "
+                                         + ("above 0" if kind != "hum" else "under 0"))
+    return kind, number
+
+
+def with_defect(y: np.ndarray, kind: str, value: float, sample_rate: int) -> np.ndarray:
+    """``y`` (peak 1) with one :data:`DEFECTS` defect."""
+    if kind == "clip":
+        return np.clip(y * 10 ** (value / 20), -1.0, 1.0).astype(np.float32)
+    if kind == "hum":
+        t = np.arange(len(y)) / sample_rate
+        hum = sum(np.sin(2 * np.pi * 50 * k * t) / k for k in (1, 2, 3))
+        gain = np.sqrt(np.mean(np.square(y, dtype=np.float64)) / np.mean(hum ** 2)) * 10 ** (value / 20)
+        return (y + gain * hum).astype(np.float32)
+    if kind == "lowpass":
+        return lowpass(y, min(value, 0.45 * sample_rate), sample_rate)
+    return (y + value).astype(np.float32)
+
+
+def check_real_audio(models: Path, data: Path, surround_s: float = 0.0, surround_db: float | None = None,
+                     defects: list[tuple[str, float]] = ()) -> dict:
     if surround_s < 0 or (surround_db is not None and not surround_db < 0):
         raise ValueError(f"--surround takes seconds >= 0 and --surround-db a level under 0 dB, "
                          f"got {surround_s} and {surround_db}")
@@ -81,11 +121,15 @@ def check_real_audio(models: Path, data: Path, surround_s: float = 0.0, surround
     recording = read_recordings(data)
     rng = np.random.default_rng(0)
     clips = []
+    sr = rec.params.sample_rate
     for path, truth in read_labels(data):
-        if surround_s:
-            sr = rec.params.sample_rate
-            pred = rec.predict(surrounded(audio.load(path, params=rec.params), surround_s, surround_db, rng, sr), sr,
-                               name=path.name)
+        if surround_s or defects:
+            y = audio.load(path, params=rec.params)
+            for kind, value in defects:
+                y = with_defect(y, kind, value, sr)
+            if surround_s:
+                y = surrounded(y / np.abs(y).max(), surround_s, surround_db, rng, sr)
+            pred = rec.predict(y, sr, name=path.name)
         else:
             pred = rec.predict(path)
         ranked = sorted(CODES, key=lambda c: -pred.scores[c])
@@ -268,16 +312,18 @@ def main(argv: list[str] | None = None) -> int:
                     help="ask about every clip with S seconds of silence before and after it")
     ap.add_argument("--surround-db", type=float, metavar="DB",
                     help="with --surround: white noise DB dB RMS under the clip's peak instead of silence")
+    ap.add_argument("--defect", type=defect_arg, action="append", default=[], metavar="KIND:VALUE",
+                    help=f"give every clip this defect first (repeatable; KIND one of {', '.join(DEFECTS)})")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--record", action="store_true", help="write the result into the models' manifest.json "
                     "(as real_audio: the app's model line quotes it)")
     args = ap.parse_args(argv)
-    if (args.mixtures is not None or args.surround) and args.record:
-        ap.error("--record stores the check of the clips themselves; leave out --mixtures and --surround")
+    if (args.mixtures is not None or args.surround or args.defect) and args.record:
+        ap.error("--record stores the check of the clips themselves; leave out --mixtures, --surround, --defect")
     if args.surround_db is not None and not args.surround:
         ap.error("--surround-db is the level of what --surround puts around the clips; give --surround too")
-    if args.surround and (args.mixtures is not None or args.checkpoint):
-        ap.error("--surround is for the clips asked about one by one through the exported models")
+    if (args.surround or args.defect) and (args.mixtures is not None or args.checkpoint):
+        ap.error("--surround and --defect are for the clips asked about one by one through the exported models")
     try:
         print_check(args)
     except (ModelError, audio.AudioError, FileNotFoundError, ValueError) as exc:
@@ -306,7 +352,7 @@ def run_check(args: argparse.Namespace) -> tuple[dict, list[str]]:
         return result, [*lines, f"{result['n']} mixtures: micro F1 of the answered sets {result['answered_f1_micro']:.3f}; "
                         f"top instrument among the mixed {result['top_among_true']:.0%}; recall "
                         + ", ".join(f"{k} {v['answered']}/{v['n']}" for k, v in result["recall"].items())]
-    result = check_real_audio(args.models, args.data, args.surround, args.surround_db)
+    result = check_real_audio(args.models, args.data, args.surround, args.surround_db, args.defect)
     if args.record:
         record(args.models, args.data, result)
     lines = [f"{c['file']:<42} {c['label']}  top {c['top']}  rank of truth {c['rank']:2d}  score {c['score']:.2f}"
