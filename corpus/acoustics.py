@@ -7,6 +7,7 @@ changed signal with a record of what was done, so a corpus file says how it was 
   time, the source 0.5-6 m from a pair of microphones 10-40 cm apart;
 - :func:`microphone`: a microphone and preamp's colour: a low cut, a high roll-off, a presence bump;
 - :func:`compress`: a feed-forward compressor, as on most released music;
+- :func:`clip`: an overloaded preamp or converter, hard or soft clipping (off by default);
 - :func:`background`: hiss, rumble or mains hum under the music;
 - :func:`lossy`: MP3 or Ogg Vorbis encoding at a random quality, decoded back (libsndfile);
 - :func:`recording_chain`: all of them, each with its own probability.
@@ -95,6 +96,17 @@ def compress(x: np.ndarray, rng: np.random.Generator, sr: int) -> tuple[np.ndarr
     return y.astype(np.float32), {"ratio": round(ratio, 1), "threshold_db": round(threshold, 1)}
 
 
+def clip(x: np.ndarray, rng: np.random.Generator, sr: int) -> tuple[np.ndarray, dict]:
+    """An overloaded recorder: the signal driven 1-12 dB past full scale, then clipped hard (a converter)
+    or soft (a preamp's tanh); the peak level kept."""
+    drive_db = float(rng.uniform(1, 12))
+    kind = "hard" if rng.random() < 0.5 else "soft"
+    peak = float(np.max(np.abs(x))) + 1e-9
+    driven = x / peak * 10 ** (drive_db / 20)
+    y = np.clip(driven, -1.0, 1.0) if kind == "hard" else np.tanh(driven)
+    return (y / (np.max(np.abs(y)) + 1e-9) * peak).astype(np.float32), {"kind": kind, "drive_db": round(drive_db, 1)}
+
+
 def background(x: np.ndarray, rng: np.random.Generator, sr: int) -> tuple[np.ndarray, dict]:
     """Coloured noise (white, pink or brown) or mains hum, 25-60 dB under the music."""
     kind = str(rng.choice(["white", "pink", "brown", "hum"]))
@@ -133,14 +145,20 @@ def lossy(x: np.ndarray, rng: np.random.Generator, sr: int) -> tuple[np.ndarray,
 
 #: each stage and the probability that a song goes through it
 STAGES = {"room": 0.75, "microphone": 0.8, "compress": 0.5, "background": 0.6, "lossy": 0.4}
-_FUNCTIONS = {"room": room, "microphone": microphone, "compress": compress, "background": background, "lossy": lossy}
+_FUNCTIONS = {"room": room, "microphone": microphone, "compress": compress, "clip": clip, "background": background,
+              "lossy": lossy}
+#: stages added after corpora were first rendered, off unless asked for: nothing is drawn for them while
+#: they are off, so a corpus rendered without them keeps its bytes
+OPTIONAL = ("clip",)
 
 
 def recording_chain(x: np.ndarray, rng: np.random.Generator, sr: int,
                     stages: dict[str, float] = STAGES) -> tuple[np.ndarray, dict]:
     """The stages in a fixed order, each taken with its probability; the record names those taken."""
     record = {}
-    for name in ("room", "microphone", "compress", "background", "lossy"):
+    for name in ("room", "microphone", "compress", "clip", "background", "lossy"):
+        if name in OPTIONAL and not stages.get(name, 0.0):
+            continue
         if rng.random() < stages.get(name, 0.0):
             x, record[name] = _FUNCTIONS[name](x, rng, sr)
     return x, record

@@ -128,9 +128,9 @@ def note_part(inst: synth.Instrument, rng: np.random.Generator) -> tuple[Part, s
 
 
 def render_note(renderer: synth.Renderer, inst: synth.Instrument, rng: np.random.Generator,
-                chain: bool = True, guitar_rig: str = "tanh") -> tuple[np.ndarray, dict]:
+                chain: bool = True, guitar_rig: str = "tanh", clipping: float = 0.0) -> tuple[np.ndarray, dict]:
     """One excerpt -> float32 (n, 2) and its record; an electric guitar amplified as ``guitar_rig`` says
-    (:data:`corpus.synth.GUITAR_RIGS`)."""
+    (:data:`corpus.synth.GUITAR_RIGS`), ``clipping`` of the excerpts clipped in the recording chain."""
     sr = renderer.sample_rate
     n = int(round(EXCERPT_S * sr))
     part, what = note_part(inst, rng)
@@ -140,17 +140,18 @@ def render_note(renderer: synth.Renderer, inst: synth.Instrument, rng: np.random
     if inst.code == "gel":
         stem, done = synth.electric_guitar(stem, inst, rng, sr, guitar_rig)
         record["plays"] += done
-    x = synth.record_in_a_room(stem / (synth.rms(stem) + 1e-9) * 0.1, rng, sr, record, chain)
+    x = synth.record_in_a_room(stem / (synth.rms(stem) + 1e-9) * 0.1, rng, sr, record, chain, clipping)
     return x[:n], record
 
 
 _STATE: dict = {}
 
 
-def _init_worker(soundfonts: list[str], chain: bool, guitar_rig: str) -> None:
+def _init_worker(soundfonts: list[str], chain: bool, guitar_rig: str, clipping: float = 0.0) -> None:
     _STATE["renderer"] = synth.Renderer(soundfonts)
     _STATE["chain"] = chain
     _STATE["guitar_rig"] = guitar_rig
+    _STATE["clipping"] = clipping
 
 
 def render_group(group: Group, out: Path) -> list[dict]:
@@ -166,7 +167,8 @@ def render_group(group: Group, out: Path) -> list[dict]:
     records = []
     for k, rel in enumerate(files):
         inst = group.instruments[int(rng.integers(len(group.instruments)))]
-        audio, part = render_note(renderer, inst, rng, chain=_STATE["chain"], guitar_rig=_STATE["guitar_rig"])
+        audio, part = render_note(renderer, inst, rng, chain=_STATE["chain"], guitar_rig=_STATE["guitar_rig"],
+                                  clipping=_STATE["clipping"])
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         synth.write_wav(path, audio)
@@ -185,7 +187,7 @@ def render_notes(out: Path, *, per_class: int = PER_CLASS, seed: int = 0, worker
                  extra_folders: list[Path] | None = None, samples: Path | None = None,
                  real_share: float = synth.REAL_SHARE, gm: list[Path] | None = None, chain: bool = True,
                  codes: tuple[str, ...] = CODES, without_libraries: tuple[str, ...] = (),
-                 guitar_rig: str = "tanh", progress: bool = True) -> dict:
+                 guitar_rig: str = "tanh", clipping: float = 0.0, progress: bool = True) -> dict:
     """Render (or finish rendering) the notes of ``codes`` into ``out``; returns per-class counts and
     the time."""
     if per_class < 1:
@@ -195,6 +197,8 @@ def render_notes(out: Path, *, per_class: int = PER_CLASS, seed: int = 0, worker
         raise ValueError(f"unknown instrument codes {unknown}; expected some of {', '.join(CODES)}")
     if guitar_rig not in synth.GUITAR_RIGS:
         raise ValueError(f"guitar_rig must be one of {', '.join(synth.GUITAR_RIGS)}, got {guitar_rig!r}")
+    if not 0 <= clipping <= 1:
+        raise ValueError(f"clipping must be within 0..1, got {clipping}")
     t0 = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -202,16 +206,17 @@ def render_notes(out: Path, *, per_class: int = PER_CLASS, seed: int = 0, worker
                                 synth.sample_libraries(samples, tuple(without_libraries)))
     groups = plan(catalogue, seed, per_class, real_share, tuple(codes))
     synth.check_folder(out, {"seed": seed, "per_class": per_class, "soundfonts": catalogue.soundfont_names,
-                             "libraries": catalogue.library_names, "guitar_rig": guitar_rig},
+                             "libraries": catalogue.library_names, "guitar_rig": guitar_rig,
+                             "clipping": clipping},
                        {g.key: list(g.seed) for g in groups})
     args = [(g, out) for g in groups]
     records: list[dict] = []
     bar = tqdm(total=sum(g.count for g in groups), desc="rendering notes", unit="excerpt", disable=not progress)
     if workers <= 1:
-        _init_worker(catalogue.soundfonts, chain, guitar_rig)
+        _init_worker(catalogue.soundfonts, chain, guitar_rig, clipping)
         results = map(_run, args)
     else:
-        pool = get_context("spawn").Pool(workers, _init_worker, (catalogue.soundfonts, chain, guitar_rig))
+        pool = get_context("spawn").Pool(workers, _init_worker, (catalogue.soundfonts, chain, guitar_rig, clipping))
         results = pool.imap_unordered(_run, args, chunksize=1)
     try:
         for group_records in results:
@@ -234,7 +239,7 @@ def render_notes(out: Path, *, per_class: int = PER_CLASS, seed: int = 0, worker
                 "gm_soundfonts": [Path(p).name for p in catalogue.gm], "real_share": real_share,
                 "libraries": catalogue.library_names,
                 "sources": {code: catalogue.sources(code) for code in CODES}, "recording_chain": chain,
-                "guitar_rig": guitar_rig, "summary": summary, "records": records}
+                "guitar_rig": guitar_rig, "clipping": clipping, "summary": summary, "records": records}
     (out / "corpus.json").write_text(json.dumps(manifest, indent=1))
     return summary
 
@@ -261,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="the synthetic reverb and noise floor only")
     ap.add_argument("--guitar-rig", choices=synth.GUITAR_RIGS, default="tanh",
                     help="how clean electric guitars are amplified (as corpus.synth's --guitar-rig); default tanh")
+    ap.add_argument("--clipping", type=float, default=0.0, metavar="SHARE",
+                    help="share of excerpts clipped in their recording chain (as corpus.synth's --clipping)")
     args = ap.parse_args(argv)
     if not 0 <= args.real_share <= 1:
         ap.error("--real-share must be within 0..1")
@@ -269,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
                                extra_folders=args.extra_soundfonts, samples=args.samples,
                                real_share=args.real_share, gm=args.gm_soundfont, chain=args.chain,
                                without_libraries=tuple(args.without_library), guitar_rig=args.guitar_rig,
-                               codes=tuple(c for c in args.classes.split(",") if c))
+                               clipping=args.clipping, codes=tuple(c for c in args.classes.split(",") if c))
     except (synth.SynthError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -2,7 +2,7 @@
 
     python -m corpus.synth --out data/synth [--scale 0.1] [--seed 0] [--workers 2]
                              [--extra-soundfonts ../shared/soundfonts] [--solo-share 0.15]
-                             [--gm-soundfont FILE ...] [--split train] [--guitar-rig amps]
+                             [--gm-soundfont FILE ...] [--split train] [--guitar-rig amps] [--clipping 0.2]
 
 Writes, in IRMAS's own layout:
 
@@ -54,8 +54,8 @@ SPLITS = ("train", *EVAL_COUNTS)
 #: leads and comping, through an amplifier of four voicings and a speaker cabinet; half the distorted
 #: ones through a cabinet)
 GUITAR_RIGS = ("tanh", "amps")
-#: what a manifest written before a field existed stands for (a corpus of every split, the tanh rig)
-MANIFEST_DEFAULTS = {"splits": list(SPLITS), "guitar_rig": "tanh"}
+#: what a manifest written before a field existed stands for (a corpus of every split, the tanh rig, no clipping)
+MANIFEST_DEFAULTS = {"splits": list(SPLITS), "guitar_rig": "tanh", "clipping": 0.0}
 #: share of evaluation excerpts with 1, 2, 3 and 4 predominant instruments
 POLYPHONY = (0.5, 0.33, 0.13, 0.04)
 #: share of training songs played solo, without accompaniment or drums
@@ -516,11 +516,12 @@ def make_song(rng: np.random.Generator, material: list[dict], duration: float, g
 
 def render_mix(renderer: Renderer, catalogue: Catalogue, rng: np.random.Generator, material: list[dict],
                labels: list[str], duration: float, genre: str, drums: bool, solo: bool,
-               chain: bool = True, guitar_rig: str = "tanh") -> tuple[np.ndarray, dict]:
+               chain: bool = True, guitar_rig: str = "tanh", clipping: float = 0.0) -> tuple[np.ndarray, dict]:
     """Render a song with ``labels`` predominant over an accompaniment -> float32 (n, 2) and a record.
 
     With ``chain`` the mix goes through a simulated room (else the synthetic reverb) and a recording
-    chain (:mod:`corpus.acoustics`); electric guitars are amplified as ``guitar_rig`` says."""
+    chain (:mod:`corpus.acoustics`; ``clipping``: the share of songs clipped in it); electric guitars are
+    amplified as ``guitar_rig`` says."""
     sr = renderer.sample_rate
     n = int(round(duration * sr))
     song = make_song(rng, material, duration + 0.5, genre)
@@ -572,10 +573,11 @@ def render_mix(renderer: Renderer, catalogue: Catalogue, rng: np.random.Generato
         mix = mix + stem / (rms(stem) + 1e-9) * db(-float(rng.uniform(3, 12)))
         record["parts"].append({**inst.describe(), "role": "drums", "notes": len(part.notes), "rms": rms(stem)})
     mix = tilt_eq(mix, float(rng.uniform(-0.5, 0.5)), sr)
-    return record_in_a_room(mix, rng, sr, record, chain), record
+    return record_in_a_room(mix, rng, sr, record, chain, clipping), record
 
 
-def record_in_a_room(x: np.ndarray, rng: np.random.Generator, sr: int, record: dict, chain: bool = True) -> np.ndarray:
+def record_in_a_room(x: np.ndarray, rng: np.random.Generator, sr: int, record: dict, chain: bool = True,
+                     clipping: float = 0.0) -> np.ndarray:
     """A dry mix as a recording: a simulated room (with ``chain``, else the synthetic reverb), a noise
     floor, a peak level, then the recording chain (microphone, compression, background, lossy encoding).
     What was done is added to ``record``; returns float32 (n, 2)."""
@@ -588,7 +590,8 @@ def record_in_a_room(x: np.ndarray, rng: np.random.Generator, sr: int, record: d
     peak_db = float(rng.uniform(-20, -1))
     x = x / (np.max(np.abs(x)) + 1e-9) * db(peak_db)
     if chain:
-        x, record["recording"] = acoustics.recording_chain(x, rng, sr, {**acoustics.STAGES, "room": 0.0})
+        x, record["recording"] = acoustics.recording_chain(x, rng, sr, {**acoustics.STAGES, "room": 0.0,
+                                                                         "clip": clipping})
     record.update(noise_db=round(noise_db, 1), peak_dbfs=round(peak_db, 1))
     return x.astype(np.float32)
 
@@ -657,12 +660,13 @@ _STATE: dict = {}
 
 
 def _init_worker(soundfonts: list[str], catalogue: Catalogue, material: list[dict], chain: bool,
-                 guitar_rig: str) -> None:
+                 guitar_rig: str, clipping: float = 0.0) -> None:
     _STATE["renderer"] = Renderer(soundfonts)
     _STATE["catalogue"] = catalogue
     _STATE["material"] = material
     _STATE["chain"] = chain
     _STATE["guitar_rig"] = guitar_rig
+    _STATE["clipping"] = clipping
 
 
 def write_wav(path: Path, audio: np.ndarray) -> None:
@@ -681,7 +685,7 @@ def render_job(job: Job, out: Path) -> dict:
     lead_in = 0.25 if job.split == "train" else 0.0
     mix, record = render_mix(_STATE["renderer"], _STATE["catalogue"], rng, _STATE["material"], list(job.labels),
                              job.duration + lead_in, job.genre, job.drums, job.solo, chain=_STATE["chain"],
-                             guitar_rig=_STATE["guitar_rig"])
+                             guitar_rig=_STATE["guitar_rig"], clipping=_STATE["clipping"])
     per = int(EXCERPT_S * SAMPLE_RATE)
     start = int(lead_in * SAMPLE_RATE)
     for i, rel in enumerate(job.files):
@@ -752,7 +756,7 @@ def render_corpus(out: Path, *, scale: float = 1.0, seed: int = 0, workers: int 
                   samples: Path | None = None, real_share: float = REAL_SHARE, solo_share: float = SOLO_SHARE,
                   material_pieces: int = 60, gm: list[Path] | None = None, chain: bool = True,
                   without_libraries: tuple[str, ...] = (), splits: tuple[str, ...] = SPLITS,
-                  guitar_rig: str = "tanh", progress: bool = True) -> dict:
+                  guitar_rig: str = "tanh", clipping: float = 0.0, progress: bool = True) -> dict:
     """Render (or finish rendering) the corpus into ``out``; returns the summary. ``without_libraries``:
     name patterns of prepared libraries in ``samples`` not to play. ``splits``: the splits to render;
     a song is the same whichever splits are rendered with it, so ``splits=("validation",)`` at twice the
@@ -765,6 +769,8 @@ def render_corpus(out: Path, *, scale: float = 1.0, seed: int = 0, workers: int 
     splits = tuple(s for s in SPLITS if s in splits)
     if guitar_rig not in GUITAR_RIGS:
         raise ValueError(f"guitar_rig must be one of {', '.join(GUITAR_RIGS)}, got {guitar_rig!r}")
+    if not 0 <= clipping <= 1:
+        raise ValueError(f"clipping must be within 0..1, got {clipping}")
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     catalogue = Catalogue(gm_soundfonts(gm), extra_soundfonts(extra_folders or [], soundfont_map), real_share,
@@ -772,19 +778,20 @@ def render_corpus(out: Path, *, scale: float = 1.0, seed: int = 0, workers: int 
     material = music.load_material(out / "material.json", n_chorales=material_pieces, n_tunes=material_pieces)
     jobs = [job for job in plan(seed, scale, solo_share) if job.split in splits]
     check_folder(out, {"seed": seed, "scale": scale, "solo_share": solo_share, "soundfonts": catalogue.soundfont_names,
-                       "libraries": catalogue.library_names, "splits": list(splits), "guitar_rig": guitar_rig},
+                       "libraries": catalogue.library_names, "splits": list(splits), "guitar_rig": guitar_rig,
+                       "clipping": clipping},
                  {job.key: list(job.seed) for job in jobs})
     args = [(job, out) for job in jobs]
     bar = tqdm(total=len(jobs), desc="rendering songs", unit="song", disable=not progress)
     records = []
     if workers <= 1:
-        _init_worker(catalogue.soundfonts, catalogue, material, chain, guitar_rig)
+        _init_worker(catalogue.soundfonts, catalogue, material, chain, guitar_rig, clipping)
         for a in args:
             records.append(_run(a))
             bar.update()
     else:
         with get_context("spawn").Pool(workers, _init_worker, (catalogue.soundfonts, catalogue, material, chain,
-                                                                 guitar_rig)) as pool:
+                                                                 guitar_rig, clipping)) as pool:
             for rec in pool.imap_unordered(_run, args, chunksize=1):
                 records.append(rec)
                 bar.update()
@@ -796,7 +803,7 @@ def render_corpus(out: Path, *, scale: float = 1.0, seed: int = 0, workers: int 
                 "gm_soundfonts": [Path(p).name for p in catalogue.gm], "real_share": real_share,
                 "libraries": catalogue.library_names,
                 "sources": {code: catalogue.sources(code) for code in CODES},
-                "solo_share": solo_share, "recording_chain": chain, "guitar_rig": guitar_rig,
+                "solo_share": solo_share, "recording_chain": chain, "guitar_rig": guitar_rig, "clipping": clipping,
                 "summary": summary, "records": records}
     (out / "corpus.json").write_text(json.dumps(manifest, indent=1))
     return summary
@@ -845,6 +852,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="how clean electric guitars are amplified: 'tanh' (55 %% of clean leads through a tanh "
                     "overdrive) or 'amps' (85 %% of clean parts through an amplifier of four voicings and a "
                     "speaker cabinet; half the distorted ones through a cabinet); default tanh")
+    ap.add_argument("--clipping", type=float, default=0.0, metavar="SHARE",
+                    help="share of songs clipped in their recording chain, hard or soft, 1-12 dB past full scale "
+                    "(default 0)")
     args = ap.parse_args(argv)
     if args.scale <= 0:
         ap.error("--scale must be positive")
@@ -855,7 +865,7 @@ def main(argv: list[str] | None = None) -> int:
                                 samples=args.samples, real_share=args.real_share, solo_share=args.solo_share,
                                 gm=args.gm_soundfont, chain=args.chain, without_libraries=tuple(args.without_library),
                                 material_pieces=args.material_pieces, splits=tuple(args.split or SPLITS),
-                                guitar_rig=args.guitar_rig)
+                                guitar_rig=args.guitar_rig, clipping=args.clipping)
     except (SynthError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -68,3 +68,36 @@ def test_chain_records_the_stages_it_took():
     assert list(record) == ["microphone", "lossy"] and y.shape == x.shape
     same, none = acoustics.recording_chain(x, np.random.default_rng(0), SR, {})
     assert none == {} and same is x
+
+
+def test_clipping_drives_past_full_scale_and_keeps_the_peak():
+    """A sine of peak 0.5 driven d dB past full scale: hard clipping flattens the share of it where
+    |sin| * 10^(d/20) >= 1, i.e. 1 - (2/pi) arcsin(10^(-d/20)) (within 0.01: whole periods of 440 Hz in
+    2 s); soft clipping (tanh) rounds the top instead and adds odd harmonics (the 3rd); both keep the
+    peak at 0.5."""
+    x = 0.5 * stereo_tone(440.0) / np.max(np.abs(stereo_tone(440.0)))
+    for seed in range(12):
+        y, info = acoustics.clip(x, np.random.default_rng(seed), SR)
+        assert y.shape == x.shape and np.max(np.abs(y)) == pytest.approx(0.5, rel=1e-4)
+        assert 1 <= info["drive_db"] <= 12
+        flat = np.mean(np.abs(y[:, 0]) >= 0.5 * (1 - 1e-4))
+        third = np.abs(np.fft.rfft(y[:SR, 0]))[3 * 440] / np.abs(np.fft.rfft(y[:SR, 0]))[440]
+        hard_share = 1 - 2 / np.pi * np.arcsin(10 ** (-info["drive_db"] / 20))
+        if info["kind"] == "hard":
+            assert flat == pytest.approx(hard_share, abs=0.01), info
+        else:  # a rounded top (near the peak for far less of the time), with a 3rd harmonic over -40 dB
+            assert flat < 0.5 * hard_share and third > 0.01, info
+    kinds = {acoustics.clip(x, np.random.default_rng(s), SR)[1]["kind"] for s in range(12)}
+    assert kinds == {"hard", "soft"}
+
+
+def test_clipping_is_off_unless_asked_and_then_drawn_for():
+    """The clipping stage, added after corpora were rendered, draws nothing while off, so the rest of a
+    song's chain (and so its bytes) is what it was; asked for every song, every song is clipped."""
+    x = stereo_tone(440.0)
+    stages = {"microphone": 1.0, "compress": 1.0, "lossy": 0.0}
+    before, record = acoustics.recording_chain(x, np.random.default_rng(5), SR, stages)
+    off, off_record = acoustics.recording_chain(x, np.random.default_rng(5), SR, {**stages, "clip": 0.0})
+    assert np.array_equal(before, off) and off_record == record and "clip" not in record
+    on, on_record = acoustics.recording_chain(x, np.random.default_rng(5), SR, {**stages, "clip": 1.0})
+    assert list(on_record) == ["microphone", "compress", "clip"] and not np.array_equal(on, before)

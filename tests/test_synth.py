@@ -249,3 +249,35 @@ def test_electric_guitars_through_amplifiers_and_cabinets(tiny_corpus, tiny_samp
         synth.render_corpus(older, samples=tiny_samples, guitar_rig="amps", **TINY_CORPUS)
     with pytest.raises(ValueError, match="guitar_rig must be one of tanh, amps"):
         synth.render_corpus(tmp_path / "unused", samples=tiny_samples, guitar_rig="marshall", **TINY_CORPUS)
+
+
+def test_clipped_recordings_on_request(tiny_corpus, tiny_samples, tmp_path):
+    """``clipping``: that share of songs is clipped in its recording chain (the record says how), the same
+    seed gives the same bytes, and a corpus rendered without clipping (or before it was recorded) is not
+    mixed with one rendered with it."""
+    from corpus import music
+    from tests.conftest import TINY_CORPUS, TINY_MATERIAL
+
+    catalogue = synth.Catalogue(synth.gm_soundfonts(), {}, 0.0)
+    renderer = synth.Renderer(catalogue.soundfonts)
+    material = music.load_material(tiny_corpus / "material.json", n_chorales=TINY_MATERIAL, n_tunes=TINY_MATERIAL)
+    for seed in range(3):
+        renderer.renew()
+        mix, record = synth.render_mix(renderer, catalogue, np.random.default_rng(seed), material, ["cla"], 2.0,
+                                       "classical", drums=False, solo=True, clipping=1.0)
+        renderer.renew()
+        again, _ = synth.render_mix(renderer, catalogue, np.random.default_rng(seed), material, ["cla"], 2.0,
+                                    "classical", drums=False, solo=True, clipping=1.0)
+        assert np.array_equal(mix, again) and np.isfinite(mix).all()
+        assert record["recording"]["clip"]["kind"] in ("hard", "soft"), record["recording"]
+    with pytest.raises(ValueError, match="clipping 0.0, not 0.3"):
+        synth.render_corpus(tiny_corpus, samples=tiny_samples, clipping=0.3, **TINY_CORPUS)
+    older = tmp_path / "older"  # a manifest written before clipping was recorded: none
+    older.mkdir()
+    manifest = json.loads((tiny_corpus / "corpus.json").read_text())
+    del manifest["clipping"]
+    (older / "corpus.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="clipping 0.0, not 0.3"):
+        synth.render_corpus(older, samples=tiny_samples, clipping=0.3, **TINY_CORPUS)
+    with pytest.raises(ValueError, match="clipping must be within 0..1"):
+        synth.render_corpus(tmp_path / "unused", samples=tiny_samples, clipping=1.5, **TINY_CORPUS)

@@ -64,7 +64,8 @@ def render_data(args: argparse.Namespace, times: dict) -> list[Path]:
             summary = synth.render_corpus(args.corpus, scale=args.scale, seed=args.corpus_seed, workers=args.workers,
                                           extra_folders=args.extra_soundfonts, samples=args.samples,
                                           real_share=args.real_share, without_libraries=tuple(args.without_library),
-                                          material_pieces=args.material_pieces, guitar_rig=args.guitar_rig)
+                                          material_pieces=args.material_pieces, guitar_rig=args.guitar_rig,
+                                          clipping=args.clipping)
             print(json.dumps(summary["counts"]))
     extra_train = []
     if args.notes_per_class > 0:
@@ -74,7 +75,7 @@ def render_data(args: argparse.Namespace, times: dict) -> list[Path]:
                                          workers=args.workers, extra_folders=args.extra_soundfonts,
                                          samples=args.samples, real_share=args.real_share,
                                          without_libraries=tuple(args.without_library),
-                                         guitar_rig=args.guitar_rig)
+                                         guitar_rig=args.guitar_rig, clipping=args.clipping)
             print(json.dumps(summary["counts"]))
         extra_train.append(notes_dir)
     return extra_train
@@ -133,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--material-pieces", type=int, default=60, help="chorales and tunes from music21 (each)")
     ap.add_argument("--guitar-rig", choices=synth.GUITAR_RIGS, default="tanh",
                     help="how the corpus and notes amplify clean electric guitars (corpus.synth --guitar-rig)")
+    ap.add_argument("--clipping", type=float, default=0.0, metavar="SHARE",
+                    help="share of the corpus's songs and notes clipped in their recording chain (corpus.synth --clipping)")
     ap.add_argument("--notes-per-class", type=int, default=0,
                     help="render this many isolated-note excerpts per class (corpus.notes) and train on them too")
     ap.add_argument("--notes", type=Path, help="where the isolated notes go (default <corpus>/notes)")
