@@ -62,12 +62,14 @@ def file_scores(window_probs: dict[str, np.ndarray], method: str, levels: np.nda
                 quiet_db: float | None = None) -> dict[str, np.ndarray]:
     """{representation: (n_windows, 11)} -> {representation: (11,)}: :func:`aggregate` over the windows
     that :func:`audible` keeps (every window when ``quiet_db`` is None)."""
-    if quiet_db is not None and levels is None:
-        raise ValueError("leaving quiet windows out needs the window levels")
-    keep = audible(levels, quiet_db) if quiet_db is not None else slice(None)
-    for rep, p in window_probs.items():
-        if quiet_db is not None and len(p) != len(levels):
-            raise ValueError(f"{rep}: {len(p)} windows of probabilities but {len(levels)} window levels")
+    keep = slice(None)
+    if quiet_db is not None:
+        if levels is None:
+            raise ValueError("leaving quiet windows out needs the window levels")
+        for rep, p in window_probs.items():
+            if len(p) != len(levels):
+                raise ValueError(f"{rep}: {len(p)} windows of probabilities but {len(levels)} window levels")
+        keep = audible(levels, quiet_db)
     return {rep: aggregate(np.asarray(p)[keep], method) for rep, p in window_probs.items()}
 
 

@@ -277,7 +277,7 @@ def test_served_decisions_are_the_tuned_decisions(tiny_run, tiny_corpus, recogni
     dataset = read_testing(tiny_corpus / "validation")
     windows = window_probabilities(load_run(tiny_run, tuned.models), dataset, Path(tiny_run / "cache"),
                                    pick_device("cpu"), progress=False)
-    decided = tuned.decide(windows.file_scores(tuned.aggregation, tuned.quiet_db))
+    decided = tuned.decide(windows.under(tuned))
     assert len(windows.keep) == len(dataset) >= 2
     for row, i in zip(decided, windows.keep):
         served = recognizer.predict(dataset.excerpts[i].path).instruments
@@ -309,7 +309,7 @@ def test_quiet_windows_are_left_out_alike_in_tuning_and_serving(tiny_run, tiny_c
     dataset = read_testing(tmp_path)
     windows = window_probabilities(load_run(tiny_run, tuned.models), dataset, tmp_path / "cache",
                                    pick_device("cpu"), progress=False)
-    decided = tuned.decide(windows.file_scores(tuned.aggregation, tuned.quiet_db))
+    decided = tuned.decide(windows.under(tuned))
     for row, i, levels in zip(decided, windows.keep, windows.levels):
         served = recognizer.predict(dataset.excerpts[i].path)
         np.testing.assert_array_equal(served.window_levels, levels)

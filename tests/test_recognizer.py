@@ -193,7 +193,7 @@ def test_shipped_int8_models_answer_like_the_fp32_ones(real_clips):
     assert int8.manifest["fusion"] == fp32.manifest["fusion"]
     parity = int8.manifest["parity"]["int8_vs_fp32"]["real"]
     fusion = fp32.fusion
-    decisions = {name: fusion.decide(window_scores(rec, real_clips, name).file_scores(fusion.aggregation, fusion.quiet_db))
+    decisions = {name: fusion.decide(window_scores(rec, real_clips, name).under(fusion))
                  for name, rec in (("fp32", fp32), ("int8", int8))}
     assert len(decisions["fp32"]) == parity["n_files"]
     changed = int(np.sum(decisions["fp32"] != decisions["int8"]))

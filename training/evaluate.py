@@ -54,7 +54,7 @@ def run_evaluation(run: Path, data: Path, out: Path | None = None, *, instrument
     results = {}
     for name, best in tuned["best_per_config"].items():
         fusion = Fusion.from_dict(best["fusion"])
-        scores = windows.file_scores(fusion.aggregation, fusion.quiet_db)
+        scores = windows.under(fusion)
         metrics = evaluate(y, fusion.decide(scores), fusion.fused_score(scores))
         results[name] = {"fusion": best["fusion"], "validation": best["validation"], "test": metrics}
     summary = {"data": str(data), "n_files": len(keep), "n_unreadable": len(dataset) - len(keep),

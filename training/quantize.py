@@ -108,7 +108,7 @@ def quantize_model(src: Path, dst: Path, windows: np.ndarray, last_convs: int = 
 
 def window_scores(rec: Recognizer, paths: list[Path], what: str) -> WindowScores:
     """Every file's window probabilities per model and window levels, through the recognizer (decoding
-    included); ``.file_scores(aggregation, quiet_db)`` gives the (N, 11) scores a fusion decides on."""
+    included); ``.under(fusion)`` gives the (N, 11) scores a fusion decides on."""
     probs: dict[str, list[np.ndarray]] = {rep: [] for rep in rec.sessions}
     levels = []
     for p in tqdm(paths, desc=what, unit="file", file=sys.stderr):
@@ -117,12 +117,6 @@ def window_scores(rec: Recognizer, paths: list[Path], what: str) -> WindowScores
             probs[rep].append(prediction.window_probabilities[rep])
         levels.append(prediction.window_levels)
     return WindowScores(probs, levels, list(range(len(paths))))
-
-
-def scores_under(fusion: Fusion, windows: WindowScores) -> dict[str, np.ndarray]:
-    """(N, 11) scores per model, aggregated as ``fusion`` aggregates them (the int8 fusion differs from the
-    fp32 one in its thresholds only)."""
-    return windows.file_scores(fusion.aggregation, fusion.quiet_db)
 
 
 def compare(fp32: dict, int8: dict, fusion32: Fusion, fusion8: Fusion, y: np.ndarray) -> dict:
@@ -177,20 +171,21 @@ def main(argv: list[str] | None = None) -> int:
 
     rec32, rec8 = Recognizer(args.models), Recognizer(args.out)
     validation = read_any(args.corpus / "validation")
-    val32, val8 = (scores_under(fusion32, window_scores(rec, [e.path for e in validation], f"validation {name}"))
+    # the int8 fusion differs from the fp32 one in its thresholds only: both aggregate as fusion32 does
+    val32, val8 = (window_scores(rec, [e.path for e in validation], f"validation {name}").under(fusion32)
                    for name, rec in (("fp32", rec32), ("int8", rec8)))
     fusion8 = (tune_fusion(val8, validation.targets(), fusion32.models, fusion32.rule, fusion32.aggregation,
                            quiet_db=fusion32.quiet_db) if args.thresholds == "tune" else fusion32)
     out_manifest["fusion"] = fusion8.to_dict()
     report = {"validation": compare(val32, val8, fusion32, fusion8, validation.targets())}
     test = read_any(args.corpus / "test")
-    test32, test8 = (scores_under(fusion32, window_scores(rec, [e.path for e in test], f"test {name}"))
+    test32, test8 = (window_scores(rec, [e.path for e in test], f"test {name}").under(fusion32)
                      for name, rec in (("fp32", rec32), ("int8", rec8)))
     report["synthetic_test"] = compare(test32, test8, fusion32, fusion8, test.targets())
     if args.real_audio:
         labelled = read_labels(args.real_audio)
         y = np.stack([np.eye(len(CODES))[CODES.index(code)] for _, code in labelled])
-        real32, real8 = (scores_under(fusion32, window_scores(rec, [p for p, _ in labelled], f"real {name}"))
+        real32, real8 = (window_scores(rec, [p for p, _ in labelled], f"real {name}").under(fusion32)
                          for name, rec in (("fp32", rec32), ("int8", rec8)))
         report["real"] = compare(real32, real8, fusion32, fusion8, y)
         truth = y.argmax(1)

@@ -63,7 +63,7 @@ def measure(windows: WindowScores, y: np.ndarray, old: Fusion, new: Fusion) -> d
     out: dict = {"n_files": len(y)}
     decided = {}
     for name, fusion in (("old", old), ("new", new)):
-        scores = windows.file_scores(fusion.aggregation, fusion.quiet_db)
+        scores = windows.under(fusion)
         decided[name] = fusion.decide(scores)
         m = evaluate(y, decided[name], fusion.fused_score(scores))
         out[name] = {"f1_micro": round(m["f1_micro"], 4), "f1_macro": round(m["f1_macro"], 4),
@@ -104,8 +104,7 @@ def retune(models: Path, validation: list[Path], out: Path, test: Path | None = 
         truth = np.array([CODES.index(code) for _, code in labelled])
         real = window_scores(rec, [p for p, _ in labelled], "real")
         report["on_real"] = {"n_files": len(truth),
-                             **{f"top1_{name}": int((f.fused_score(real.file_scores(f.aggregation, f.quiet_db))
-                                                     .argmax(1) == truth).sum())
+                             **{f"top1_{name}": int((f.fused_score(real.under(f)).argmax(1) == truth).sum())
                                 for name, f in (("old", old), ("new", new))}}
 
     out.mkdir(parents=True, exist_ok=True)

@@ -182,6 +182,10 @@ class WindowScores:
                                 self.levels[i], quiet_db) for i in range(len(self.keep))]
         return {rep: np.stack([f[rep] for f in per_file]) for rep in self.probs}
 
+    def under(self, fusion: Fusion) -> dict[str, np.ndarray]:
+        """The (n_files, 11) scores per model that ``fusion`` decides on (its aggregation, its quiet windows)."""
+        return self.file_scores(fusion.aggregation, fusion.quiet_db)
+
 
 def window_probabilities(models: dict[str, Checkpoint], dataset: Dataset, cache_dir: Path, device: torch.device,
                          progress: bool = True) -> WindowScores:
