@@ -2,7 +2,7 @@
 
     python -m experiments.leave_one_out --corpus data/synth --out runs/lolo [--representation mel|modgd|cqt|fused]
         [--epochs 5 | --epochs 10,modgd:16] [--augment noise,mixstyle] [--ema EPOCHS] [--hold SOURCE ...] [--cache DIR] [--real-audio DIR]
-        [--freq-norm LAMBDA [--freq-norm-kind ifn|centre] [--freq-norm-models mel,modgd,cqt]]
+        [--freq-norm LAMBDA [--freq-norm-kind ifn|centre] [--freq-norm-models mel,modgd,cqt]] [--pcen]
         [--notes DIR [--no-train-notes]] [--seeds 0,1,2]
 
 For every class one of its sources (a recorded-note library or real-sample soundfont first, else a
@@ -86,10 +86,11 @@ def run(corpus: Path, out: Path, *, representation: str = "mel", epochs: int | d
         augment: tuple[str, ...] = (), notes: Path | None = None, train_notes: bool = True,
         cache_dir: Path | None = None, real_audio: Path | None = None, seed: int = 0, seeds: list[int] = (),
         ema: float | None = None, freq_norm: float | None = None, freq_norm_kind: str = "ifn",
-        freq_norm_models: tuple[str, ...] = REPRESENTATIONS, progress: bool = True) -> dict:
+        freq_norm_models: tuple[str, ...] = REPRESENTATIONS, pcen: bool = False, progress: bool = True) -> dict:
     """Hold out, train (once, or once per seed of ``seeds``), check; returns what is written to
     ``<out>/leave_one_out.json``: with several seeds, means over them and each seed's result in ``per_seed``.
-    ``epochs``: one count for every CNN, or representation -> count (``--epochs 10,modgd:16``)."""
+    ``epochs``: one count for every CNN, or representation -> count (``--epochs 10,modgd:16``).
+    ``pcen``: the mel CNN with PCEN on its input (``training.train --pcen``)."""
     from training.train import freq_norm_of
 
     out = Path(out)
@@ -98,14 +99,16 @@ def run(corpus: Path, out: Path, *, representation: str = "mel", epochs: int | d
     seeds = list(seeds) or [seed]
     common = {**plan, "representation": representation, "epochs": epochs, "augment": list(augment), "ema": ema,
               "freq_norm": freq_norm, "freq_norm_kind": freq_norm_kind, "freq_norm_models": list(freq_norm_models),
+              "pcen": pcen,
               "trained_on_notes": bool(notes) and train_notes}
-    per_cnn = {rep: freq_norm_of(rep, freq_norm, freq_norm_kind, freq_norm_models) for rep in REPRESENTATIONS}
+    per_cnn = {rep: {**freq_norm_of(rep, freq_norm, freq_norm_kind, freq_norm_models), "pcen": pcen and rep == "mel"}
+               for rep in REPRESENTATIONS}
     runs = []
     for s in seeds:
         folder = out if len(seeds) == 1 else out / f"seed{s}"
         runs.append(check_one(out, folder, representation, epochs=epochs, augment=augment, cache_dir=cache_dir,
                               notes=bool(plan.get("notes_held_counts")), real_audio=real_audio, seed=s, ema=ema,
-                              freq_norm=per_cnn, progress=progress))
+                              cnn_args=per_cnn, progress=progress))
     result = {**common, **runs[0]} if len(runs) == 1 else {**common, **over_seeds(runs), "per_seed": runs}
     (out / "leave_one_out.json").write_text(json.dumps(result, indent=1))
     return result
@@ -113,21 +116,21 @@ def run(corpus: Path, out: Path, *, representation: str = "mel", epochs: int | d
 
 def check_one(split: Path, folder: Path, representation: str, *, epochs: dict[str, int], augment: tuple[str, ...],
               cache_dir: Path | None, notes: bool, real_audio: Path | None, seed: int, ema: float | None,
-              freq_norm: dict[str, dict], progress: bool) -> dict:
+              cnn_args: dict[str, dict], progress: bool) -> dict:
     """Train on ``split/train`` into ``folder`` and ask the CNN about the held-out excerpts (with ``notes``
-    the held-out sources' isolated notes too, and real recordings when given). ``freq_norm``: representation ->
-    its frequency-wise normalisation arguments of :func:`training.train.train`."""
+    the held-out sources' isolated notes too, and real recordings when given). ``cnn_args``: representation ->
+    its model arguments of :func:`training.train.train` (frequency-wise normalisation, PCEN)."""
     from training import augment as aug
     from training.real_audio import check_checkpoints
     from training.train import train
 
     if representation == FUSED:
         return check_fused(split, folder, epochs=epochs, augment=augment, cache_dir=cache_dir, notes=notes,
-                           real_audio=real_audio, seed=seed, ema=ema, freq_norm=freq_norm, progress=progress)
+                           real_audio=real_audio, seed=seed, ema=ema, cnn_args=cnn_args, progress=progress)
     train(split / "train", representation, folder, epochs=epochs[representation],
           patience=epochs[representation], seed=seed,
           augment=aug.named_for(augment, representation),
-          cache_dir=cache_dir, ema=ema, **freq_norm[representation], progress=progress)
+          cache_dir=cache_dir, ema=ema, **cnn_args[representation], progress=progress)
     name = folder / representation / "best.pt"
     checked = check_checkpoints([name], split / "held")[str(name)]
     per_class = {code: v["correct"] / v["n"] for code, v in checked["per_label"].items()}
@@ -148,7 +151,7 @@ def check_one(split: Path, folder: Path, representation: str, *, epochs: dict[st
 
 def check_fused(split: Path, folder: Path, *, epochs: dict[str, int], augment: tuple[str, ...], cache_dir: Path | None,
                 notes: bool, real_audio: Path | None, seed: int, ema: float | None,
-                freq_norm: dict[str, dict], progress: bool) -> dict:
+                cnn_args: dict[str, dict], progress: bool) -> dict:
     """The three CNNs trained as :func:`check_one` trains one (each with the augmentations that apply to
     it), their thresholds tuned on the split's validation excerpts, exported, and the fused models asked,
     as the app asks them: the top class by the fused score."""
@@ -161,7 +164,7 @@ def check_fused(split: Path, folder: Path, *, epochs: dict[str, int], augment: t
     for rep in REPRESENTATIONS:
         train(split / "train", rep, folder, epochs=epochs[rep], patience=epochs[rep], seed=seed,
               augment=aug.for_representation(augment, rep), cache_dir=cache_dir,
-              ema=ema, **freq_norm[rep], progress=progress)
+              ema=ema, **cnn_args[rep], progress=progress)
     tune(folder, cache_dir=cache_dir, progress=progress)
     export(folder, folder / "onnx")
 
@@ -257,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="its row-wise part (training.train --freq-norm-kind)")
     ap.add_argument("--freq-norm-models", type=representation_list, default=REPRESENTATIONS, metavar="mel,modgd,cqt",
                     help="the CNNs built with it (default: all three; for --representation fused)")
+    ap.add_argument("--pcen", action="store_true",
+                    help="the mel CNN with PCEN on its input (training.train --pcen)")
     args = ap.parse_args(argv)
     try:
         result = run(args.corpus, args.out, representation=args.representation, epochs=args.epochs,
@@ -264,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                      notes=args.notes, train_notes=args.train_notes, cache_dir=args.cache,
                      real_audio=args.real_audio, seed=args.seed, seeds=args.seeds, ema=args.ema,
                      freq_norm=args.freq_norm, freq_norm_kind=args.freq_norm_kind,
-                     freq_norm_models=args.freq_norm_models)
+                     freq_norm_models=args.freq_norm_models, pcen=args.pcen)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

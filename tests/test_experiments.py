@@ -77,15 +77,16 @@ def test_leave_one_out_fused_checks_the_three_cnns_as_the_app_answers(tiny_corpu
     out = tmp_path / "lolo"
     result = run(tiny_corpus, out, representation="fused", epochs=epochs_per_cnn("1,cqt:2"),
                  augment=("noise", "mix:mel"), real_audio=REAL_AUDIO,
-                 freq_norm=0.5, freq_norm_kind="centre", freq_norm_models=("mel",), progress=False)
+                 freq_norm=0.5, freq_norm_kind="centre", freq_norm_models=("mel",), pcen=True, progress=False)
     # each CNN trained for its own number of epochs (the CLI's --epochs 1,cqt:2)
     ran = {rep: json.loads((out / rep / "history.json").read_text())["epochs_run"] for rep in ("mel", "modgd", "cqt")}
     assert ran == {"mel": 1, "modgd": 1, "cqt": 2} and result["epochs"] == ran
-    # each CNN trained on the split, with the augmentations and the normalisation asked for it
+    # each CNN trained on the split, with the augmentations and the normalisations asked for it (PCEN: mel only)
     for rep, augment, freq_norm in (("mel", ["noise", "mix"], 0.5), ("modgd", [], None), ("cqt", [], None)):
         args = torch.load(out / rep / "best.pt", weights_only=False)["training_args"]
         assert args["augment"] == augment and args["data"] == str(out / "train")
         assert args["freq_norm"] == freq_norm and args["freq_norm_kind"] == ("centre" if freq_norm else "ifn")
+        assert args["pcen"] == (rep == "mel")
     # the figures are the exported fused models' top class on every held-out excerpt, as the app ranks
     rec = Recognizer(out / "onnx")
     assert rec.fusion.models == ("mel", "modgd", "cqt")

@@ -1,5 +1,6 @@
 """The seed's Tables 5 and 6: intermediate shapes and parameter counts."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -152,3 +153,48 @@ def test_freq_norm_ignores_a_per_bin_colouration_and_adds_no_parameters(represen
                                  "state_dict": relaxed.state_dict()})
         assert again.freq_norm == 0.5
         torch.testing.assert_close(again(x), relaxed(x))
+
+
+def test_pcen_matches_librosa_on_a_chord():
+    # librosa.pcen on the same magnitudes, its filter started in the steady state of the first frame as the
+    # module starts it (zi = lfilter_zi * S[:, :1]); float32 against float64: 1e-4 relative
+    import librosa
+    import scipy.signal
+
+    from instrec import features
+    from training.models import PCEN
+
+    sr = 22050
+    t = np.arange(sr) / sr
+    y = sum(np.sin(2 * np.pi * f * t) for f in (261.63, 329.63, 392.0)) * np.minimum(1.0, t / 0.3) * 0.2
+    log_mel = features.mel(y.astype(np.float32))[:, :100]
+    pcen = PCEN(time_constant=40.0)
+    ours = pcen(torch.from_numpy(log_mel)[None, None])[0, 0].numpy()
+    S = np.exp(log_mel.astype(np.float64)) * 2.0**31
+    zi = scipy.signal.lfilter_zi([pcen.b], [1, pcen.b - 1])[None, :] * S[:, :1]
+    expected = librosa.pcen(S, b=pcen.b, zi=zi, gain=0.98, bias=2.0, power=0.5, eps=1e-6)
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_pcen_known_answers():
+    from training.models import PCEN
+
+    pcen = PCEN(time_constant=40.0)
+    # a steady band is its own running average from the first frame on: (c / (eps + c)^0.98 + 2)^0.5 - 2^0.5
+    level = torch.tensor([-6.0, -2.0, 1.0]).reshape(1, 1, 3, 1)
+    c = torch.exp(level.double()) * 2.0**31
+    expected = ((c / (1e-6 + c) ** 0.98 + 2.0) ** 0.5 - 2.0**0.5).expand(1, 1, 3, 100)
+    torch.testing.assert_close(pcen(level.expand(1, 1, 3, 100)).double(), expected, rtol=1e-5, atol=0)
+    # an onset stands out and fades as the average catches up (0.4 s at 100 frames per second)
+    step = torch.full((1, 1, 1, 100), -8.0)
+    step[..., 50:] = -2.0
+    out = pcen(step)[0, 0, 0]
+    assert out[50] > 5 * out[49] and out[50] > out[60] > out[99] > out[49]
+    # a 20 dB gain on a band moves E / M^gain by 10^0.02 only; a plain log spectrum moves by log(10) everywhere
+    x = torch.randn(2, 1, 8, 100) - 4.0
+    ratio = (pcen(x + np.log(10.0)) + 2**0.5) ** 2 - 2.0  # back to E / (eps + M)^gain
+    torch.testing.assert_close(ratio, ((pcen(x) + 2**0.5) ** 2 - 2.0) * 10**0.02, rtol=1e-4, atol=0)
+    with pytest.raises(ValueError, match="positive"):
+        PCEN(time_constant=0.0)
+    with pytest.raises(ValueError, match="mel CNN only"):
+        InstrumentCNN("cqt", 36, pcen=40.0)

@@ -292,10 +292,10 @@ def test_other_feature_parameters_travel_from_training_to_serving(tiny_corpus, t
     assert len(rec.predict(wav).timeline) >= 5
 
 
-def test_freq_norm_travels_from_training_to_serving(tiny_corpus, tiny_run, tmp_path):
-    # a CNN built with relaxed frequency-wise normalisation (its rows centred) and trained on the cosine
-    # schedule: recorded in the checkpoint, the manifest and the card, exported to ONNX with the same
-    # outputs, served by the recognizer
+def test_input_normalisations_travel_from_training_to_serving(tiny_corpus, tiny_run, tmp_path):
+    # a CNN built with PCEN on its input and relaxed frequency-wise normalisation (its rows centred), trained
+    # on the cosine schedule: recorded in the checkpoint, the manifest and the card, exported to ONNX with the
+    # same outputs, served by the recognizer
     import onnxruntime as ort
 
     from instrec.recognizer import Recognizer
@@ -304,19 +304,25 @@ def test_freq_norm_travels_from_training_to_serving(tiny_corpus, tiny_run, tmp_p
     from training.model_card import card
 
     summary = train(tiny_corpus, "mel", tmp_path / "run", epochs=1, batch_size=16, workers=1, freq_norm=0.5,
-                    freq_norm_kind="centre", lr_schedule="cosine", progress=False)
+                    freq_norm_kind="centre", lr_schedule="cosine", pcen=True, progress=False)
     assert summary["args"]["freq_norm"] == 0.5 and summary["args"]["freq_norm_kind"] == "centre"
+    assert summary["args"]["pcen"] is True
     model = load_checkpoint(tmp_path / "run" / "mel" / "best.pt").model
     assert model.freq_norm == 0.5 and model.freq_norm_kind == "centre"
+    assert model.pcen == pytest.approx(0.4 * 22050 / 220)  # librosa's 0.4 s, in frames
+    # the standardisation's statistics are those of the PCEN output (a log magnitude's mean is far below 0)
+    assert 0.0 < float(model.mean.mean()) < 5.0
     thresholds.tune(tmp_path / "run", progress=False)
     run_evaluation(tmp_path / "run", tiny_corpus / "test", progress=False)
     manifest = export(tmp_path / "run", tmp_path / "models")
     assert manifest["models"]["mel"]["freq_norm"] == 0.5 and manifest["models"]["mel"]["freq_norm_kind"] == "centre"
+    assert manifest["models"]["mel"]["pcen"] == model.pcen
     assert manifest["models"]["mel"]["training"]["ema"] is None
     assert manifest["models"]["mel"]["training"]["lr_schedule"] == "cosine"
     row = next(r for r in card(tmp_path / "models", tmp_path / "run").splitlines() if r.startswith("| mel |"))
     # no augmentation, no weight average
-    assert "| none; cosine learning rate; frequency-wise normalisation 0.5 (rows centred) |" in row
+    assert ("| none; cosine learning rate; frequency-wise normalisation 0.5 (rows centred); "
+            "PCEN on the input (40 frames' time constant) |") in row
     session = ort.InferenceSession(str(tmp_path / "models" / "mel.onnx"), providers=["CPUExecutionProvider"])
     x = np.random.default_rng(3).standard_normal((7, 1, 128, 100)).astype(np.float32) * 3
     with torch.inference_mode():
@@ -337,6 +343,11 @@ def test_freq_norm_travels_from_training_to_serving(tiny_corpus, tiny_run, tmp_p
         train(tiny_corpus, "mel", tmp_path / "bad", epochs=1, workers=1, freq_norm=-0.1, progress=False)
     with pytest.raises(ValueError, match="needs --freq-norm"):
         train(tiny_corpus, "mel", tmp_path / "bad", epochs=1, workers=1, freq_norm_kind="centre", progress=False)
+    with pytest.raises(ValueError, match="trained with PCEN"):
+        train(tiny_corpus, "mel", tmp_path / "tuned", epochs=1, workers=1, init=tmp_path / "run" / "mel" / "best.pt",
+              freq_norm=0.5, freq_norm_kind="centre", progress=False)
+    with pytest.raises(ValueError, match="mel CNN only"):
+        train(tiny_corpus, "cqt", tmp_path / "bad", epochs=1, workers=1, pcen=True, progress=False)
 
 
 def test_resume_continues_where_it_stopped(tiny_corpus, tmp_path):

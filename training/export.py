@@ -156,7 +156,7 @@ def export(run: Path, out: Path, *, data: Path | None = None) -> dict:
                           "epochs": len(ckpts[rep]["history"]), "epochs_before": epochs_before(ckpts[rep]),
                           "best_val_loss": min(h["val_loss"] for h in ckpts[rep]["history"]),
                           "max_hz": models[rep].max_hz, "freq_norm": models[rep].freq_norm,
-                          "freq_norm_kind": models[rep].freq_norm_kind,
+                          "freq_norm_kind": models[rep].freq_norm_kind, "pcen": models[rep].pcen,
                           "training": {k: ckpts[rep]["training_args"].get(k)
                                        for k in ("data", "extra_train", "augment", "lr", "lr_schedule", "init",
                                                  "ema")}}

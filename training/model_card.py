@@ -81,6 +81,11 @@ def freq_norm_text(info: dict) -> str:
     return f"; frequency-wise normalisation {info['freq_norm']:g}{centred}"
 
 
+def pcen_text(info: dict) -> str:
+    """Whether a manifest entry's CNN takes its input through PCEN, for its row of the model table."""
+    return "" if info.get("pcen") is None else f"; PCEN on the input ({info['pcen']:.0f} frames' time constant)"
+
+
 def card(models: Path, run: Path) -> str:
     m = json.loads((models / "manifest.json").read_text())
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
@@ -106,7 +111,7 @@ def card(models: Path, run: Path) -> str:
                      f"{', '.join(training.get('augment') or []) or 'none'}"
                      f"{'; weights averaged over ' + format(training['ema'], 'g') + ' epochs' if training.get('ema') else ''}"
                      f"{'; cosine learning rate' if training.get('lr_schedule') == 'cosine' else ''}"
-                     f"{freq_norm_text(info)} | "
+                     f"{freq_norm_text(info)}{pcen_text(info)} | "
                      f"{'`' + training['init'] + '`' if training.get('init') else 'scratch'} | "
                      f"{info['best_val_loss']:.3f} | `{info['sha256'][:16]}...` |")
     lines += [

@@ -11,9 +11,15 @@ With ``freq_norm`` the input and the first two blocks' outputs also pass through
 frequency-wise normalization for multi-device acoustic scene classification"): each frequency row
 of each window is standardised over time, so a recording chain's colouration, a constant offset per
 bin of a log spectrum, no longer reaches the convolutions in full.
+
+With ``pcen`` the mel CNN takes its input through :class:`PCEN` (per-channel energy normalisation,
+Wang et al. 2017) before the standardisation: each mel band's magnitude is divided by a running
+average of its own recent past, which takes out a per-band gain while keeping onsets and decays.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -83,6 +89,45 @@ class RelaxedFreqNorm(nn.Module):
         return self.lam * ln + (1.0 - self.lam) * rowwise
 
 
+class PCEN(nn.Module):
+    """Per-channel energy normalisation of (batch, channels, F, T) windows of natural-log magnitudes.
+
+    ``E = exp(x) * scale``; ``M`` is E smoothed along time by the first-order low-pass filter
+    ``M[t] = (1 - b) M[t-1] + b E[t]``, started in its steady state for the window's first frame
+    (``M[-1] = E[0]``); the output is ``(E / (eps + M)^gain + bias)^power - bias^power``. These are
+    librosa's definitions and defaults (``librosa.pcen``, ``b`` from ``time_constant`` in frames,
+    ``scale`` the 2^31 its documentation applies to float audio), computed per window so that the
+    exported graph needs nothing but the window: the filter is a (T, T) matrix product. A gain ``g``
+    on one band scales ``E`` and ``M`` alike, so ``E / M^gain`` moves by ``g^(1 - gain)`` only: 1.05
+    for a 20 dB colouration. No learnable parameters.
+    """
+
+    def __init__(self, time_constant: float, gain: float = 0.98, bias: float = 2.0, power: float = 0.5,
+                 eps: float = 1e-6, scale: float = 2.0**31):
+        super().__init__()
+        if not time_constant > 0:
+            raise ValueError(f"the PCEN time constant must be positive frames, got {time_constant}")
+        self.time_constant, self.gain, self.bias, self.power, self.eps, self.scale = (
+            time_constant, gain, bias, power, eps, scale)
+        self.b = (math.sqrt(1 + 4 * time_constant**2) - 1) / (2 * time_constant**2)
+
+    def smoother(self, n: int, device: torch.device) -> torch.Tensor:
+        """(n, n) matrix W with ``M = E @ W``: W[s, t] = b (1 - b)^(t - s) for s <= t, and the
+        initial state's share (1 - b)^(t + 1) added to row 0."""
+        t = torch.arange(n, device=device, dtype=torch.float32)
+        lag = t[None, :] - t[:, None]
+        decay = torch.pow(torch.tensor(1.0 - self.b, device=device), lag.clamp_min(0))
+        W = torch.where(lag >= 0, self.b * decay, torch.zeros_like(decay))
+        W[0] = W[0] + (1.0 - self.b) ** (t + 1)
+        return W
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        E = torch.exp(x) * self.scale
+        M = E @ self.smoother(x.shape[-1], x.device)
+        smooth = torch.exp(-self.gain * (math.log(self.eps) + torch.log1p(M / self.eps)))
+        return self.bias**self.power * torch.expm1(self.power * torch.log1p(E * smooth / self.bias))
+
+
 class InstrumentCNN(nn.Module):
     """(batch, 1, F, 100) feature windows -> (batch, 11) probabilities.
 
@@ -103,10 +148,14 @@ class InstrumentCNN(nn.Module):
         after each of the first two blocks.
     freq_norm_kind : "ifn" | "centre"
         Its row-wise part (see :class:`RelaxedFreqNorm`).
+    pcen : float, optional
+        When given, :class:`PCEN` with this time constant (in frames) on the input, before the
+        standardisation (whose statistics are then those of the PCEN output). Log magnitudes only (mel).
     """
 
     def __init__(self, representation: str, n_bins: int, activation: str = "softmax", hidden: int = 1024,
-                 max_hz: float | None = None, freq_norm: float | None = None, freq_norm_kind: str = "ifn"):
+                 max_hz: float | None = None, freq_norm: float | None = None, freq_norm_kind: str = "ifn",
+                 pcen: float | None = None):
         super().__init__()
         if representation not in FILTERS:
             raise ValueError(f"unknown representation {representation!r}")
@@ -118,6 +167,10 @@ class InstrumentCNN(nn.Module):
         self.max_hz = max_hz
         self.register_buffer("keep", torch.ones(1, 1, n_bins, 1))  # 1 for the bins the model sees
         self.freq_norm, self.freq_norm_kind = freq_norm, freq_norm_kind
+        if pcen is not None and representation != "mel":
+            raise ValueError(f"PCEN takes log magnitudes: the mel CNN only, not {representation}")
+        self.pcen = pcen
+        self.frontend = PCEN(pcen) if pcen is not None else nn.Identity()
         blocks, channels = [], 1
         for k, filters in enumerate(FILTERS[representation]):
             if freq_norm is not None and k < 3:  # the input and the first two blocks' outputs
@@ -133,7 +186,7 @@ class InstrumentCNN(nn.Module):
         """Constructor arguments, saved in checkpoints so the model can be rebuilt."""
         return {"representation": self.representation, "n_bins": self.n_bins, "activation": self.activation,
                 "hidden": self.head[0].out_features, "max_hz": self.max_hz,
-                "freq_norm": self.freq_norm, "freq_norm_kind": self.freq_norm_kind}
+                "freq_norm": self.freq_norm, "freq_norm_kind": self.freq_norm_kind, "pcen": self.pcen}
 
     def set_normalisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         """Per-bin statistics of the training windows, shape (F,)."""
@@ -147,6 +200,7 @@ class InstrumentCNN(nn.Module):
         self.max_hz = max_hz
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.frontend(x)  # PCEN, when the model has it
         x = (x - self.mean) / self.std * self.keep  # (batch, 1, F, 100); ignored bins at their mean
         x = self.blocks(x)  # (batch, 512, 1, 1) for mel/modgd; (batch, 512, 1, 3) for cqt
         x = torch.amax(x, dim=(2, 3))  # global max pooling -> (batch, 512)

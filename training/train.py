@@ -3,7 +3,7 @@
     python -m training.train --data DIR --representation mel|modgd|cqt [--out runs/default]
                              [--epochs 50] [--patience 5] [--loss softmax|sigmoid]
                              [--augment crop,stretch,freqmask,mix,pitch,eq,noise] [--extra-train DIR]
-                             [--max-hz 4000] [--ema EPOCHS] [--freq-norm LAMBDA] [--lr-schedule cosine]
+                             [--max-hz 4000] [--ema EPOCHS] [--freq-norm LAMBDA] [--pcen] [--lr-schedule cosine]
                              [--init CHECKPOINT | --resume]
 
 The seed's recipe by default: Adam, learning rate 0.001, batch 128, softmax with categorical
@@ -18,7 +18,9 @@ many epochs of steps instead of the last step's weights (weight averaging finds 
 carry over better to recordings the training set does not have; it also evens out one run's luck).
 ``--freq-norm LAMBDA`` builds the CNN with relaxed frequency-wise normalisation
 (:class:`training.models.RelaxedFreqNorm`), so a recording chain's per-bin colouration is mostly
-taken out before the convolutions. ``--lr-schedule cosine`` lowers the learning rate step by step
+taken out before the convolutions. ``--pcen`` (mel CNN) passes the input through per-channel energy
+normalisation (:class:`training.models.PCEN`, librosa's parameters, a 0.4 s time constant) before the
+standardisation. ``--lr-schedule cosine`` lowers the learning rate step by step
 along half a cosine, from ``--lr`` at the first step to a hundredth of it at the last step of
 ``--epochs``; the seed keeps the rate constant.
 """
@@ -51,10 +53,12 @@ from training.models import InstrumentCNN, RelaxedFreqNorm
 #: Epochs a CNN trains at most when no count is given (early stopping usually ends it sooner).
 EPOCHS = 50
 RECIPE = ("representation", "batch_size", "lr", "loss", "seed", "augment", "extra_train", "ema", "freq_norm",
-          "freq_norm_kind", "lr_schedule")
+          "freq_norm_kind", "lr_schedule", "pcen")
 #: learning-rate schedules: ``constant`` (the seed) or ``cosine`` (to LR_FLOOR x lr over the planned epochs)
 LR_SCHEDULES = ("constant", "cosine")
 LR_FLOOR = 0.01
+#: PCEN's smoothing time constant (librosa's default), seconds
+PCEN_TIME_CONSTANT_S = 0.4
 
 
 def seed_everything(seed: int) -> None:
@@ -111,11 +115,18 @@ def lr_factor(schedule: str, step: int, total_steps: int) -> float:
     return LR_FLOOR + (1.0 - LR_FLOOR) * 0.5 * (1.0 + np.cos(np.pi * progress))
 
 
-def input_statistics(windows: np.ndarray, max_windows: int = 4000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Per-bin mean and standard deviation over (a sample of) the training windows."""
+def input_statistics(windows: np.ndarray, max_windows: int = 4000, seed: int = 0,
+                     frontend: nn.Module | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-bin mean and standard deviation over (a sample of) the training windows, as the model's
+    ``frontend`` (PCEN), when it has one, gives them to the standardisation."""
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.choice(len(windows), size=min(max_windows, len(windows)), replace=False))
-    sample = np.asarray(windows[idx], dtype=np.float64)  # (n, 1, F, T)
+    sample = np.asarray(windows[idx], dtype=np.float32)  # (n, 1, F, T)
+    if frontend is not None:
+        with torch.no_grad():
+            sample = np.concatenate([frontend(torch.from_numpy(chunk)).numpy() for chunk in np.array_split(
+                sample, max(1, len(sample) // 256))])
+    sample = sample.astype(np.float64)
     return sample.mean(axis=(0, 1, 3)).astype(np.float32), sample.std(axis=(0, 1, 3)).astype(np.float32)
 
 
@@ -155,8 +166,8 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = EPOCHS, p
           extra_train: list[Path] = (), cache_dir: Path | None = None, workers: int | None = None,
           resume: bool = False, init: Path | None = None, max_hz: float | None = None, device: str | None = None,
           max_minutes: float | None = None, ema: float | None = None, freq_norm: float | None = None,
-          freq_norm_kind: str = "ifn", lr_schedule: str = "constant", params: FeatureParams = DEFAULT,
-          progress: bool = True) -> dict:
+          freq_norm_kind: str = "ifn", lr_schedule: str = "constant", pcen: bool = False,
+          params: FeatureParams = DEFAULT, progress: bool = True) -> dict:
     """Train and return the summary written to ``<out>/<representation>/history.json``."""
     if representation not in REPRESENTATIONS:
         raise ValueError(f"unknown representation {representation!r}; expected one of {REPRESENTATIONS}")
@@ -176,6 +187,8 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = EPOCHS, p
         raise ValueError(f"--freq-norm-kind must be one of {RelaxedFreqNorm.KINDS}, got {freq_norm_kind!r}")
     if freq_norm is None and freq_norm_kind != "ifn":
         raise ValueError("--freq-norm-kind needs --freq-norm")
+    if pcen and representation != "mel":
+        raise ValueError(f"--pcen takes log magnitudes: the mel CNN only, not {representation}")
     lr_factor(lr_schedule, 0, 1)  # refuses an unknown schedule before any feature is extracted
     seed_everything(seed)
     dev = pick_device(device)
@@ -199,11 +212,14 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = EPOCHS, p
             raise ValueError(f"{init} was trained with freq_norm={model.freq_norm}, not {freq_norm}")
         if freq_norm is not None and model.freq_norm_kind != freq_norm_kind:
             raise ValueError(f"{init} was trained with freq_norm_kind={model.freq_norm_kind}, not {freq_norm_kind}")
+        if (model.pcen is not None) != pcen:
+            raise ValueError(f"{init} was trained {'with' if model.pcen is not None else 'without'} PCEN")
         model = model.to(dev)
     else:
         model = InstrumentCNN(representation, n_bins, activation=loss, freq_norm=freq_norm,
-                              freq_norm_kind=freq_norm_kind).to(dev)
-        mean, std = input_statistics(train_fs.windows, seed=seed)
+                              freq_norm_kind=freq_norm_kind,
+                              pcen=PCEN_TIME_CONSTANT_S * params.sample_rate / params.hop_length if pcen else None)
+        mean, std = input_statistics(train_fs.windows, seed=seed, frontend=model.frontend if pcen else None)
         model.set_normalisation(torch.from_numpy(mean), torch.from_numpy(std))
     if max_hz is not None:
         if representation == "cqt":
@@ -227,7 +243,8 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = EPOCHS, p
     args = {"data": str(data), "representation": representation, "epochs": epochs, "patience": patience,
             "batch_size": batch_size, "lr": lr, "loss": loss, "seed": seed, "augment": list(augment),
             "extra_train": [str(p) for p in extra_train], "init": str(init) if init else None, "max_hz": max_hz,
-            "ema": ema, "freq_norm": freq_norm, "freq_norm_kind": freq_norm_kind, "lr_schedule": lr_schedule}
+            "ema": ema, "freq_norm": freq_norm, "freq_norm_kind": freq_norm_kind, "lr_schedule": lr_schedule,
+            "pcen": pcen}
     if resume and (folder / "last.pt").exists():
         state = torch.load(folder / "last.pt", map_location=dev, weights_only=False)
         if averaged is not None and "averaged" not in state:
@@ -371,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="its row-wise part: standardise each frequency row (ifn) or only centre it (centre)")
     ap.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant",
                     help="constant (the seed) or cosine: down to a hundredth of --lr over --epochs")
+    ap.add_argument("--pcen", action="store_true",
+                    help="mel CNN: per-channel energy normalisation of the input before the standardisation")
     args = ap.parse_args(argv)
     augment = tuple(a for a in args.augment.split(",") if a)
     params = DEFAULT
@@ -383,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
               extra_train=args.extra_train, cache_dir=args.cache, workers=args.workers, resume=args.resume,
               init=args.init, max_hz=args.max_hz, device=args.device, max_minutes=args.max_minutes, ema=args.ema,
               freq_norm=args.freq_norm, freq_norm_kind=args.freq_norm_kind, lr_schedule=args.lr_schedule,
-              params=params)
+              pcen=args.pcen, params=params)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
