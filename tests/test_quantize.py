@@ -4,10 +4,12 @@ with their precision, thresholds and parity figures in the manifest."""
 import json
 
 import numpy as np
+import pytest
 
 from instrec.recognizer import Recognizer, sha256
 from tests.conftest import REAL_AUDIO, tone
 from training import quantize
+from training.datasets import DatasetError, read_any
 
 
 def test_quantize_tiny_models(tiny_models, tiny_corpus, tmp_path):
@@ -34,8 +36,15 @@ def test_quantize_tiny_models(tiny_models, tiny_corpus, tmp_path):
 
 
 def test_quantize_keeping_the_fp32_thresholds(tiny_models, tiny_corpus, tmp_path):
+    # calibrated on a corpus that has a training split only, scored on the validation and test splits named
     out = tmp_path / "int8"
-    assert quantize.main(["--models", str(tiny_models), "--corpus", str(tiny_corpus), "--out", str(out),
+    (tmp_path / "train-only").mkdir()
+    (tmp_path / "train-only" / "train").symlink_to(tiny_corpus / "train")
+    with pytest.raises(DatasetError, match="validation"):
+        quantize.main(["--models", str(tiny_models), "--corpus", str(tmp_path / "train-only"), "--out",
+                       str(tmp_path / "refused"), "--calibration-files", "4"])
+    assert quantize.main(["--models", str(tiny_models), "--corpus", str(tmp_path / "train-only"), "--out", str(out),
+                          "--validation", str(tiny_corpus / "validation"), "--test", str(tiny_corpus / "test"),
                           "--calibration-files", "4", "--calibration", "percentile", "--thresholds", "keep"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     fp32 = json.loads((tiny_models / "manifest.json").read_text())
@@ -46,3 +55,4 @@ def test_quantize_keeping_the_fp32_thresholds(tiny_models, tiny_corpus, tmp_path
     # with the same thresholds on both sides, the two comparisons are one and the same
     assert report["synthetic_test"] == report["with_fp32_thresholds"]["synthetic_test"]
     assert "real" not in report
+    assert report["synthetic_test"]["n_files"] == len(read_any(tiny_corpus / "test"))

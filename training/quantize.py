@@ -2,7 +2,7 @@
 
     python -m training.quantize --models instrec/models --corpus data/synth2 --out runs/int8 \\
         [--real-audio tests/data/real] [--calibration-files 160] [--calibration minmax|percentile|entropy]
-        [--thresholds keep|tune]
+        [--thresholds keep|tune] [--validation DIR] [--test DIR]
 
 1. Calibration: the windows of ``--calibration-files`` training excerpts of the corpus the models
    were trained on (drawn with a fixed seed), computed as the recognizer computes them.
@@ -17,6 +17,9 @@
    (docs/performance.md), hence the default.
 4. Both precisions are scored on the corpus's test split and on the real recordings: micro F1, the
    share of decisions (file x instrument) that change, and the right instrument ranked first.
+
+``--validation`` and ``--test`` name the splits when they are not the corpus's own (models trained on a
+corpus rendered without them and tuned on another's: the training split calibrates, these score).
 
 ``--out`` gets the int8 models and a manifest (each model's ``precision``, the quantisation settings,
 the parity figures), loadable as ``Recognizer(out)`` or ``instrec --models out``, and ``report.json``.
@@ -145,8 +148,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--thresholds", choices=("keep", "tune"), default="keep",
                     help="keep the fp32 models' thresholds (default: fewest changed decisions), or tune new ones "
                          "on the validation split")
+    ap.add_argument("--validation", type=Path, help="validation split (default <corpus>/validation)")
+    ap.add_argument("--test", type=Path, help="test split (default <corpus>/test)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
+    # the splits scored at the end, read first: a missing one is refused before minutes of calibration
+    validation = read_any(args.validation or args.corpus / "validation")
+    test = read_any(args.test or args.corpus / "test")
     manifest = load_manifest(args.models)
     fusion32 = Fusion.from_dict(manifest["fusion"])
     windows = calibration_windows(args.corpus, manifest, args.calibration_files, args.seed)
@@ -170,7 +178,6 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "manifest.json").write_text(json.dumps(out_manifest, indent=1))
 
     rec32, rec8 = Recognizer(args.models), Recognizer(args.out)
-    validation = read_any(args.corpus / "validation")
     # the int8 fusion differs from the fp32 one in its thresholds only: both aggregate as fusion32 does
     val32, val8 = (window_scores(rec, [e.path for e in validation], f"validation {name}").under(fusion32)
                    for name, rec in (("fp32", rec32), ("int8", rec8)))
@@ -178,7 +185,6 @@ def main(argv: list[str] | None = None) -> int:
                            quiet_db=fusion32.quiet_db) if args.thresholds == "tune" else fusion32)
     out_manifest["fusion"] = fusion8.to_dict()
     report = {"validation": compare(val32, val8, fusion32, fusion8, validation.targets())}
-    test = read_any(args.corpus / "test")
     test32, test8 = (window_scores(rec, [e.path for e in test], f"test {name}").under(fusion32)
                      for name, rec in (("fp32", rec32), ("int8", rec8)))
     report["synthetic_test"] = compare(test32, test8, fusion32, fusion8, test.targets())
