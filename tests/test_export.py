@@ -75,6 +75,18 @@ def test_model_card_from_files(tiny_models, tiny_run, tiny_corpus):
     assert "synthetic" in text and "0.648 / 0.561" in text
     assert "| mel+modgd+cqt |" in text
     assert "windows more than 30 dB under a file's loudest are left out of its scores" in text
+    # the tiny corpus is rendered with the default recording chain: nothing said of clipping or the rig
+    assert manifest["training_data"]["synthetic_corpus"]["clipping"] == 0.0
+    assert "clipped" not in text and "--guitar-rig" not in text
+
+
+def test_model_card_names_the_recording_options_a_corpus_was_rendered_with():
+    from training.model_card import recording_text
+
+    assert recording_text({"clipping": 0.0, "guitar_rig": "tanh"}) == ""
+    assert recording_text({}) == ""  # corpora rendered before the options existed
+    assert recording_text({"clipping": 0.3, "guitar_rig": "amps"}) == (
+        "; 30% of its excerpts clipped (`--clipping 0.3`); electric guitars through `--guitar-rig amps`")
 
 
 def test_real_audio_check_agrees_between_onnx_and_checkpoint(tiny_models, tiny_run, recognizer, tmp_path):

@@ -86,6 +86,14 @@ def pcen_text(info: dict) -> str:
     return "" if info.get("pcen") is None else f"; PCEN on the input ({info['pcen']:.0f} frames' time constant)"
 
 
+def recording_text(corpus: dict) -> str:
+    """The corpus's recording-chain options that differ from the defaults (clipping, the guitar rig)."""
+    parts = [f"{corpus['clipping']:.0%} of its excerpts clipped (`--clipping {corpus['clipping']:g}`)"] if corpus.get("clipping") else []
+    if corpus.get("guitar_rig", "tanh") != "tanh":
+        parts.append(f"electric guitars through `--guitar-rig {corpus['guitar_rig']}`")
+    return "".join(f"; {p}" for p in parts)
+
+
 def card(models: Path, run: Path) -> str:
     m = json.loads((models / "manifest.json").read_text())
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
@@ -117,14 +125,15 @@ def card(models: Path, run: Path) -> str:
     lines += [
         "", "## Training data: synthetic", "",
         f"Trained on `{data['root']}`: the synthetic IRMAS-style corpus rendered by `python -m corpus.synth` "
-        f"(seed {corpus.get('seed')}, scale {corpus.get('scale')}) from the soundfonts "
+        f"(seed {corpus.get('seed')}, scale {corpus.get('scale')}{recording_text(corpus)}) from the soundfonts "
         + ", ".join(f"`{s}`" for s in corpus.get("soundfonts", []))
         + (" and the recorded-note libraries " + ", ".join(f"`{s}`" for s in corpus["libraries"])
            if corpus.get("libraries") else "") + ". "
         + (f"Beside it, `{data['notes']['root']}`: {sum(data['notes']['summary']['counts'].values())} excerpts "
            "of isolated notes rendered by `python -m corpus.notes` "
            f"({data['notes']['per_class']} per class, every source of the class in turn, real recordings "
-           f"{data['notes']['real_share']:.0%} of each class's). " if data.get("notes") else "")
+           f"{data['notes']['real_share']:.0%} of each class's{recording_text(data['notes'])}). "
+           if data.get("notes") else "")
         + f"{data.get('n_train_files')} training and {data.get('n_val_files')} validation excerpts (a song-aware "
         "15 % split); thresholds tuned on "
         f"`{m['validation']['data']}` ({m['validation']['n_files']} files); tested on "
