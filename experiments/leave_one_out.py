@@ -93,6 +93,8 @@ def run(corpus: Path, out: Path, *, representation: str = "mel", epochs: int | d
     ``pcen``: the mel CNN with PCEN on its input (``training.train --pcen``)."""
     from training.train import freq_norm_of
 
+    if pcen and representation not in ("mel", FUSED):
+        raise ValueError(f"--pcen is for the mel CNN (alone or fused), not {representation}")
     out = Path(out)
     epochs = epochs if isinstance(epochs, dict) else dict.fromkeys(REPRESENTATIONS, epochs)
     plan = split_by_source(Path(corpus), out, chosen, notes, train_notes)

@@ -98,3 +98,13 @@ def test_leave_one_out_fused_checks_the_three_cnns_as_the_app_answers(tiny_corpu
     assert result["heard_as"] == {c: dict(v.most_common()) for c, v in sorted(heard.items())}
     assert result["per_class"] == {c: v.get(c, 0) / sum(v.values()) for c, v in sorted(heard.items())}
     assert result["n_held"] == len(held) and result["real_audio"]["n"] == 31
+
+
+def test_leave_one_out_refuses_pcen_for_a_cnn_that_cannot_have_it(tiny_corpus, tmp_path):
+    # PCEN takes log magnitudes: asked for the modgd CNN alone, the check is refused before any split is made
+    # rather than run without it
+    from experiments.leave_one_out import main
+
+    assert main(["--corpus", str(tiny_corpus), "--out", str(tmp_path / "lolo"), "--representation", "modgd",
+                 "--pcen"]) == 1
+    assert not (tmp_path / "lolo").exists()
