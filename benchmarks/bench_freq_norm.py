@@ -30,7 +30,7 @@ from instrec import runtime
 from instrec.params import DEFAULT, REPRESENTATIONS
 from training.export import INPUT, export_model
 from training.models import InstrumentCNN
-from training.train import PCEN_TIME_CONSTANT_S
+from training.train import pcen_frames
 
 
 def build(representation: str, freq_norm: float | None = None, pcen: float | None = None) -> InstrumentCNN:
@@ -59,7 +59,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lambda", dest="lam", type=float, default=0.5)
     ap.add_argument("--pcen", action="store_true", help="time the mel CNN with PCEN instead")
     args = ap.parse_args(argv)
-    pcen = PCEN_TIME_CONSTANT_S * DEFAULT.sample_rate / DEFAULT.hop_length
     variant = "pcen" if args.pcen else f"freq-norm {args.lam}"
     threads = runtime.default_threads()
     print(f"{platform.machine()}, {runtime.cores()} cores; onnxruntime {ort.__version__} "
@@ -71,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             shape = DEFAULT.shapes[rep]
             x = rng.standard_normal((args.windows, *shape)).astype(np.float32)
             sessions = {}
-            variants = {"plain": build(rep), "other": build(rep, pcen=pcen) if args.pcen else build(rep, args.lam)}
+            variants = {"plain": build(rep), "other": build(rep, pcen=pcen_frames()) if args.pcen else build(rep, args.lam)}
             for name, model in variants.items():
                 path = Path(tmp) / f"{rep}-{name}.onnx"
                 export_model(model, shape, path)

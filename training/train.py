@@ -61,6 +61,11 @@ LR_FLOOR = 0.01
 PCEN_TIME_CONSTANT_S = 0.4
 
 
+def pcen_frames(params: FeatureParams = DEFAULT) -> float:
+    """PCEN's time constant in frames of ``params``' grid, as ``librosa.pcen`` derives it from seconds."""
+    return PCEN_TIME_CONSTANT_S * params.sample_rate / params.hop_length
+
+
 def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed)
@@ -218,7 +223,7 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = EPOCHS, p
     else:
         model = InstrumentCNN(representation, n_bins, activation=loss, freq_norm=freq_norm,
                               freq_norm_kind=freq_norm_kind,
-                              pcen=PCEN_TIME_CONSTANT_S * params.sample_rate / params.hop_length if pcen else None)
+                              pcen=pcen_frames(params) if pcen else None)
         mean, std = input_statistics(train_fs.windows, seed=seed, frontend=model.frontend if pcen else None)
         model.set_normalisation(torch.from_numpy(mean), torch.from_numpy(std))
     if max_hz is not None:
