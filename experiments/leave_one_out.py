@@ -2,7 +2,7 @@
 
     python -m experiments.leave_one_out --corpus data/synth --out runs/lolo [--representation mel|modgd|cqt|fused]
         [--epochs 5 | --epochs 10,modgd:16] [--augment noise,mixstyle] [--ema EPOCHS] [--hold SOURCE ...] [--cache DIR] [--real-audio DIR]
-        [--freq-norm LAMBDA [--freq-norm-kind ifn|centre] [--freq-norm-models mel,modgd,cqt]] [--pcen]
+        [--freq-norm LAMBDA [--freq-norm-kind ifn|centre] [--freq-norm-models mel,modgd,cqt]] [--pcen] [--adversary WEIGHT]
         [--notes DIR [--no-train-notes]] [--seeds 0,1,2]
 
 For every class one of its sources (a recorded-note library or real-sample soundfont first, else a
@@ -86,11 +86,13 @@ def run(corpus: Path, out: Path, *, representation: str = "mel", epochs: int | d
         augment: tuple[str, ...] = (), notes: Path | None = None, train_notes: bool = True,
         cache_dir: Path | None = None, real_audio: Path | None = None, seed: int = 0, seeds: list[int] = (),
         ema: float | None = None, freq_norm: float | None = None, freq_norm_kind: str = "ifn",
-        freq_norm_models: tuple[str, ...] = REPRESENTATIONS, pcen: bool = False, progress: bool = True) -> dict:
+        freq_norm_models: tuple[str, ...] = REPRESENTATIONS, pcen: bool = False, adversary: float | None = None,
+        progress: bool = True) -> dict:
     """Hold out, train (once, or once per seed of ``seeds``), check; returns what is written to
     ``<out>/leave_one_out.json``: with several seeds, means over them and each seed's result in ``per_seed``.
     ``epochs``: one count for every CNN, or representation -> count (``--epochs 10,modgd:16``).
-    ``pcen``: the mel CNN with PCEN on its input (``training.train --pcen``)."""
+    ``pcen``: the mel CNN with PCEN on its input (``training.train --pcen``); ``adversary``: every CNN trained
+    against a source-family adversary of this weight (``training.train --adversary``)."""
     from training.train import freq_norm_of
 
     if pcen and representation not in ("mel", FUSED):
@@ -101,9 +103,10 @@ def run(corpus: Path, out: Path, *, representation: str = "mel", epochs: int | d
     seeds = list(seeds) or [seed]
     common = {**plan, "representation": representation, "epochs": epochs, "augment": list(augment), "ema": ema,
               "freq_norm": freq_norm, "freq_norm_kind": freq_norm_kind, "freq_norm_models": list(freq_norm_models),
-              "pcen": pcen,
+              "pcen": pcen, "adversary": adversary,
               "trained_on_notes": bool(notes) and train_notes}
-    per_cnn = {rep: {**freq_norm_of(rep, freq_norm, freq_norm_kind, freq_norm_models), "pcen": pcen and rep == "mel"}
+    per_cnn = {rep: {**freq_norm_of(rep, freq_norm, freq_norm_kind, freq_norm_models), "pcen": pcen and rep == "mel",
+                     "adversary": adversary}
                for rep in REPRESENTATIONS}
     runs = []
     for s in seeds:
@@ -264,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="the CNNs built with it (default: all three; for --representation fused)")
     ap.add_argument("--pcen", action="store_true",
                     help="the mel CNN with PCEN on its input (training.train --pcen)")
+    ap.add_argument("--adversary", type=float, metavar="WEIGHT",
+                    help="train every CNN against a source-family adversary (training.train --adversary)")
     args = ap.parse_args(argv)
     try:
         result = run(args.corpus, args.out, representation=args.representation, epochs=args.epochs,
@@ -271,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
                      notes=args.notes, train_notes=args.train_notes, cache_dir=args.cache,
                      real_audio=args.real_audio, seed=args.seed, seeds=args.seeds, ema=args.ema,
                      freq_norm=args.freq_norm, freq_norm_kind=args.freq_norm_kind,
-                     freq_norm_models=args.freq_norm_models, pcen=args.pcen)
+                     freq_norm_models=args.freq_norm_models, pcen=args.pcen,
+                     adversary=args.adversary)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -199,16 +199,63 @@ class InstrumentCNN(nn.Module):
         self.keep.copy_(keep.reshape(self.keep.shape))
         self.max_hz = max_hz
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, 1, F, 100) -> (batch, 512): the globally max-pooled output of the last block."""
         x = self.frontend(x)  # PCEN, when the model has it
         x = (x - self.mean) / self.std * self.keep  # (batch, 1, F, 100); ignored bins at their mean
         x = self.blocks(x)  # (batch, 512, 1, 1) for mel/modgd; (batch, 512, 1, 3) for cqt
-        x = torch.amax(x, dim=(2, 3))  # global max pooling -> (batch, 512)
-        return self.head(x)  # (batch, 11)
+        return torch.amax(x, dim=(2, 3))  # global max pooling
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x))  # (batch, 11)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.logits(x)
         return torch.softmax(z, dim=-1) if self.activation == "softmax" else torch.sigmoid(z)
+
+
+class _ReverseGradient(torch.autograd.Function):
+    """Identity forward; the gradient multiplied by ``-strength`` backward."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, strength: float) -> torch.Tensor:
+        ctx.strength = strength
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return -ctx.strength * grad, None
+
+
+def reverse_gradient(x: torch.Tensor, strength: float) -> torch.Tensor:
+    """Gradient reversal (Ganin & Lempitsky 2015): ``x`` unchanged forward, ``-strength`` times the
+    gradient backward, so what is trained through it learns to defeat the layer after it."""
+    return _ReverseGradient.apply(x, strength)
+
+
+class SourceAdversary(nn.Module):
+    """Names the source family of a window from a CNN's embedding and the window's class, through
+    :func:`reverse_gradient`.
+
+    Trained beside an :class:`InstrumentCNN` (``training.train --adversary``): the adversary learns to
+    tell the families apart while the reversed gradient teaches the CNN an embedding it cannot tell them
+    apart in (domain-adversarial training, Ganin et al. 2016). It is given the class (the training
+    target), so a family that plays few classes cannot be named from the class alone, and the reversed
+    gradient takes out what the embedding says of the recording beyond the instrument, not the instrument.
+    Used in training only, never exported.
+    """
+
+    def __init__(self, n_families: int, channels: int = 512, hidden: int = 256, n_classes: int = N_CLASSES):
+        super().__init__()
+        if n_families < 2:
+            raise ValueError(f"an adversary needs at least two source families, got {n_families}")
+        self.n_families = n_families
+        self.body = nn.Sequential(nn.Linear(channels + n_classes, hidden), nn.LeakyReLU(0.33), nn.Dropout(0.5),
+                                  nn.Linear(hidden, n_families))
+
+    def forward(self, embedding: torch.Tensor, classes: torch.Tensor, strength: float) -> torch.Tensor:
+        """(batch, channels) embeddings and (batch, classes) targets -> (batch, families) logits."""
+        return self.body(torch.cat([reverse_gradient(embedding, strength), classes.to(embedding.dtype)], dim=1))
 
 
 def from_checkpoint(checkpoint: dict) -> InstrumentCNN:

@@ -4,6 +4,7 @@
                              [--epochs 50] [--patience 5] [--loss softmax|sigmoid]
                              [--augment crop,stretch,freqmask,mix,pitch,eq,noise] [--extra-train DIR]
                              [--max-hz 4000] [--ema EPOCHS] [--freq-norm LAMBDA] [--pcen] [--lr-schedule cosine]
+                             [--adversary WEIGHT]
                              [--init CHECKPOINT | --resume]
 
 The seed's recipe by default: Adam, learning rate 0.001, batch 128, softmax with categorical
@@ -23,6 +24,15 @@ normalisation (:class:`training.models.PCEN`, librosa's parameters, a 0.4 s time
 standardisation. ``--lr-schedule cosine`` lowers the learning rate step by step
 along half a cosine, from ``--lr`` at the first step to a hundredth of it at the last step of
 ``--epochs``; the seed keeps the rate constant.
+``--adversary WEIGHT`` trains a :class:`training.models.SourceAdversary` beside the CNN: it learns to name
+the source family (:mod:`training.sources`) of each window from the CNN's embedding and the window's
+class, and its reversed
+gradient, ramped from 0 to ``WEIGHT`` over the run as Ganin et al. ramp it, teaches the CNN an embedding in
+which the families cannot be told apart. It needs a corpus rendered by :mod:`corpus.synth` or
+:mod:`corpus.notes` (its ``corpus.json`` names each excerpt's source); excerpts without one (IRMAS,
+generated audio) train the CNN only. Windows mixed by ``mix`` keep their own source. The adversary is not
+part of the saved model; ``history.json`` gives its accuracy on the training windows per epoch beside
+the share of the most common family (what naming that family every time scores).
 """
 
 from __future__ import annotations
@@ -46,17 +56,20 @@ from training.cache import FeatureSet, load_features
 from training.checkpoints import load_checkpoint, pick_device, predict_windows, save
 from training.datasets import Dataset, read_training, split, training_root
 from training.metrics import evaluate
-from training.models import InstrumentCNN, RelaxedFreqNorm
+from training.models import InstrumentCNN, RelaxedFreqNorm, SourceAdversary
+from training.sources import MANIFEST, excerpt_sources, family_labels
 
 #: the settings a resumed run must share with the run it continues (epochs, patience and the time budget
 #: may grow; the data may have moved)
 #: Epochs a CNN trains at most when no count is given (early stopping usually ends it sooner).
 EPOCHS = 50
 RECIPE = ("representation", "batch_size", "lr", "loss", "seed", "augment", "extra_train", "ema", "freq_norm",
-          "freq_norm_kind", "lr_schedule", "pcen")
+          "freq_norm_kind", "lr_schedule", "pcen", "adversary")
 #: learning-rate schedules: ``constant`` (the seed) or ``cosine`` (to LR_FLOOR x lr over the planned epochs)
 LR_SCHEDULES = ("constant", "cosine")
 LR_FLOOR = 0.01
+#: how fast the adversary's reversed gradient comes in: Ganin et al.'s 2 / (1 + exp(-10 p)) - 1 at progress p
+ADVERSARY_RAMP = 10.0
 #: PCEN's smoothing time constant (librosa's default), seconds
 PCEN_TIME_CONSTANT_S = 0.4
 
@@ -73,7 +86,11 @@ def seed_everything(seed: int) -> None:
 
 
 def loss_fn(model: InstrumentCNN, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    z = model.logits(x)
+    return class_loss(model, model.logits(x), y)
+
+
+def class_loss(model: InstrumentCNN, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The model's training loss on logits ``z`` for (multi-hot or soft) targets ``y``."""
     if model.activation == "softmax":  # categorical cross-entropy; y may be a soft (mixed) target
         y = y / y.sum(dim=1, keepdim=True).clamp_min(1e-6)
         return -(y * torch.log_softmax(z, dim=1)).sum(dim=1).mean()
@@ -118,6 +135,23 @@ def lr_factor(schedule: str, step: int, total_steps: int) -> float:
         raise ValueError(f"--lr-schedule must be one of {LR_SCHEDULES}, got {schedule!r}")
     progress = min(step, total_steps - 1) / max(1, total_steps - 1)
     return LR_FLOOR + (1.0 - LR_FLOOR) * 0.5 * (1.0 + np.cos(np.pi * progress))
+
+
+def adversary_strength(weight: float, step: int, total_steps: int) -> float:
+    """The reversed gradient's factor at optimiser step ``step`` of ``total_steps``: 0 at the start, ``weight``
+    at the end, along Ganin et al.'s 2 / (1 + exp(-10 p)) - 1 (the adversary is let learn before it pushes)."""
+    progress = min(step, total_steps) / max(1, total_steps)
+    return float(weight * (2.0 / (1.0 + np.exp(-ADVERSARY_RAMP * progress)) - 1.0))
+
+
+def window_families(train_ds: Dataset, train_fs: FeatureSet) -> tuple[np.ndarray, list[str]]:
+    """Each training window's source family (-1 where unknown) and the family names, for ``--adversary``."""
+    labels, families = family_labels(excerpt_sources(train_ds))
+    if len(families) < 2:
+        raise ValueError(f"--adversary needs excerpts of at least two source families in a corpus manifest "
+                         f"({MANIFEST}), found {families or 'none'}: is the training data a corpus rendered "
+                         f"by corpus.synth or corpus.notes?")
+    return labels[train_fs.file_index], families
 
 
 def input_statistics(windows: np.ndarray, max_windows: int = 4000, seed: int = 0,
@@ -172,7 +206,7 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = EPOCHS, p
           resume: bool = False, init: Path | None = None, max_hz: float | None = None, device: str | None = None,
           max_minutes: float | None = None, ema: float | None = None, freq_norm: float | None = None,
           freq_norm_kind: str = "ifn", lr_schedule: str = "constant", pcen: bool = False,
-          params: FeatureParams = DEFAULT, progress: bool = True) -> dict:
+          adversary: float | None = None, params: FeatureParams = DEFAULT, progress: bool = True) -> dict:
     """Train and return the summary written to ``<out>/<representation>/history.json``."""
     if representation not in REPRESENTATIONS:
         raise ValueError(f"unknown representation {representation!r}; expected one of {REPRESENTATIONS}")
@@ -195,6 +229,8 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = EPOCHS, p
     if pcen and representation != "mel":
         raise ValueError(f"--pcen takes log magnitudes: the mel CNN only, not {representation}")
     lr_factor(lr_schedule, 0, 1)  # refuses an unknown schedule before any feature is extracted
+    if adversary is not None and not adversary > 0:
+        raise ValueError(f"--adversary takes a positive weight, not {adversary}")
     seed_everything(seed)
     dev = pick_device(device)
     folder = Path(out) / representation
@@ -204,6 +240,7 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = EPOCHS, p
                                                       seed=seed, params=params, workers=workers, progress=progress)
     if len(train_fs.windows) == 0 or len(val_fs.windows) == 0:
         raise ValueError("no readable training or validation audio")
+    families, family_names = window_families(train_ds, train_fs) if adversary is not None else (None, [])
     n_bins = params.shapes[representation][1]
     if init is not None:
         start = load_checkpoint(init)
@@ -230,7 +267,12 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = EPOCHS, p
         if representation == "cqt":
             raise ValueError("--max-hz needs a frequency axis: mel or modgd")
         model.set_band_limit(features.bin_frequencies(representation, params=params), max_hz)
-    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    critic = None  # the source adversary (--adversary), trained by the same optimiser
+    trained = list(model.parameters())
+    if adversary is not None:
+        critic = SourceAdversary(len(family_names), channels=model.head[0].in_features).to(dev)
+        trained += list(critic.parameters())
+    optimiser = torch.optim.Adam(trained, lr=lr)
     steps_per_epoch = -(-len(train_fs.windows) // batch_size)
     total_steps = epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -249,7 +291,7 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = EPOCHS, p
             "batch_size": batch_size, "lr": lr, "loss": loss, "seed": seed, "augment": list(augment),
             "extra_train": [str(p) for p in extra_train], "init": str(init) if init else None, "max_hz": max_hz,
             "ema": ema, "freq_norm": freq_norm, "freq_norm_kind": freq_norm_kind, "lr_schedule": lr_schedule,
-            "pcen": pcen}
+            "pcen": pcen, "adversary": adversary}
     if resume and (folder / "last.pt").exists():
         state = torch.load(folder / "last.pt", map_location=dev, weights_only=False)
         if averaged is not None and "averaged" not in state:
@@ -258,6 +300,7 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = EPOCHS, p
         # freq_norm only, or nothing (None)
         recorded = state.get("args", {"freq_norm": state.get("freq_norm")})
         recorded.setdefault("lr_schedule", "constant")  # saved before schedules existed
+        recorded.setdefault("adversary", None)  # saved before the adversary existed
         differs = [k for k in RECIPE if k in recorded and recorded[k] != args[k]]
         if lr_schedule != "constant" and recorded.get("epochs", epochs) != epochs:
             differs.append("epochs")  # the schedule is spread over the planned epochs
@@ -272,6 +315,8 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = EPOCHS, p
             scheduler.load_state_dict(state["scheduler"])
         if averaged is not None:
             averaged.load_state_dict(state["averaged"])
+        if critic is not None:
+            critic.load_state_dict(state["adversary"])
         history, best, since_best = state["history"], state["best"], state["since_best"]
         start_epoch = state["epoch"] + 1
         rng.bit_generator.state = state["rng"]
@@ -288,6 +333,7 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = EPOCHS, p
         model.train()
         order = rng.permutation(len(train_fs.windows))
         total, seen = 0.0, 0
+        named, named_right = 0, 0  # the adversary's windows of a known family, and those it named right
         batches = range(0, len(order), batch_size)
         for i in tqdm(batches, desc=f"{representation} epoch {epoch}", unit="batch", disable=not progress, leave=False):
             idx = np.sort(order[i : i + batch_size])
@@ -296,19 +342,34 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = EPOCHS, p
             y = torch.from_numpy(yb).to(dev)
             optimiser.zero_grad(set_to_none=True)
             with torch.autocast(dev.type, dtype=torch.float16, enabled=use_amp):
-                batch_loss = loss_fn(model, x, y)
+                if critic is None:
+                    fit = batch_loss = loss_fn(model, x, y)
+                else:
+                    embedding = model.embed(x)
+                    fit = batch_loss = class_loss(model, model.head(embedding), y)
+                    family = torch.from_numpy(families[idx]).to(dev)
+                    known = family >= 0
+                    if bool(known.any()):
+                        strength = adversary_strength(adversary, scheduler.last_epoch, total_steps)
+                        guess = critic(embedding[known], y[known], strength)
+                        batch_loss = batch_loss + nn.functional.cross_entropy(guess.float(), family[known])
+                        named += int(known.sum())
+                        named_right += int((guess.argmax(1) == family[known]).sum())
             scaler.scale(batch_loss).backward()
             scaler.step(optimiser)
             scaler.update()
             scheduler.step()
             if averaged is not None:
                 averaged.update_parameters(model)
-            total += float(batch_loss.detach()) * len(idx)
+            total += float(fit.detach()) * len(idx)  # the class loss alone, as validation measures it
             seen += len(idx)
         kept = model if averaged is None else averaged.module
         row = {"epoch": epoch, "loss": total / seen, "lr": optimiser.param_groups[0]["lr"],
                **validate(kept, val_fs, dev),
                "seconds": round(time.perf_counter() - t0, 2)}
+        if critic is not None:
+            row.update(source_accuracy=named_right / max(1, named),
+                       strength=adversary_strength(adversary, scheduler.last_epoch, total_steps))
         history.append(row)
         improved = row["val_loss"] < best
         if improved:
@@ -322,13 +383,21 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = EPOCHS, p
                  "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}
         if averaged is not None:
             state["averaged"] = averaged.state_dict()
+        if critic is not None:
+            state["adversary"] = critic.state_dict()
         torch.save(state, folder / "last.pt")
         print(f"{representation} epoch {epoch:3d}  loss {row['loss']:.4f}  val_loss {row['val_loss']:.4f}  "
-              f"val_f1 {row['val_f1_micro']:.3f}  {row['seconds']:.0f} s{'  *' if improved else ''}", flush=True)
+              f"val_f1 {row['val_f1_micro']:.3f}  {row['seconds']:.0f} s"
+              + (f"  source {row['source_accuracy']:.2f}" if critic is not None else "")
+              + ("  *" if improved else ""), flush=True)
     summary = {"representation": representation, "best_val_loss": best, "epochs_run": len(history),
                "history": history, "args": args, "n_train_windows": int(len(train_fs.windows)),
                "n_val_windows": int(len(val_fs.windows)), "device": str(dev),
                "unreadable": {**train_fs.errors, **val_fs.errors}}
+    if critic is not None:
+        known = families[families >= 0]
+        summary["source_families"] = {name: int((known == i).sum()) for i, name in enumerate(family_names)}
+        summary["source_chance"] = float(np.bincount(known).max() / len(known))
     (folder / "history.json").write_text(json.dumps(summary, indent=1))
     if history:
         plot_history(history, folder / "loss.png", f"{representation} CNN")
@@ -395,6 +464,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="constant (the seed) or cosine: down to a hundredth of --lr over --epochs")
     ap.add_argument("--pcen", action="store_true",
                     help="mel CNN: per-channel energy normalisation of the input before the standardisation")
+    ap.add_argument("--adversary", type=float, metavar="WEIGHT",
+                    help="train against a source-family adversary through a reversed gradient of this weight")
     args = ap.parse_args(argv)
     augment = tuple(a for a in args.augment.split(",") if a)
     params = DEFAULT
@@ -407,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
               extra_train=args.extra_train, cache_dir=args.cache, workers=args.workers, resume=args.resume,
               init=args.init, max_hz=args.max_hz, device=args.device, max_minutes=args.max_minutes, ema=args.ema,
               freq_norm=args.freq_norm, freq_norm_kind=args.freq_norm_kind, lr_schedule=args.lr_schedule,
-              pcen=args.pcen, params=params)
+              pcen=args.pcen, adversary=args.adversary, params=params)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
