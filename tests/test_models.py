@@ -198,3 +198,67 @@ def test_pcen_known_answers():
         PCEN(time_constant=0.0)
     with pytest.raises(ValueError, match="mel CNN only"):
         InstrumentCNN("cqt", 36, pcen=40.0)
+
+
+def test_reverse_gradient_is_the_identity_forward_and_negates_backward():
+    from training.models import reverse_gradient
+
+    x = torch.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    y = reverse_gradient(x, 0.5)
+    torch.testing.assert_close(y, x)
+    (y * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+    torch.testing.assert_close(x.grad, torch.tensor([-0.5, -1.0, -1.5]))  # d/dx of the sum, times -0.5
+
+
+def test_source_adversary_takes_a_family_out_of_an_embedding():
+    # a known answer for the mechanism: inputs carry a class (feature 0) and, independently, a family
+    # (feature 1); a small embedding is trained on the class while the adversary names the family through
+    # the reversed gradient. Afterwards a fresh logistic-regression probe finds the family in the embedding
+    # less often than without the reversal (strength 0), where it finds it nearly always. Measured over
+    # seeds 0-4: 0.93-0.99 without, 0.55-0.82 with; seeds 0-2 are asked for a mean drop of 0.1 (measured
+    # 0.18), the adversarial game swinging too much from one seed to the next for a bound on each.
+    from sklearn.linear_model import LogisticRegression
+    from torch import nn
+
+    from training.models import SourceAdversary
+
+    def probe_after(strength: float, seed: int) -> tuple[float, float]:
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        n = 2000
+        cls, fam = rng.integers(0, 2, n), rng.integers(0, 2, n)
+        x = np.c_[cls * 2 - 1, fam * 2 - 1, rng.standard_normal((n, 6))].astype(np.float32)
+        x[:, :2] += 0.3 * rng.standard_normal((n, 2)).astype(np.float32)
+        X, C, F = torch.from_numpy(x), torch.from_numpy(cls), torch.from_numpy(fam)
+        embed, head = nn.Sequential(nn.Linear(8, 16), nn.LeakyReLU(0.33)), nn.Linear(16, 2)
+        adversary = SourceAdversary(2, channels=16, hidden=32, n_classes=2)
+        optimiser = torch.optim.Adam([*embed.parameters(), *head.parameters(), *adversary.parameters()], lr=1e-2)
+        for _ in range(1500):
+            idx = torch.from_numpy(rng.integers(0, n, 128))
+            e = embed(X[idx])
+            named = adversary(e, nn.functional.one_hot(C[idx], 2), strength)
+            loss = nn.functional.cross_entropy(head(e), C[idx]) + nn.functional.cross_entropy(named, F[idx])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        with torch.no_grad():
+            e = embed(X)
+            right = float((head(e).argmax(1) == C).float().mean())
+        probe = LogisticRegression(max_iter=2000).fit(e[:1000].numpy(), fam[:1000])
+        return right, probe.score(e[1000:].numpy(), fam[1000:])
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny layers: one thread is fastest, and the same on every machine
+    try:
+        drops = []
+        for seed in (0, 1, 2):
+            plain_right, plain_probe = probe_after(0.0, seed)
+            reversed_right, reversed_probe = probe_after(1.0, seed)
+            assert plain_right > 0.95 and reversed_right > 0.95  # the class is learnt either way
+            assert plain_probe > 0.9
+            drops.append(plain_probe - reversed_probe)
+    finally:
+        torch.set_num_threads(threads)
+    assert np.mean(drops) > 0.1, drops
+    with pytest.raises(ValueError, match="two source families"):
+        SourceAdversary(1)

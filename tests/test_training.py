@@ -626,3 +626,78 @@ def test_mixstyle_styles_its_share_of_a_training_batch(name, share):
     assert abs(changed.mean() - share) < 0.05
     np.testing.assert_array_equal(y, targets)  # labels are kept
     assert augment.unsupported((name,), "cqt") == [name]
+
+
+def test_excerpt_sources_follow_links_to_the_corpus_manifest(tiny_corpus, tmp_path):
+    from corpus.subset import link_subset
+    from training.datasets import read_training, training_root
+    from training.sources import excerpt_sources, family_labels, source_family
+
+    assert source_family("tonejs-cello") == "tonejs" and source_family("freepats-guitar-nylon") == "freepats"
+    assert source_family("FluidR3_GM.sf2") == "FluidR3_GM.sf2"
+    rendered = json.loads((tiny_corpus / "corpus.json").read_text())
+    lead = {(tiny_corpus / f).resolve(): p["source"] for r in rendered["records"] if r["split"] == "train"
+            for p in r["parts"] if p["role"] == "predominant" for f in r["files"]}
+    dataset = read_training(training_root(tiny_corpus))
+    sources = excerpt_sources(dataset)
+    assert sources == [lead[e.path.resolve()] for e in dataset.excerpts]
+    assert "tonejs-flute" in sources  # every flute lead of the tiny corpus is the recorded-note library
+    # the links of a subset name the same sources; a file no manifest records has none
+    link_subset(tiny_corpus, tmp_path / "gm", "gm")
+    linked = read_training(tmp_path / "gm")
+    assert excerpt_sources(linked) == [lead[e.path.resolve()] for e in linked.excerpts]
+    stray = tmp_path / "stray" / "cel" / "x__[cel][nod][cla]0001__1.wav"
+    stray.parent.mkdir(parents=True)
+    shutil.copy(dataset.excerpts[0].path, stray)
+    assert excerpt_sources(read_training(tmp_path / "stray")) == [None]
+    labels, families = family_labels(["tonejs-cello", None, "FluidR3_GM.sf2", "tonejs-flute"])
+    assert families == ["tonejs", "FluidR3_GM.sf2"] and labels.tolist() == [0, -1, 1, 0]  # most common first
+
+
+def test_adversary_strength_ramps_from_zero_to_its_weight():
+    from training.train import adversary_strength
+
+    assert adversary_strength(0.5, 0, 100) == 0.0
+    assert adversary_strength(0.5, 50, 100) == pytest.approx(0.5 * (2 / (1 + np.exp(-5)) - 1))  # 0.4933
+    assert adversary_strength(0.5, 100, 100) == pytest.approx(0.5, abs=1e-4)
+    steps = [adversary_strength(1.0, s, 20) for s in range(21)]
+    assert all(a < b for a, b in zip(steps, steps[1:]))
+
+
+def test_adversarial_training_records_sources_resumes_and_refuses_what_it_cannot_use(tiny_corpus, tmp_path):
+    from training.checkpoints import load_checkpoint
+    from training.datasets import read_training, training_root
+    from training.sources import excerpt_sources, family_labels
+
+    kw = dict(batch_size=16, workers=1, patience=99, progress=False)
+    first = train(tiny_corpus, "mel", tmp_path / "run", epochs=2, max_minutes=0, adversary=0.5, **kw)  # 1 epoch
+    assert first["args"]["adversary"] == 0.5 and len(first["history"]) == 1
+    row = first["history"][0]
+    steps = -(-first["n_train_windows"] // 16)
+    assert row["strength"] == pytest.approx(0.5 * (2 / (1 + np.exp(-10 * steps / (2 * steps))) - 1))  # halfway
+    assert 0.0 <= row["source_accuracy"] <= 1.0
+    # the families counted over the training windows (the song-aware split's): every excerpt has a source
+    _, families = family_labels(excerpt_sources(read_training(training_root(tiny_corpus))))
+    assert len(first["source_families"]) >= 2 and set(first["source_families"]) <= set(families)
+    assert sum(first["source_families"].values()) == first["n_train_windows"]
+    assert first["source_chance"] == max(first["source_families"].values()) / first["n_train_windows"]
+    # the saved model is a plain InstrumentCNN: the adversary is not part of it
+    model = load_checkpoint(tmp_path / "run" / "mel" / "best.pt").model
+    assert not any(k.startswith("critic") for k in model.state_dict())
+    # resuming restores the adversary: the same run as two epochs straight through
+    resumed = train(tiny_corpus, "mel", tmp_path / "run", epochs=2, adversary=0.5, resume=True, **kw)
+    straight = train(tiny_corpus, "mel", tmp_path / "straight", epochs=2, adversary=0.5, **kw)
+    assert resumed["history"][1]["val_loss"] == pytest.approx(straight["history"][1]["val_loss"], rel=1e-5)
+    assert resumed["history"][1]["source_accuracy"] == straight["history"][1]["source_accuracy"]
+    # the ramp is spread over the planned epochs, so a resume may change neither them nor the adversary
+    with pytest.raises(ValueError, match="epochs=2, not 3"):
+        train(tiny_corpus, "mel", tmp_path / "run", epochs=3, adversary=0.5, resume=True, **kw)
+    with pytest.raises(ValueError, match="adversary=0.5, not None"):
+        train(tiny_corpus, "mel", tmp_path / "run", epochs=2, resume=True, **kw)
+    with pytest.raises(ValueError, match="positive weight"):
+        train(tiny_corpus, "mel", tmp_path / "bad", epochs=1, adversary=0.0, **kw)
+    # a training folder that no corpus manifest describes (IRMAS, generated audio) has no families to learn
+    plain = tmp_path / "plain"
+    shutil.copytree(training_root(tiny_corpus), plain)
+    with pytest.raises(ValueError, match="at least two source families"):
+        train(plain, "mel", tmp_path / "bad", epochs=1, adversary=0.5, **kw)

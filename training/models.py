@@ -242,7 +242,9 @@ class SourceAdversary(nn.Module):
     apart in (domain-adversarial training, Ganin et al. 2016). It is given the class (the training
     target), so a family that plays few classes cannot be named from the class alone, and the reversed
     gradient takes out what the embedding says of the recording beyond the instrument, not the instrument.
-    Used in training only, never exported.
+    It sees the embedding standardised (layer normalisation without weights), so the CNN cannot defeat it
+    by blowing its embedding up, which a max-pooled embedding without normalisation otherwise does within
+    an epoch. Used in training only, never exported.
     """
 
     def __init__(self, n_families: int, channels: int = 512, hidden: int = 256, n_classes: int = N_CLASSES):
@@ -255,7 +257,8 @@ class SourceAdversary(nn.Module):
 
     def forward(self, embedding: torch.Tensor, classes: torch.Tensor, strength: float) -> torch.Tensor:
         """(batch, channels) embeddings and (batch, classes) targets -> (batch, families) logits."""
-        return self.body(torch.cat([reverse_gradient(embedding, strength), classes.to(embedding.dtype)], dim=1))
+        seen = F.layer_norm(reverse_gradient(embedding, strength), embedding.shape[-1:])
+        return self.body(torch.cat([seen, classes.to(embedding.dtype)], dim=1))
 
 
 def from_checkpoint(checkpoint: dict) -> InstrumentCNN:

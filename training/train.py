@@ -26,9 +26,8 @@ along half a cosine, from ``--lr`` at the first step to a hundredth of it at the
 ``--epochs``; the seed keeps the rate constant.
 ``--adversary WEIGHT`` trains a :class:`training.models.SourceAdversary` beside the CNN: it learns to name
 the source family (:mod:`training.sources`) of each window from the CNN's embedding and the window's
-class, and its reversed
-gradient, ramped from 0 to ``WEIGHT`` over the run as Ganin et al. ramp it, teaches the CNN an embedding in
-which the families cannot be told apart. It needs a corpus rendered by :mod:`corpus.synth` or
+class, and its reversed gradient, ramped from 0 to ``WEIGHT`` over the run as Ganin et al. ramp it,
+teaches the CNN an embedding in which the families cannot be told apart. It needs a corpus rendered by :mod:`corpus.synth` or
 :mod:`corpus.notes` (its ``corpus.json`` names each excerpt's source); excerpts without one (IRMAS,
 generated audio) train the CNN only. Windows mixed by ``mix`` keep their own source. The adversary is not
 part of the saved model; ``history.json`` gives its accuracy on the training windows per epoch beside
@@ -302,8 +301,8 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = EPOCHS, p
         recorded.setdefault("lr_schedule", "constant")  # saved before schedules existed
         recorded.setdefault("adversary", None)  # saved before the adversary existed
         differs = [k for k in RECIPE if k in recorded and recorded[k] != args[k]]
-        if lr_schedule != "constant" and recorded.get("epochs", epochs) != epochs:
-            differs.append("epochs")  # the schedule is spread over the planned epochs
+        if (lr_schedule != "constant" or adversary is not None) and recorded.get("epochs", epochs) != epochs:
+            differs.append("epochs")  # the schedule and the adversary's ramp are spread over the planned epochs
         if differs:
             raise ValueError(f"{folder / 'last.pt'} was trained with "
                              + ", ".join(f"{k}={recorded[k]}, not {args[k]}" for k in differs)
