@@ -19,7 +19,7 @@ def test_pipeline_fine_tunes_exports_and_writes_the_card(tiny_corpus, tiny_sampl
             "--out", str(out), "--models", str(models), "--epochs", "1,cqt:2", "--workers", "1", "--lr", "3e-4",
             "--init-run", str(tiny_run), "--augment", "noise,pitch:mel+cqt,mixstyle", "--real-audio", str(REAL_AUDIO),
             "--cache", str(tmp_path / "cache"), "--samples", str(tiny_samples), "--real-share", "1.0",
-            "--notes-per-class", "1", "--seed", "1"]
+            "--notes-per-class", "1", "--seed", "1", "--adversary", "0.5"]
     songs = sorted(p.relative_to(corpus) for p in corpus.rglob("*.wav"))
     assert main(argv) == 0
     printed = capsys.readouterr().out
@@ -36,6 +36,9 @@ def test_pipeline_fine_tunes_exports_and_writes_the_card(tiny_corpus, tiny_sampl
     assert mel["init"] == str(tiny_run / "mel" / "best.pt") and mel["lr"] == 3e-4
     # a training seed of its own trains on the corpus as rendered (corpus seed 0): no song added to it
     assert mel["seed"] == 1
+    # each CNN trained against a source-family adversary, the notes' sources named by their own manifest
+    assert mel["adversary"] == cqt["adversary"] == 0.5
+    assert "source_accuracy" in json.loads((out / "cqt" / "history.json").read_text())["history"][0]
     # --epochs 1,cqt:2: the CQT CNN trains two epochs, the others one
     ran = {rep: json.loads((out / rep / "history.json").read_text())["epochs_run"] for rep in ("mel", "modgd", "cqt")}
     assert ran == {"mel": 1, "modgd": 1, "cqt": 2}
@@ -48,7 +51,8 @@ def test_pipeline_fine_tunes_exports_and_writes_the_card(tiny_corpus, tiny_sampl
     assert f"cqt {cqt_s:.0f} s (2 epochs)." in card and "(1 epoch)" in card
     real = json.loads((out / "real_audio.json").read_text())
     assert f"The clips come from 6 recordings; most clips of {real['recordings_right']} of them" in card
-    assert f"| 1 + 1 | noise, pitch, mixstyle | `{tiny_run / 'mel' / 'best.pt'}` |" in card  # epochs: start + fine-tuning
+    assert (f"| 1 + 1 | noise, pitch, mixstyle; source adversary, weight 0.5 | `{tiny_run / 'mel' / 'best.pt'}` |"
+            in card)  # epochs: start + fine-tuning
     notes = json.loads((models / "manifest.json").read_text())["training_data"]["notes"]
     assert notes["root"] == str(corpus / "notes") and sum(notes["summary"]["counts"].values()) == 11
     assert "11 excerpts of isolated notes rendered by `python -m corpus.notes`" in card

@@ -159,7 +159,7 @@ def export(run: Path, out: Path, *, data: Path | None = None) -> dict:
                           "freq_norm_kind": models[rep].freq_norm_kind, "pcen": models[rep].pcen,
                           "training": {k: ckpts[rep]["training_args"].get(k)
                                        for k in ("data", "extra_train", "augment", "lr", "lr_schedule", "init",
-                                                 "ema")}}
+                                                 "ema", "adversary")}}
     manifest = {
         "format": 1,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -119,6 +119,7 @@ def card(models: Path, run: Path) -> str:
                      f"{', '.join(training.get('augment') or []) or 'none'}"
                      f"{'; weights averaged over ' + format(training['ema'], 'g') + ' epochs' if training.get('ema') else ''}"
                      f"{'; cosine learning rate' if training.get('lr_schedule') == 'cosine' else ''}"
+                     f"{'; source adversary, weight ' + format(training['adversary'], 'g') if training.get('adversary') else ''}"
                      f"{freq_norm_text(info)}{pcen_text(info)} | "
                      f"{'`' + training['init'] + '`' if training.get('init') else 'scratch'} | "
                      f"{info['best_val_loss']:.3f} | `{info['sha256'][:16]}...` |")

@@ -5,6 +5,7 @@
                                 [--extra-soundfonts ../shared/soundfonts] [--real-audio ../shared/real-audio]
                                 [--augment noise,eq,mix:mel] [--ema 1] [--init-run runs/base]
                                 [--freq-norm 0.5 [--freq-norm-kind centre] [--freq-norm-models mel]] [--pcen]
+                                [--adversary 0.5]
                                 [--lr 1e-3] [--lr-schedule cosine] [--notes-per-class 200] [--notes DIR]
 
 Each stage is resumable (the corpus keeps finished songs, training resumes from ``last.pt``) and
@@ -16,7 +17,8 @@ each CNN from another run's ``best.pt`` (fine-tuning); each CNN gets the augment
 ``--augment`` that apply to its representation (``mix:mel``: to the mel CNN only) and its count of
 ``--epochs`` (``8,modgd:16``: 16 for the modgd CNN, 8 for the others); ``--ema`` trains each with a moving average of its
 weights and ``--freq-norm`` builds each (or those of ``--freq-norm-models``) with relaxed
-frequency-wise normalisation and ``--pcen`` the mel CNN with PCEN on its input (:func:`training.train.train`). ``--seed`` seeds the training (weights,
+frequency-wise normalisation, ``--pcen`` the mel CNN with PCEN on its input and ``--adversary`` each against a
+source-family adversary (:func:`training.train.train`). ``--seed`` seeds the training (weights,
 batches, validation split) and ``--corpus-seed`` the corpus and notes, so a second training seed reuses the same corpus;
 a corpus folder holds one corpus seed and scale, and rendering another into it is refused.
 """
@@ -123,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--freq-norm-models", type=representation_list, default=REPRESENTATIONS, metavar="mel,modgd,cqt",
                     help="the CNNs built with it (default: all three)")
     ap.add_argument("--pcen", action="store_true", help="the mel CNN with PCEN on its input (training.train --pcen)")
+    ap.add_argument("--adversary", type=float, metavar="WEIGHT",
+                    help="train each CNN against a source-family adversary (training.train --adversary)")
     ap.add_argument("--init-run", type=Path, help="start each CNN from <init-run>/<representation>/best.pt")
     ap.add_argument("--cache", type=Path, help="feature cache folder (default <out>/cache; runs can share one)")
     ap.add_argument("--max-minutes-per-model", type=float, help="training time budget of each CNN")
@@ -163,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             train(data, rep, args.out, epochs=args.epochs[rep], patience=args.patience, seed=args.seed, augment=mine,
                   lr=args.lr, lr_schedule=args.lr_schedule, workers=args.workers, resume=resume, init=init,
                   cache_dir=args.cache, extra_train=extra_train, max_minutes=args.max_minutes_per_model, ema=args.ema,
-                  pcen=args.pcen and rep == "mel", **freq_norm_of(rep, args.freq_norm, args.freq_norm_kind,
+                  pcen=args.pcen and rep == "mel", adversary=args.adversary, **freq_norm_of(rep, args.freq_norm, args.freq_norm_kind,
                                                                   args.freq_norm_models))
     with stage("tune thresholds and fusion", times):
         tuned = tune(args.out, cache_dir=args.cache)
