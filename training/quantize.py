@@ -151,6 +151,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--validation", type=Path, help="validation split (default <corpus>/validation)")
     ap.add_argument("--test", type=Path, help="test split (default <corpus>/test)")
     args = ap.parse_args(argv)
+    try:
+        return run(args)
+    except (ValueError, OSError) as exc:  # a missing split or model folder, an unreadable label file
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def run(args: argparse.Namespace) -> int:
+    """Quantise, score and report as :func:`main`'s arguments ask."""
     t0 = time.perf_counter()
     # the splits scored at the end, read first: a missing one is refused before minutes of calibration
     validation = read_any(args.validation or args.corpus / "validation")
