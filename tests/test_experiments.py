@@ -108,3 +108,47 @@ def test_leave_one_out_refuses_pcen_for_a_cnn_that_cannot_have_it(tiny_corpus, t
     assert main(["--corpus", str(tiny_corpus), "--out", str(tmp_path / "lolo"), "--representation", "modgd",
                  "--pcen"]) == 1
     assert not (tmp_path / "lolo").exists()
+
+
+def test_source_probe_known_answers():
+    # an embedding that is the family (plus noise) names it every time; noise alone names it about as often
+    # as the most common family (0.5 of two even families: within 0.05 over 2 000 held-out windows, whose
+    # standard error is 0.011); the windows of one file stay on one side
+    import numpy as np
+
+    from experiments.source_probe import held_out_windows, probe_accuracy
+
+    rng = np.random.default_rng(0)
+    files = np.repeat(np.arange(400), 10)
+    families = (files % 2).astype(np.int64)
+    telling = np.eye(2)[families] + 0.1 * rng.standard_normal((4000, 2))
+    assert probe_accuracy(telling, families, files) == 1.0
+    assert abs(probe_accuracy(rng.standard_normal((4000, 8)), families, files) - 0.5) < 0.05
+    held = held_out_windows(files)
+    assert held.sum() == 2000 and all(len(set(held[files == f])) == 1 for f in range(400))
+    with pytest.raises(ValueError, match="one source family"):
+        probe_accuracy(telling, np.zeros(4000, np.int64), files)
+
+
+def test_source_probe_on_a_trained_run(tiny_corpus, tiny_run, tmp_path, capsys):
+    import shutil
+
+    from experiments.source_probe import main
+
+    out = tmp_path / "probe.json"
+    assert main(["--data", str(tiny_corpus), "--checkpoint", str(tiny_run / "mel" / "best.pt"), "--checkpoint",
+                 str(tiny_run / "cqt" / "best.pt"), "--cache", str(tmp_path / "cache"), "--workers", "1",
+                 "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert len(result["families"]) >= 2 and 0 < result["chance"] < 1 and 0 <= result["class_alone"] <= 1
+    assert [r["representation"] for r in result["checkpoints"].values()] == ["mel", "cqt"]
+    windows = {r["windows"] for r in result["checkpoints"].values()}
+    assert len(windows) == 1  # every window of the corpus, in either representation
+    assert all(0.0 <= r["probe"] <= 1.0 for r in result["checkpoints"].values())
+    assert "from the class alone" in capsys.readouterr().out
+    # a folder that no corpus manifest describes: a clear error
+    plain = tmp_path / "plain"
+    shutil.copytree(tiny_corpus / "train", plain)
+    assert main(["--data", str(plain), "--checkpoint", str(tiny_run / "mel" / "best.pt"),
+                 "--cache", str(tmp_path / "cache")]) == 1
+    assert "source families" in capsys.readouterr().err
