@@ -26,8 +26,9 @@ along half a cosine, from ``--lr`` at the first step to a hundredth of it at the
 ``--epochs``; the seed keeps the rate constant.
 ``--adversary WEIGHT`` trains a :class:`training.models.SourceAdversary` beside the CNN: it learns to name
 the source family (:mod:`training.sources`) of each window from the CNN's embedding and the window's
-class, and its reversed gradient, ramped from 0 to ``WEIGHT`` over the run as Ganin et al. ramp it,
-teaches the CNN an embedding in which the families cannot be told apart. It needs a corpus rendered by :mod:`corpus.synth` or
+class, and its reversed gradient, ramped from 0 to ``WEIGHT`` over the run as Ganin et al. ramp it, is
+meant to teach the CNN an embedding in which the families cannot be told apart
+(:mod:`experiments.source_probe` measures whether it did). It needs a corpus rendered by :mod:`corpus.synth` or
 :mod:`corpus.notes` (its ``corpus.json`` names each excerpt's source); excerpts without one (IRMAS,
 generated audio) train the CNN only. Windows mixed by ``mix`` keep their own source. The adversary is not
 part of the saved model; ``history.json`` gives its accuracy on the training windows per epoch beside
