@@ -18,6 +18,11 @@ from collections import Counter
 from pathlib import Path
 
 
+def lead_sources(record: dict) -> list[str]:
+    """The sources that play a ``corpus.json`` record's predominant parts."""
+    return [p.get("source", p.get("soundfont")) for p in record.get("parts", ()) if p.get("role") == "predominant"]
+
+
 def training_records(corpus: Path) -> tuple[dict, list[dict]]:
     """The corpus manifest and its training-song records (each with ``lead_sources``, the sources that
     play its predominant parts)."""
@@ -30,7 +35,7 @@ def training_records(corpus: Path) -> tuple[dict, list[dict]]:
                          f"{corpus} again with the same arguments (finished songs are kept) to refresh it")
     records = [r for r in rendered["records"] if r["split"] == "train"]
     for r in records:
-        r["lead_sources"] = [p.get("source", p.get("soundfont")) for p in r["parts"] if p["role"] == "predominant"]
+        r["lead_sources"] = lead_sources(r)
     return rendered, records
 
 

@@ -80,9 +80,10 @@ def run(data: Path, checkpoints: list[Path], cache_dir: Path, seed: int = 0, wor
         known = labels[fs.file_index] >= 0
         families, files = labels[fs.file_index][known], fs.file_index[known]
         classes = fs.targets[files]
-        held = held_out_windows(files, seed)
-        result.setdefault("chance", float(np.bincount(families[held]).max() / held.sum()))
-        result.setdefault("class_alone", probe_accuracy(classes, families, files, seed))
+        if "chance" not in result:  # the same windows for every representation: measured once
+            held = held_out_windows(files, seed)
+            result["chance"] = float(np.bincount(families[held]).max() / held.sum())
+            result["class_alone"] = probe_accuracy(classes, families, files, seed)
         embedded = embeddings(trained.model, fs.windows)[known]
         result["checkpoints"][str(checkpoint)] = {
             "representation": rep, "windows": int(known.sum()),

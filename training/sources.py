@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from corpus.subset import lead_sources
 from training.datasets import Dataset
 
 MANIFEST = "corpus.json"
@@ -40,7 +41,7 @@ def _lead_sources(manifest: Path) -> dict[Path, str]:
     root = manifest.parent
     found = {}
     for record in rendered.get("records", []):
-        leads = [p.get("source", p.get("soundfont")) for p in record.get("parts", ()) if p.get("role") == "predominant"]
+        leads = lead_sources(record)
         if len(set(leads)) != 1:
             continue  # no lead, or leads from several sources: no one source to name
         for rel in record.get("files", ()):
