@@ -241,10 +241,11 @@ class SourceAdversary(nn.Module):
     tell the families apart while the reversed gradient teaches the CNN an embedding it cannot tell them
     apart in (domain-adversarial training, Ganin et al. 2016). It is given the class (the training
     target), so a family that plays few classes cannot be named from the class alone, and the reversed
-    gradient takes out what the embedding says of the recording beyond the instrument, not the instrument.
-    It sees the embedding standardised (layer normalisation without weights), so the CNN cannot defeat it
-    by blowing its embedding up, which a max-pooled embedding without normalisation otherwise does within
-    an epoch. Used in training only, never exported.
+    gradient is aimed at what the embedding says of the recording beyond the instrument, not at the
+    instrument (whether it takes that out is for :mod:`experiments.source_probe` to say). It sees the
+    embedding standardised (layer normalisation without weights), so the CNN cannot defeat it by blowing
+    its embedding up, which a max-pooled embedding without normalisation did within two epochs. Used in
+    training only, never exported.
     """
 
     def __init__(self, n_families: int, channels: int = 512, hidden: int = 256, n_classes: int = N_CLASSES):
