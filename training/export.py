@@ -179,20 +179,21 @@ def export(run: Path, out: Path, *, data: Path | None = None) -> dict:
     return manifest
 
 
+#: what a corpus manifest (``corpus.synth`` or ``corpus.notes``) says of how it was rendered, copied into the models'
+RENDERED = ("seed", "soundfonts", "libraries", "sources", "real_share", "recording_chain", "guitar_rig", "clipping",
+            "summary")
+
+
 def training_description(data_root: Path, ckpt: dict) -> dict:
     desc = {"root": str(data_root), **ckpt["data"], "training_args": ckpt["training_args"]}
     corpus = data_root / "corpus.json" if (data_root / "corpus.json").exists() else data_root.parent / "corpus.json"
     if corpus.exists():
         meta = json.loads(corpus.read_text())
-        keys = ("seed", "scale", "soundfonts", "libraries", "sources", "real_share", "recording_chain", "guitar_rig",
-                "clipping", "summary")
-        desc["synthetic_corpus"] = {k: meta[k] for k in keys if k in meta}
+        desc["synthetic_corpus"] = {k: meta[k] for k in ("scale", *RENDERED) if k in meta}
     for extra in ckpt["training_args"].get("extra_train") or []:
         notes = Path(extra) / "corpus.json"
         if notes.exists() and (meta := json.loads(notes.read_text())).get("kind") == "notes":
-            keys = ("seed", "per_class", "soundfonts", "libraries", "sources", "real_share", "recording_chain",
-                    "guitar_rig", "clipping", "summary")
-            desc["notes"] = {"root": str(extra), **{k: meta[k] for k in keys if k in meta}}
+            desc["notes"] = {"root": str(extra), **{k: meta[k] for k in ("per_class", *RENDERED) if k in meta}}
     return desc
 
 

@@ -49,10 +49,12 @@ def _lead_sources(manifest: Path) -> dict[Path, str]:
     return found
 
 
-def _manifest_above(path: Path) -> Path | None:
-    for folder in path.parents:
-        if (folder / MANIFEST).is_file():
-            return folder / MANIFEST
+@lru_cache(maxsize=256)
+def _manifest_above(folder: Path) -> Path | None:
+    """The nearest ``corpus.json`` in ``folder`` or above it (looked up once per folder)."""
+    for above in (folder, *folder.parents):
+        if (above / MANIFEST).is_file():
+            return (above / MANIFEST).resolve()
     return None
 
 
@@ -62,8 +64,8 @@ def excerpt_sources(dataset: Dataset) -> list[str | None]:
     sources = []
     for excerpt in dataset.excerpts:
         path = excerpt.path.resolve()
-        manifest = _manifest_above(path)
-        sources.append(_lead_sources(manifest.resolve()).get(path) if manifest else None)
+        manifest = _manifest_above(path.parent)
+        sources.append(_lead_sources(manifest).get(path) if manifest else None)
     return sources
 
 
