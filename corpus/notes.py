@@ -51,6 +51,11 @@ EXCERPT_S = synth.EXCERPT_S
 PER_CLASS = 240
 #: share of excerpts that hold one note; the others play two to four separate notes
 SINGLE_SHARE = 0.7
+#: a dry note part whose peak stays under this is silent (a preset with a key it has no sample for, as
+#: FluidR3's violin at A#6): it is drawn again, so that no excerpt of silence carries a label
+SILENT_PEAK = 1e-4
+#: draws of a note part before a preset is given up as silent over its whole range
+DRAWS = 8
 
 
 @dataclass(frozen=True)
@@ -133,8 +138,14 @@ def render_note(renderer: synth.Renderer, inst: synth.Instrument, rng: np.random
     (:data:`corpus.synth.GUITAR_RIGS`), ``clipping`` of the excerpts clipped in the recording chain."""
     sr = renderer.sample_rate
     n = int(round(EXCERPT_S * sr))
-    part, what = note_part(inst, rng)
-    stem = renderer.render(part, inst, n)
+    for _ in range(DRAWS):
+        part, what = note_part(inst, rng)
+        stem = renderer.render(part, inst, n)
+        if np.abs(stem).max() >= SILENT_PEAK:
+            break
+    else:
+        raise RuntimeError(f"{inst.source} (program {inst.program}) was silent for {DRAWS} draws of notes "
+                           f"between MIDI {inst.low} and {inst.high}")
     record = {**inst.describe(), "plays": what, "pitches": [x.pitch for x in part.notes],
               "velocities": [x.velocity for x in part.notes]}
     if inst.code == "gel":

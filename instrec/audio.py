@@ -16,7 +16,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from .errors import AudioError, EmptyFile, MissingFile, NotAudio, TooLong
+from .errors import AudioError, EmptyFile, MissingFile, NotAudio, Silent, TooLong
 from .params import DEFAULT, FeatureParams
 
 #: Extensions offered when a folder is given; decoding itself trusts the content, not the name.
@@ -134,7 +134,7 @@ def normalise(y: np.ndarray, what: str = "audio") -> np.ndarray:
     peak = float(np.max(np.abs(y))) if y.size else 0.0
     if peak < SILENCE_PEAK:
         level = "digital silence" if peak == 0 else f"peak {20 * np.log10(peak):.0f} dBFS"
-        raise AudioError(f"{what}: audio is silent ({level}); nothing to recognise")
+        raise Silent(f"{what}: audio is silent ({level}); nothing to recognise")
     return (y / peak).astype(np.float32, copy=False)
 
 

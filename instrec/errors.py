@@ -45,6 +45,10 @@ class AudioError(InstrecError):
     kind = "unusable"
 
 
+class Silent(AudioError):
+    """Digital silence, or a peak under -90 dBFS: no instrument to name."""
+
+
 class MissingFile(AudioError):
     kind = "missing"
 

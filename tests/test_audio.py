@@ -6,6 +6,7 @@ import soundfile as sf
 
 from instrec import audio
 from instrec.audio import AudioError
+from instrec.errors import Silent
 from instrec.params import DEFAULT as P
 from tests.conftest import tone, write
 
@@ -29,8 +30,9 @@ def test_channels_are_averaged_not_picked(tmp_path):
     left = tone(440, 1.0)
     right = -left  # the mean of the two is silence: picking one channel would hide it
     path = write(tmp_path / "cancel.wav", np.stack([left, right], axis=1), subtype="FLOAT")
-    with pytest.raises(AudioError, match="silent"):
+    with pytest.raises(Silent, match="silent") as caught:
         audio.load(path)
+    assert isinstance(caught.value, AudioError) and caught.value.kind == "unusable"  # served as before
 
 
 def test_eight_channels(tmp_path):

@@ -7,6 +7,7 @@ import pytest
 import soundfile as sf
 
 from corpus import notes, synth
+from corpus.music import Note, Part
 from instrec.labels import CODES
 from training.datasets import read_training
 
@@ -133,3 +134,25 @@ def test_leave_one_out_baseline_trains_on_no_notes(tiny_corpus, tiny_notes, tmp_
     plan = split_by_source(tiny_corpus, tmp_path / "lolo", notes=tiny_notes, train_notes=False)
     assert not list((tmp_path / "lolo" / "train").rglob("note-*.wav"))
     assert sum(plan["notes_held_counts"].values()) == len(list((tmp_path / "lolo" / "held-notes").rglob("*.wav"))) > 0
+
+
+def test_a_key_the_preset_has_no_sample_for_is_drawn_again_not_rendered_as_silence():
+    # FluidR3's violin has no sample at A#6 (MIDI 94): rendered there it gives a peak near 1e-6, and such an
+    # excerpt of silence labelled violin was once in the corpus. Within 93-94 every note comes out audible;
+    # within 94 alone nothing can, which is an error rather than a silent excerpt
+    renderer = synth.Renderer([str(FLUIDR3)])
+    violin = lambda lo, hi: synth.Instrument(str(FLUIDR3), 0, 40, lo, hi, code="vio")
+    silent = renderer.render(Part(notes=[Note(0.1, 1.5, 94, 80)]), violin(94, 94), 2 * 44100)
+    assert np.abs(silent).max() < notes.SILENT_PEAK
+    rng = np.random.default_rng(0)
+    pitches = []
+    for _ in range(12):
+        y, record = notes.render_note(renderer, violin(93, 94), rng, chain=False)
+        assert np.abs(y).max() > 100 * notes.SILENT_PEAK
+        pitches.append(record["pitches"])
+    assert all(93 in p for p in pitches)  # a part of A#6 alone was drawn again every time
+    with pytest.raises(RuntimeError, match="silent for 8 draws of notes between MIDI 94 and 94"):
+        notes.render_note(renderer, violin(94, 94), rng, chain=False)
+    # the same seed: the same excerpts, redraws included
+    again = [notes.render_note(renderer, violin(93, 94), np.random.default_rng(0), chain=False)[1]["pitches"]]
+    assert again[0] == pitches[0]

@@ -1,0 +1,162 @@
+"""A classifier on a pretrained tagger's embedding, checked on sources never heard and on real recordings.
+
+    python -m experiments.pretrained_head --split runs/lolo [--fused runs/lolo/onnx] [--real-audio tests/data/real]
+        [--c 1.0] [--cache runs/cache/musicnn] [--out head.json]
+
+``--split`` is a folder written by :mod:`experiments.leave_one_out`: its ``train`` excerpts (the kept
+sources, with their notes when the split has them) fit the classifier, and its ``held`` songs and
+``held-notes`` (sources never heard) check it, with real recordings (``--real-audio``: a folder with
+``labels.csv``) beside them. The classifier is a standardised logistic regression over the eleven classes
+on each file's musicnn embedding (:mod:`instrec.embedding`; the mean over its patches of the four outputs
+side by side), fitted in seconds: only the head learns from the corpus, the features were learnt on real
+recordings.
+
+With ``--fused`` (the split's exported CNNs, ``<split>/onnx`` after ``--representation fused``) the same
+files are also ranked by the fused CNNs alone and by their fused score times the head's probability, so
+one run says whether the embedding adds what the three CNNs lack. Every figure is the share of files whose
+true class comes first, per class, with its mean over classes; the real recordings are counted by clip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from instrec import audio
+from instrec.embedding import MODEL, Embedder
+from instrec.errors import Silent
+from instrec.labels import CODES
+from training.real_audio import read_labels
+
+#: the split's folders the head is checked on, when present
+CHECKED = ("held", "held-notes")
+
+
+def file_embedding(embedder: Embedder, path: Path, cache: Path | None = None) -> np.ndarray:
+    """(EMBEDDING_SIZE,) mean over a file's patches, cached by the file's resolved path, size and time."""
+    path = Path(path).resolve()
+    if cache is not None:
+        stat = path.stat()
+        key = hashlib.sha1(f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{MODEL.stat().st_size}".encode()).hexdigest()
+        cached = Path(cache) / f"{key}.npy"
+        if cached.exists():
+            return np.load(cached)
+    y = audio.load(path)
+    embedding = embedder.embed(y, sr=audio.DEFAULT.sample_rate).mean(axis=0).astype(np.float32)
+    if cache is not None:
+        Path(cache).mkdir(parents=True, exist_ok=True)
+        np.save(cached, embedding)
+    return embedding
+
+
+def embed_folder(embedder: Embedder, data: Path, cache: Path | None = None
+                 ) -> tuple[list[Path], np.ndarray, np.ndarray, list[Path]]:
+    """Paths, (n, EMBEDDING_SIZE) embeddings and (n,) class indices of a labelled folder's audible files,
+    and the silent files left out (they hold no instrument to name)."""
+    paths, x, y, silent = [], [], [], []
+    for path, code in read_labels(data):
+        try:
+            x.append(file_embedding(embedder, path, cache))
+        except Silent:
+            silent.append(path)
+            continue
+        paths.append(path)
+        y.append(CODES.index(code))
+    if not paths:
+        raise ValueError(f"{data}: no labelled audible files")
+    return paths, np.stack(x), np.array(y), silent
+
+
+def fit_head(x: np.ndarray, y: np.ndarray, c: float = 1.0):
+    """A standardised multinomial logistic regression over the classes present in ``y``."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if len(np.unique(y)) < 2:
+        raise ValueError("the training files hold one class only: nothing to tell apart")
+    return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=3000)).fit(x, y)
+
+
+def class_probabilities(head, x: np.ndarray) -> np.ndarray:
+    """(n, 11) probabilities over every class (0 for a class the head never saw)."""
+    p = np.zeros((len(x), len(CODES)))
+    p[:, head.classes_] = head.predict_proba(x)
+    return p
+
+
+def first_right(scores: np.ndarray, y: np.ndarray) -> dict:
+    """Share of files whose true class scores highest: per class, their mean, and right files in all."""
+    top = np.asarray(scores).argmax(axis=1)
+    per_class = {CODES[c]: float(np.mean(top[y == c] == c)) for c in np.unique(y)}
+    return {"per_class": per_class, "mean_over_classes": float(np.mean(list(per_class.values()))),
+            "correct": int((top == y).sum()), "n": len(y)}
+
+
+def fused_scores(models: Path, paths: list[Path]) -> np.ndarray:
+    """(n, 11) fused scores of exported CNNs, as the app ranks them."""
+    from instrec.recognizer import Recognizer
+
+    recognizer = Recognizer(models)
+    return np.array([[p.scores[c] for c in CODES] for p in map(recognizer.predict, paths)])
+
+
+def run(split: Path, fused: Path | None = None, real_audio: Path | None = None, c: float = 1.0,
+        cache: Path | None = None) -> dict:
+    """Fit the head on ``split/train``; its figures (and the fused CNNs', alone and times the head) on each
+    checked folder."""
+    split = Path(split)
+    embedder = Embedder()
+    _, x, y, silent = embed_folder(embedder, split / "train", cache)
+    head = fit_head(x, y, c)
+    checked = {name: split / name for name in CHECKED if (split / name).is_dir()}
+    if real_audio is not None:
+        checked["real"] = Path(real_audio)
+    if not checked:
+        raise ValueError(f"{split}: no held-out folder ({', '.join(CHECKED)}) and no --real-audio to check on")
+    result = {"split": str(split), "c": c, "train_files": len(y), "fused": str(fused) if fused else None,
+              "silent_files": {"train": [str(p) for p in silent]}}
+    for name, folder in checked.items():
+        paths, x, y, silent = embed_folder(embedder, folder, cache)
+        result["silent_files"][name] = [str(p) for p in silent]
+        p = class_probabilities(head, x)
+        figures = {"head": first_right(p, y)}
+        if fused is not None:
+            s = fused_scores(fused, paths)
+            figures["fused"] = first_right(s, y)
+            figures["fused_times_head"] = first_right(s * p, y)
+        result[name] = figures
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m experiments.pretrained_head", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--split", type=Path, required=True, help="a folder written by experiments.leave_one_out")
+    ap.add_argument("--fused", type=Path, help="the split's exported CNNs (<split>/onnx), ranked beside the head")
+    ap.add_argument("--real-audio", type=Path, help="real recordings with labels.csv")
+    ap.add_argument("--c", type=float, default=1.0, help="the logistic regression's inverse regularisation")
+    ap.add_argument("--cache", type=Path, help="keep each file's embedding here")
+    ap.add_argument("--out", type=Path, help="write the figures here as JSON")
+    args = ap.parse_args(argv)
+    try:
+        result = run(args.split, args.fused, args.real_audio, args.c, args.cache)
+    except (ValueError, OSError, audio.AudioError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for name in (*CHECKED, "real"):
+        for ranker, f in result.get(name, {}).items():
+            classes = " ".join(f"{k} {v:.2f}" for k, v in f["per_class"].items())
+            print(f"{name:10s} {ranker:16s} mean over classes {f['mean_over_classes']:.3f}, "
+                  f"{f['correct']} / {f['n']} right ({classes})")
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""musicnn's embedding: its input spectrogram on known signals, its patches, and the ONNX model against
+TensorFlow's own outputs."""
+
+import librosa
+import numpy as np
+import pytest
+
+from instrec import audio
+from instrec.embedding import EMBEDDING_SIZE, N_MELS, OUTPUTS, PATCH_FRAMES, SAMPLE_RATE, Embedder, log_mel, patches
+from instrec.errors import AudioError
+from tests.conftest import REAL_AUDIO, ROOT, tone
+
+REFERENCE = ROOT / "tests" / "data" / "musicnn_reference.npz"
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Embedder:
+    return Embedder(threads=1)
+
+
+def test_a_sine_peaks_in_the_mel_band_of_its_frequency():
+    s = log_mel(tone(1000.0, 2.0, sr=SAMPLE_RATE), sr=SAMPLE_RATE)
+    centres = librosa.mel_frequencies(n_mels=N_MELS + 2, fmax=SAMPLE_RATE / 2)[1:-1]
+    peak = np.bincount(s[5:-5].argmax(axis=1)).argmax()  # the band most frames peak in, away from the edges
+    assert abs(peak - np.abs(centres - 1000.0).argmin()) <= 1  # the band centred nearest 1 kHz, or its neighbour
+
+
+def test_the_same_sine_at_another_rate_gives_the_same_spectrogram():
+    # resampled to 16 kHz first (soxr HQ): the 22.05 kHz tone lands in the same bands within the resampler's
+    # ripple; 0.02 in log10 units is 5 % in power, far under the 0.6 that a doubled amplitude makes
+    a = log_mel(tone(440.0, 2.0, sr=SAMPLE_RATE), sr=SAMPLE_RATE)
+    b = log_mel(tone(440.0, 2.0, sr=22050), sr=22050)
+    peak = a[5:-5].argmax(axis=1)[0]
+    assert a.shape == b.shape
+    np.testing.assert_allclose(a[5:-5, peak], b[5:-5, peak], atol=0.02)
+
+
+def test_a_doubled_amplitude_adds_log10_4_in_loud_bands_and_silence_is_zero():
+    quiet, loud = (log_mel(tone(440.0, 2.0, sr=SAMPLE_RATE, amp=a), sr=SAMPLE_RATE) for a in (0.25, 0.5))
+    peak = quiet[5:-5].argmax(axis=1)[0]
+    # log10(10000 * 4 S + 1) - log10(10000 * S + 1) -> log10(4) when 10000 S >> 1, as in the peak band
+    np.testing.assert_allclose(loud[5:-5, peak] - quiet[5:-5, peak], np.log10(4), atol=1e-3)
+    assert np.array_equal(log_mel(np.zeros(SAMPLE_RATE, np.float32), sr=SAMPLE_RATE), np.zeros((63, N_MELS)))
+
+
+def test_patches_start_every_second_and_short_audio_is_repeated_to_fill_one():
+    ten = patches(tone(440.0, 10.0), sr=22050)
+    frames = 1 + 10 * SAMPLE_RATE // 256  # 626 frames, a patch of 187 every 62
+    assert ten.shape == ((frames - PATCH_FRAMES) // 62 + 1, PATCH_FRAMES, N_MELS) == (8, 187, 96)
+    s = log_mel(tone(440.0, 10.0), sr=22050)
+    np.testing.assert_array_equal(ten[3], s[3 * 62 : 3 * 62 + PATCH_FRAMES])
+    clip = tone(440.0, 2.97, amp=0.4)
+    clip *= np.linspace(0, 1, len(clip), dtype=np.float32)  # a rising level: every frame differs
+    one = patches(clip, sr=22050)
+    frames = log_mel(clip, sr=22050)
+    assert one.shape == (1, PATCH_FRAMES, N_MELS) and len(frames) == 186
+    np.testing.assert_array_equal(one[0, 186:], frames[:1])  # the frame after the last is the first again
+    assert patches(tone(440.0, 0.1), sr=22050).shape == (1, PATCH_FRAMES, N_MELS)
+    with pytest.raises(AudioError, match="no samples"):
+        patches(np.zeros(0, np.float32), sr=22050)
+
+
+def test_the_onnx_model_gives_tensorflows_outputs(embedder):
+    # the reference was computed by musicnn's TensorFlow graph when export/musicnn_to_onnx.py converted it:
+    # two random patches and a real clarinet's. Both run float32 convolutions in different orders, so
+    # outputs agree to about 1e-6 of their range (measured: 1.5e-5 at values up to 27); 1e-4 leaves room
+    # for other CPUs' kernels and still catches a wrong weight, layer or normalisation
+    ref = np.load(REFERENCE)
+    got = embedder.outputs(ref["mel"])
+    assert list(got) == list(OUTPUTS)
+    for name, width in OUTPUTS.items():
+        assert got[name].shape == (3, width)
+        np.testing.assert_allclose(got[name], ref[name], rtol=1e-4, atol=1e-4 * np.abs(ref[name]).max())
+    # one patch at a time or all at once: the same
+    np.testing.assert_allclose(embedder.outputs(ref["mel"], batch=1)["max_pool"], got["max_pool"], rtol=1e-5, atol=1e-5)
+
+
+def test_a_real_singer_is_tagged_as_a_voice_and_a_real_clarinet_as_a_wind(embedder):
+    # known answers on real sound, through decoding, resampling and the spectrogram: musicnn's tags for the
+    # bundled recordings (MagnaTagATune has no clarinet tag; flute is its only woodwind)
+    tags = list(np.load(REFERENCE)["tags"])
+    voice_tags = {"vocal", "vocals", "female", "woman", "singing", "female vocal", "female voice", "voice", "opera"}
+    top = {}
+    for name in ("medley-solos_voi_156", "medley-solos_cla_000"):
+        clips = sorted(REAL_AUDIO.glob(f"{name}_*.flac"))[:2]
+        taggram = np.concatenate([embedder.embed(audio.load(c), sr=22050)[:, -len(tags):] for c in clips])
+        top[name] = {tags[i] for i in np.argsort(-taggram.mean(axis=0))[:3]}
+    assert top["medley-solos_voi_156"] & voice_tags
+    assert "flute" in top["medley-solos_cla_000"] and not top["medley-solos_cla_000"] & voice_tags
+
+
+def test_embed_gives_each_patch_all_outputs_side_by_side(embedder):
+    y = tone(330.0, 5.0)
+    e = embedder.embed(y, sr=22050)
+    assert e.shape == (3, EMBEDDING_SIZE) and np.isfinite(e).all()
+    outputs = embedder.outputs(patches(y, sr=22050))
+    np.testing.assert_array_equal(e[:, :753], outputs["max_pool"])
+    np.testing.assert_array_equal(e[:, -50:], outputs["taggram"])
+
+
+def test_bad_patches_and_a_missing_model_are_clear_errors(embedder, tmp_path):
+    with pytest.raises(ValueError, match=r"\(n >= 1, 187, 96\)"):
+        embedder.outputs(np.zeros((2, 100, 96), np.float32))
+    with pytest.raises(ValueError, match="got shape"):
+        embedder.outputs(np.zeros((0, 187, 96), np.float32))
+    with pytest.raises(FileNotFoundError, match="musicnn_to_onnx"):
+        Embedder(tmp_path / "none.onnx")
