@@ -2,6 +2,8 @@
 
     python -m experiments.pretrained_head --split runs/lolo [--fused runs/lolo/onnx] [--real-audio tests/data/real]
         [--c 1.0] [--cache runs/cache/musicnn] [--out head.json]
+    python -m experiments.pretrained_head --train data/synth/train --train data/synth/notes/train
+        --fused instrec/models --real-audio tests/data/real
 
 ``--split`` is a folder written by :mod:`experiments.leave_one_out`: its ``train`` excerpts (the kept
 sources, with their notes when the split has them) fit the classifier, and its ``held`` songs and
@@ -13,7 +15,9 @@ recordings.
 
 With ``--fused`` (the split's exported CNNs, ``<split>/onnx`` after ``--representation fused``) the same
 files are also ranked by the fused CNNs alone and by their fused score times the head's probability, so
-one run says whether the embedding adds what the three CNNs lack. Every figure is the share of files whose
+one run says whether the embedding adds what the three CNNs lack. With ``--train`` the head is fitted on
+whole corpora instead (the shipped models' training data) and checked on the real recordings beside the
+shipped CNNs: what shipping it would change. Every figure is the share of files whose
 true class comes first, per class, with its mean over classes; the real recordings are counted by clip.
 """
 
@@ -106,21 +110,25 @@ def fused_scores(models: Path, paths: list[Path]) -> np.ndarray:
     return np.array([[p.scores[c] for c in CODES] for p in map(recognizer.predict, paths)])
 
 
-def run(split: Path, fused: Path | None = None, real_audio: Path | None = None, c: float = 1.0,
-        cache: Path | None = None) -> dict:
-    """Fit the head on ``split/train``; its figures (and the fused CNNs', alone and times the head) on each
-    checked folder."""
-    split = Path(split)
-    embedder = Embedder()
-    _, x, y, silent = embed_folder(embedder, split / "train", cache)
-    head = fit_head(x, y, c)
-    checked = {name: split / name for name in CHECKED if (split / name).is_dir()}
+def run(split: Path | None = None, fused: Path | None = None, real_audio: Path | None = None, c: float = 1.0,
+        cache: Path | None = None, train: list[Path] = ()) -> dict:
+    """Fit the head on ``train`` (default ``split/train``); its figures (and the fused CNNs', alone and times
+    the head) on the split's held-out folders and the real recordings."""
+    train = [Path(t) for t in train] or ([Path(split) / "train"] if split else [])
+    if not train:
+        raise ValueError("nothing to fit the head on: give a split or training folders")
+    checked = {name: Path(split) / name for name in CHECKED if split and (Path(split) / name).is_dir()}
     if real_audio is not None:
         checked["real"] = Path(real_audio)
     if not checked:
         raise ValueError(f"{split}: no held-out folder ({', '.join(CHECKED)}) and no --real-audio to check on")
-    result = {"split": str(split), "c": c, "train_files": len(y), "fused": str(fused) if fused else None,
-              "silent_files": {"train": [str(p) for p in silent]}}
+    embedder = Embedder()
+    fitted = [embed_folder(embedder, folder, cache) for folder in train]
+    x, y = np.concatenate([f[1] for f in fitted]), np.concatenate([f[2] for f in fitted])
+    head = fit_head(x, y, c)
+    result = {"split": str(split) if split else None, "train": [str(t) for t in train], "c": c,
+              "train_files": len(y), "fused": str(fused) if fused else None,
+              "silent_files": {"train": [str(p) for f in fitted for p in f[3]]}}
     for name, folder in checked.items():
         paths, x, y, silent = embed_folder(embedder, folder, cache)
         result["silent_files"][name] = [str(p) for p in silent]
@@ -136,16 +144,18 @@ def run(split: Path, fused: Path | None = None, real_audio: Path | None = None, 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m experiments.pretrained_head", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--split", type=Path, required=True, help="a folder written by experiments.leave_one_out")
-    ap.add_argument("--fused", type=Path, help="the split's exported CNNs (<split>/onnx), ranked beside the head")
+    ap.add_argument("--split", type=Path, help="a folder written by experiments.leave_one_out")
+    ap.add_argument("--train", type=Path, action="append", default=[],
+                    help="fit the head on this folder instead of <split>/train (repeatable)")
+    ap.add_argument("--fused", type=Path, help="exported CNNs (<split>/onnx, instrec/models), ranked beside the head")
     ap.add_argument("--real-audio", type=Path, help="real recordings with labels.csv")
     ap.add_argument("--c", type=float, default=1.0, help="the logistic regression's inverse regularisation")
     ap.add_argument("--cache", type=Path, help="keep each file's embedding here")
     ap.add_argument("--out", type=Path, help="write the figures here as JSON")
     args = ap.parse_args(argv)
     try:
-        result = run(args.split, args.fused, args.real_audio, args.c, args.cache)
-    except (ValueError, OSError, audio.AudioError) as exc:
+        result = run(args.split, args.fused, args.real_audio, args.c, args.cache, args.train)
+    except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     for name in (*CHECKED, "real"):

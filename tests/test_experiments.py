@@ -186,6 +186,11 @@ def test_pretrained_head_tells_tones_from_noise_it_never_heard(tmp_path):
                                       "correct": 6, "n": 6}
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 16  # each file embedded once, then read back
     assert run(split, cache=tmp_path / "cache")["held"] == result["held"]
+    # fitted on named training folders and checked on a labelled folder: the same head, the same figures
+    named = run(train=[split / "train"], real_audio=split / "held", cache=tmp_path / "cache")
+    assert named["real"] == result["held"] and named["split"] is None
+    with pytest.raises(ValueError, match="nothing to fit"):
+        run(real_audio=split / "held")
 
 
 def test_first_right_counts_the_top_class_per_true_class():
