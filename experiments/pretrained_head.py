@@ -1,7 +1,7 @@
 """A classifier on a pretrained tagger's embedding, checked on sources never heard and on real recordings.
 
     python -m experiments.pretrained_head --split runs/lolo [--fused runs/lolo/onnx] [--real-audio tests/data/real]
-        [--c 0.01] [--cache runs/cache/musicnn] [--out head.json]
+        [--c 0.01] [--outputs max_pool,mean_pool,penultimate,taggram] [--cache runs/cache/musicnn] [--out head.json]
     python -m experiments.pretrained_head --train data/synth/train --train data/synth/notes/train
         --fused instrec/models --real-audio tests/data/real
 
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from instrec import audio
-from instrec.embedding import MODEL, Embedder
+from instrec.embedding import MODEL, OUTPUTS, Embedder
 from instrec.errors import Silent
 from instrec.labels import CODES
 from training.real_audio import read_labels
@@ -80,6 +80,15 @@ def embed_folder(embedder: Embedder, data: Path, cache: Path | None = None
     return paths, np.stack(x), np.array(y), silent
 
 
+def columns(outputs: tuple[str, ...]) -> np.ndarray:
+    """Indices of the chosen outputs' values in an embedding of :meth:`instrec.embedding.Embedder.embed`."""
+    unknown = set(outputs) - set(OUTPUTS)
+    if unknown or not outputs:
+        raise ValueError(f"unknown musicnn outputs {sorted(unknown)}; choose from {', '.join(OUTPUTS)}")
+    starts = np.cumsum([0, *OUTPUTS.values()])
+    return np.concatenate([np.arange(starts[i], starts[i + 1]) for i, name in enumerate(OUTPUTS) if name in outputs])
+
+
 def fit_head(x: np.ndarray, y: np.ndarray, c: float = C):
     """A standardised multinomial logistic regression over the classes present in ``y``."""
     from sklearn.linear_model import LogisticRegression
@@ -115,9 +124,10 @@ def fused_scores(models: Path, paths: list[Path]) -> np.ndarray:
 
 
 def run(split: Path | None = None, fused: Path | None = None, real_audio: Path | None = None, c: float = C,
-        cache: Path | None = None, train: list[Path] = ()) -> dict:
-    """Fit the head on ``train`` (default ``split/train``); its figures (and the fused CNNs', alone and times
-    the head) on the split's held-out folders and the real recordings."""
+        cache: Path | None = None, train: list[Path] = (), outputs: tuple[str, ...] = tuple(OUTPUTS)) -> dict:
+    """Fit the head on ``train`` (default ``split/train``) over the chosen musicnn ``outputs``; its figures
+    (and the fused CNNs', alone and times the head) on the split's held-out folders and the real recordings."""
+    chosen = columns(outputs)
     train = [Path(t) for t in train] or ([Path(split) / "train"] if split else [])
     if not train:
         raise ValueError("nothing to fit the head on: give a split or training folders")
@@ -129,14 +139,15 @@ def run(split: Path | None = None, fused: Path | None = None, real_audio: Path |
     embedder = Embedder()
     fitted = [embed_folder(embedder, folder, cache) for folder in train]
     x, y = np.concatenate([f[1] for f in fitted]), np.concatenate([f[2] for f in fitted])
-    head = fit_head(x, y, c)
+    head = fit_head(x[:, chosen], y, c)
     result = {"split": str(split) if split else None, "train": [str(t) for t in train], "c": c,
+              "outputs": [name for name in OUTPUTS if name in outputs],
               "train_files": len(y), "fused": str(fused) if fused else None,
               "silent_files": {"train": [str(p) for f in fitted for p in f[3]]}}
     for name, folder in checked.items():
         paths, x, y, silent = embed_folder(embedder, folder, cache)
         result["silent_files"][name] = [str(p) for p in silent]
-        p = class_probabilities(head, x)
+        p = class_probabilities(head, x[:, chosen])
         figures = {"head": first_right(p, y)}
         if fused is not None:
             s = fused_scores(fused, paths)
@@ -154,11 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fused", type=Path, help="exported CNNs (<split>/onnx, instrec/models), ranked beside the head")
     ap.add_argument("--real-audio", type=Path, help="real recordings with labels.csv")
     ap.add_argument("--c", type=float, default=C, help=f"the logistic regression's inverse regularisation (default {C})")
+    ap.add_argument("--outputs", default=",".join(OUTPUTS),
+                    help=f"the musicnn outputs the head sees, comma-separated (default all: {','.join(OUTPUTS)})")
     ap.add_argument("--cache", type=Path, help="keep each file's embedding here")
     ap.add_argument("--out", type=Path, help="write the figures here as JSON")
     args = ap.parse_args(argv)
     try:
-        result = run(args.split, args.fused, args.real_audio, args.c, args.cache, args.train)
+        result = run(args.split, args.fused, args.real_audio, args.c, args.cache, args.train,
+                     tuple(args.outputs.split(",")))
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

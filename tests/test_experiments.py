@@ -191,6 +191,14 @@ def test_pretrained_head_tells_tones_from_noise_it_never_heard(tmp_path):
     assert named["real"] == result["held"] and named["split"] is None
     with pytest.raises(ValueError, match="nothing to fit"):
         run(real_audio=split / "held")
+    # one output of the tagger: the head sees its 753 values only
+    from experiments.pretrained_head import columns
+
+    assert np.array_equal(columns(("max_pool",)), np.arange(753))
+    assert np.array_equal(columns(("taggram", "max_pool")), np.r_[np.arange(753), np.arange(1706, 1756)])
+    with pytest.raises(ValueError, match="unknown musicnn outputs"):
+        columns(("max_pool", "logits"))
+    assert run(split, cache=tmp_path / "cache", outputs=("taggram",))["outputs"] == ["taggram"]
 
 
 def test_first_right_counts_the_top_class_per_true_class():
