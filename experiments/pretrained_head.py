@@ -24,87 +24,18 @@ true class comes first, per class, with its mean over classes; the real recordin
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from instrec import audio
-from instrec.embedding import MODEL, OUTPUTS, Embedder
-from instrec.errors import Silent
+from instrec.embedding import OUTPUTS, Embedder
 from instrec.labels import CODES
-from training.real_audio import read_labels
+from training.head import C, class_probabilities, columns, embed_folder, fit
 
 #: the split's folders the head is checked on, when present
 CHECKED = ("held", "held-notes")
-#: the logistic regression's inverse regularisation: on the notes-included check's two splits, 0.01 kept the
-#: most of what the embedding adds to the fused CNNs on unheard songs and notes, 10 the least
-#: (docs/generalisation.md, "A classifier on a pretrained tagger's embedding")
-C = 0.01
-
-
-def file_embedding(embedder: Embedder, path: Path, cache: Path | None = None) -> np.ndarray:
-    """(EMBEDDING_SIZE,) mean over a file's patches, cached by the file's resolved path, size and time."""
-    path = Path(path).resolve()
-    if cache is not None:
-        stat = path.stat()
-        key = hashlib.sha1(f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{MODEL.stat().st_size}".encode()).hexdigest()
-        cached = Path(cache) / f"{key}.npy"
-        if cached.exists():
-            return np.load(cached)
-    y = audio.load(path)
-    embedding = embedder.embed(y, sr=audio.DEFAULT.sample_rate).mean(axis=0).astype(np.float32)
-    if cache is not None:
-        Path(cache).mkdir(parents=True, exist_ok=True)
-        np.save(cached, embedding)
-    return embedding
-
-
-def embed_folder(embedder: Embedder, data: Path, cache: Path | None = None
-                 ) -> tuple[list[Path], np.ndarray, np.ndarray, list[Path]]:
-    """Paths, (n, EMBEDDING_SIZE) embeddings and (n,) class indices of a labelled folder's audible files,
-    and the silent files left out (they hold no instrument to name)."""
-    paths, x, y, silent = [], [], [], []
-    for path, code in read_labels(data):
-        try:
-            x.append(file_embedding(embedder, path, cache))
-        except Silent:
-            silent.append(path)
-            continue
-        paths.append(path)
-        y.append(CODES.index(code))
-    if not paths:
-        raise ValueError(f"{data}: no labelled audible files")
-    return paths, np.stack(x), np.array(y), silent
-
-
-def columns(outputs: tuple[str, ...]) -> np.ndarray:
-    """Indices of the chosen outputs' values in an embedding of :meth:`instrec.embedding.Embedder.embed`."""
-    unknown = set(outputs) - set(OUTPUTS)
-    if unknown or not outputs:
-        raise ValueError(f"unknown musicnn outputs {sorted(unknown)}; choose from {', '.join(OUTPUTS)}")
-    starts = np.cumsum([0, *OUTPUTS.values()])
-    return np.concatenate([np.arange(starts[i], starts[i + 1]) for i, name in enumerate(OUTPUTS) if name in outputs])
-
-
-def fit_head(x: np.ndarray, y: np.ndarray, c: float = C):
-    """A standardised multinomial logistic regression over the classes present in ``y``."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    if len(np.unique(y)) < 2:
-        raise ValueError("the training files hold one class only: nothing to tell apart")
-    return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=3000)).fit(x, y)
-
-
-def class_probabilities(head, x: np.ndarray) -> np.ndarray:
-    """(n, 11) probabilities over every class (0 for a class the head never saw)."""
-    p = np.zeros((len(x), len(CODES)))
-    p[:, head.classes_] = head.predict_proba(x)
-    return p
 
 
 def first_right(scores: np.ndarray, y: np.ndarray) -> dict:
@@ -137,13 +68,11 @@ def run(split: Path | None = None, fused: Path | None = None, real_audio: Path |
     if not checked:
         raise ValueError(f"{split}: no held-out folder ({', '.join(CHECKED)}) and no --real-audio to check on")
     embedder = Embedder()
-    fitted = [embed_folder(embedder, folder, cache) for folder in train]
-    x, y = np.concatenate([f[1] for f in fitted]), np.concatenate([f[2] for f in fitted])
-    head = fit_head(x[:, chosen], y, c)
+    head, n, silent = fit(train, c, cache, embedder, outputs)
     result = {"split": str(split) if split else None, "train": [str(t) for t in train], "c": c,
               "outputs": [name for name in OUTPUTS if name in outputs],
-              "train_files": len(y), "fused": str(fused) if fused else None,
-              "silent_files": {"train": [str(p) for f in fitted for p in f[3]]}}
+              "train_files": n, "fused": str(fused) if fused else None,
+              "silent_files": {"train": [str(p) for p in silent]}}
     for name, folder in checked.items():
         paths, x, y, silent = embed_folder(embedder, folder, cache)
         result["silent_files"][name] = [str(p) for p in silent]

@@ -31,6 +31,26 @@ def write(path: Path, y: np.ndarray, sr: int = 22050, **kwargs) -> Path:
     return path
 
 
+def labelled_folder(folder: Path, clips: dict[str, tuple[str, np.ndarray]]) -> Path:
+    """A folder of clips with their labels.csv (file name -> (code, audio at 22.05 kHz))."""
+    folder.mkdir(parents=True)
+    for name, (_, y) in clips.items():
+        write(folder / name, y)
+    (folder / "labels.csv").write_text("file,label\n" + "".join(f"{n},{c}\n" for n, (c, _) in clips.items()))
+    return folder
+
+
+def tones_and_noise(folder: Path, n: int, seed: int, f0: float) -> Path:
+    """``n`` decaying harmonic tones labelled piano (rising from ``f0``) and ``n`` white noises labelled organ,
+    3 s each: two classes any tagger's embedding tells apart."""
+    rng = np.random.default_rng(seed)
+    decay = np.exp(-np.arange(3 * 22050) / 22050)
+    piano = lambda f: (sum(tone(f * h, 3.0, amp=0.3 / h) for h in (1, 2, 3)) * decay).astype(np.float32)
+    organ = lambda: (0.3 * rng.standard_normal(3 * 22050)).astype(np.float32)
+    return labelled_folder(folder, {**{f"p{i}.wav": ("pia", piano(f0 * 1.25 ** i)) for i in range(n)},
+                                    **{f"o{i}.wav": ("org", organ()) for i in range(n)}})
+
+
 @pytest.fixture
 def real_clips() -> list[Path]:
     clips = sorted(REAL_AUDIO.glob("*.flac"))

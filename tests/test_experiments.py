@@ -155,31 +155,15 @@ def test_source_probe_on_a_trained_run(tiny_corpus, tiny_run, tmp_path, capsys):
     assert "source families" in capsys.readouterr().err
 
 
-def labelled_folder(folder, clips: dict[str, np.ndarray]):
-    """A folder of clips with their labels.csv (file name -> (code, audio))."""
-    from tests.conftest import write
-
-    folder.mkdir(parents=True)
-    for name, (_, y) in clips.items():
-        write(folder / name, y)
-    (folder / "labels.csv").write_text("file,label\n" + "".join(f"{n},{c}\n" for n, (c, _) in clips.items()))
-    return folder
-
-
 def test_pretrained_head_tells_tones_from_noise_it_never_heard(tmp_path):
     # known answer: harmonic tones (pia) and white noise (org) are far apart in any tagger's embedding, so a
     # head fitted on some of each names every unheard one right
     from experiments.pretrained_head import run
-    from tests.conftest import tone
+    from tests.conftest import tones_and_noise
 
-    rng = np.random.default_rng(0)
-    organ = lambda: (0.3 * rng.standard_normal(3 * 22050)).astype(np.float32)
-    piano = lambda f0: sum(tone(f0 * h, 3.0, amp=0.3 / h) for h in (1, 2, 3)) * np.exp(-np.arange(3 * 22050) / 22050)
     split = tmp_path / "split"
-    labelled_folder(split / "train", {**{f"p{i}.wav": ("pia", piano(220 * 1.2 ** i)) for i in range(5)},
-                                      **{f"o{i}.wav": ("org", organ()) for i in range(5)}})
-    labelled_folder(split / "held", {**{f"p{i}.wav": ("pia", piano(180 * 1.3 ** i)) for i in range(3)},
-                                     **{f"o{i}.wav": ("org", organ()) for i in range(3)}})
+    tones_and_noise(split / "train", 5, seed=0, f0=220)
+    tones_and_noise(split / "held", 3, seed=1, f0=180)
     result = run(split, cache=tmp_path / "cache")
     assert result["train_files"] == 10 and "held-notes" not in result and "real" not in result
     assert result["held"]["head"] == {"per_class": {"org": 1.0, "pia": 1.0}, "mean_over_classes": 1.0,
@@ -192,7 +176,7 @@ def test_pretrained_head_tells_tones_from_noise_it_never_heard(tmp_path):
     with pytest.raises(ValueError, match="nothing to fit"):
         run(real_audio=split / "held")
     # one output of the tagger: the head sees its 753 values only
-    from experiments.pretrained_head import columns
+    from training.head import columns
 
     assert np.array_equal(columns(("max_pool",)), np.arange(753))
     assert np.array_equal(columns(("taggram", "max_pool")), np.r_[np.arange(753), np.arange(1706, 1756)])

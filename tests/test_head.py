@@ -1,0 +1,83 @@
+"""The classifier on musicnn's embedding: fitted, exported with musicnn's graph, and checked against
+scikit-learn."""
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from instrec import audio
+from instrec.embedding import Embedder, patches
+from instrec.labels import CODES
+from tests.conftest import tone, tones_and_noise, write
+from training import head
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("head")
+    train = tones_and_noise(root / "train", 5, seed=0, f0=220)
+    write(train / "silent.wav", np.zeros(22050, np.float32))  # no instrument to name: left out, listed
+    for k in range(4):  # a third class, so the head is multinomial as it is on the corpus: hard-clipped tones
+        write(train / f"g{k}.wav", np.clip(4 * tone(150.0 * 1.3 ** k, 3.0), -0.5, 0.5))
+    rows = "".join(f"g{k}.wav,gel\n" for k in range(4))
+    (train / "labels.csv").write_text((train / "labels.csv").read_text() + "silent.wav,pia\n" + rows)
+    info = head.export([train], root / "out", cache=root / "cache")
+    return root, info
+
+
+def test_the_exported_head_gives_scikit_learns_probabilities_per_patch(exported):
+    # parity: musicnn and the head in one ONNX graph against musicnn's outputs through scikit-learn, on
+    # patches the head never saw (a 7-second tone: five patches); 1e-5 is float32 rounding through a
+    # 1 756-wide dot product and a softmax
+    root, info = exported
+    assert info["train_files"] == 14 and [p.rsplit("/", 1)[-1] for p in info["silent_files"]] == ["silent.wav"]
+    assert info["classes"] == ["gel", "org", "pia"] and info["parity"]["max_abs_diff"] <= 1e-5
+    fitted, n, _ = head.fit([root / "train"], cache=root / "cache")
+    mel = patches(tone(300.0, 7.0), sr=22050)
+    session = ort.InferenceSession(str(root / "out" / "head.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(["probabilities"], {"mel:0": mel})[0]
+    x = Embedder().embed(tone(300.0, 7.0), sr=22050)
+    np.testing.assert_allclose(got, head.class_probabilities(fitted, x), atol=1e-5)
+    assert got.shape == (5, len(CODES))
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-6)
+    unseen = [CODES.index(c) for c in CODES if c not in ("gel", "org", "pia")]
+    assert got[:, unseen].max() < 1e-30  # classes never seen get nothing
+    assert got[:, CODES.index("pia")].min() > 0.5  # a harmonic tone is the tones' class
+    assert json.loads((root / "out" / "head.json").read_text())["sha256"] == info["sha256"]
+
+
+def test_a_two_class_head_is_exported_in_its_binary_form(tmp_path):
+    # scikit-learn fits two classes as one logit (a sigmoid): the export must give the same probabilities
+    train = tones_and_noise(tmp_path / "train", 4, seed=0, f0=220)
+    info = head.export([train], tmp_path / "out")
+    assert info["classes"] == ["org", "pia"] and info["parity"]["max_abs_diff"] <= 1e-5
+
+
+def test_a_head_that_does_not_see_every_output_cannot_be_exported(exported, tmp_path):
+    root, _ = exported
+    fitted, _, _ = head.fit([root / "train"], cache=root / "cache", outputs=("max_pool",))
+    with pytest.raises(ValueError, match="all 1756 values"):
+        head.to_onnx(fitted, tmp_path / "h.onnx")
+    assert not (tmp_path / "h.onnx").exists()
+
+
+def test_parity_is_enforced(exported):
+    # the check compares the file with the head it is given: a different head is caught, not written over
+    root, _ = exported
+    other, _, _ = head.fit([root / "train"], c=100.0, cache=root / "cache")
+    mel = patches(audio.load(root / "train" / "p0.wav"), sr=22050)
+    with pytest.raises(ValueError, match="differs from the fitted head"):
+        head.check_parity(other, root / "out" / "head.onnx", mel, Embedder(), atol=1e-9)
+
+
+def test_command_line_errors_are_one_line(tmp_path, capsys):
+    assert head.main(["--train", str(tmp_path / "none"), "--out", str(tmp_path / "out")]) == 1
+    assert "error:" in capsys.readouterr().err
+    one = tmp_path / "one"
+    tones_and_noise(one, 2, seed=0, f0=200)
+    (one / "labels.csv").write_text("file,label\np0.wav,pia\np1.wav,pia\n")
+    assert head.main(["--train", str(one), "--out", str(tmp_path / "out")]) == 1
+    assert "one class only" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "head.onnx").exists()
