@@ -31,8 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from instrec.embedding import OUTPUTS, Embedder
+from instrec.errors import Silent
 from instrec.labels import CODES
-from training.head import C, class_probabilities, columns, embed_folder, fit
+from training.datasets import read_testing
+from training.head import C, class_probabilities, columns, embed_folder, file_embedding, fit
 
 #: the split's folders the head is checked on, when present
 CHECKED = ("held", "held-notes")
@@ -46,6 +48,13 @@ def first_right(scores: np.ndarray, y: np.ndarray) -> dict:
             "correct": int((top == y).sum()), "n": len(y)}
 
 
+def top_among_true(scores: np.ndarray, truth: np.ndarray) -> dict:
+    """Share of files whose top class is one of their (multi-hot) true classes."""
+    top = np.asarray(scores).argmax(axis=1)
+    right = np.asarray(truth)[np.arange(len(top)), top] > 0
+    return {"correct": int(right.sum()), "n": len(top), "share": float(right.mean())}
+
+
 def fused_scores(models: Path, paths: list[Path]) -> np.ndarray:
     """(n, 11) fused scores of exported CNNs, as the app ranks them."""
     from instrec.recognizer import Recognizer
@@ -55,7 +64,8 @@ def fused_scores(models: Path, paths: list[Path]) -> np.ndarray:
 
 
 def run(split: Path | None = None, fused: Path | None = None, real_audio: Path | None = None, c: float = C,
-        cache: Path | None = None, train: list[Path] = (), outputs: tuple[str, ...] = tuple(OUTPUTS)) -> dict:
+        cache: Path | None = None, train: list[Path] = (), outputs: tuple[str, ...] = tuple(OUTPUTS),
+        songs: Path | None = None) -> dict:
     """Fit the head on ``train`` (default ``split/train``) over the chosen musicnn ``outputs``; its figures
     (and the fused CNNs', alone and times the head) on the split's held-out folders and the real recordings."""
     chosen = columns(outputs)
@@ -65,7 +75,7 @@ def run(split: Path | None = None, fused: Path | None = None, real_audio: Path |
     checked = {name: Path(split) / name for name in CHECKED if split and (Path(split) / name).is_dir()}
     if real_audio is not None:
         checked["real"] = Path(real_audio)
-    if not checked:
+    if not checked and songs is None:
         raise ValueError(f"{split}: no held-out folder ({', '.join(CHECKED)}) and no --real-audio to check on")
     embedder = Embedder()
     head, n, silent = fit(train, c, cache, embedder, outputs)
@@ -83,6 +93,23 @@ def run(split: Path | None = None, fused: Path | None = None, real_audio: Path |
             figures["fused"] = first_right(s, y)
             figures["fused_times_head"] = first_right(s * p, y)
         result[name] = figures
+    if songs is not None:
+        paths, x, truth = [], [], []
+        for excerpt in read_testing(songs):
+            try:
+                x.append(file_embedding(embedder, excerpt.path, cache))
+            except Silent:
+                continue
+            paths.append(excerpt.path)
+            truth.append(excerpt.target)
+        p = class_probabilities(head, np.stack(x)[:, chosen])
+        truth = np.stack(truth)
+        figures = {"head": top_among_true(p, truth)}
+        if fused is not None:
+            s = fused_scores(fused, paths)
+            figures["fused"] = top_among_true(s, truth)
+            figures["fused_times_head"] = top_among_true(s * p, truth)
+        result["songs"] = {"data": str(songs), **figures}
     return result
 
 
@@ -93,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="fit the head on this folder instead of <split>/train (repeatable)")
     ap.add_argument("--fused", type=Path, help="exported CNNs (<split>/onnx, instrec/models), ranked beside the head")
     ap.add_argument("--real-audio", type=Path, help="real recordings with labels.csv")
+    ap.add_argument("--songs", type=Path, help="multi-label songs (IRMAS testing layout, e.g. a corpus's test/): "
+                                              "the share whose top class is one of theirs")
     ap.add_argument("--c", type=float, default=C, help=f"the logistic regression's inverse regularisation (default {C})")
     ap.add_argument("--outputs", default=",".join(OUTPUTS),
                     help=f"the musicnn outputs the head sees, comma-separated (default all: {','.join(OUTPUTS)})")
@@ -101,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         result = run(args.split, args.fused, args.real_audio, args.c, args.cache, args.train,
-                     tuple(args.outputs.split(",")))
+                     tuple(args.outputs.split(",")), args.songs)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -110,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             classes = " ".join(f"{k} {v:.2f}" for k, v in f["per_class"].items())
             print(f"{name:10s} {ranker:16s} mean over classes {f['mean_over_classes']:.3f}, "
                   f"{f['correct']} / {f['n']} right ({classes})")
+    for ranker, f in {k: v for k, v in result.get("songs", {}).items() if k != "data"}.items():
+        print(f"songs      {ranker:16s} top class among the true ones for {f['correct']} / {f['n']} ({f['share']:.3f})")
     if args.out:
         args.out.write_text(json.dumps(result, indent=1))
     return 0

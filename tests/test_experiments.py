@@ -195,6 +195,16 @@ def test_first_right_counts_the_top_class_per_true_class():
                                       "correct": 3, "n": 4}
 
 
+def test_top_among_true_counts_a_top_class_that_is_one_of_the_songs():
+    from experiments.pretrained_head import top_among_true
+
+    truth = np.zeros((3, len(CODES)))
+    truth[0, [0, 1]] = truth[1, 2] = truth[2, [3, 4]] = 1
+    scores = np.zeros((3, len(CODES)))
+    scores[0, 1] = scores[1, 5] = scores[2, 4] = 1  # second of two, wrong, second of two
+    assert top_among_true(scores, truth) == {"correct": 2, "n": 3, "share": pytest.approx(2 / 3)}
+
+
 def test_pretrained_head_beside_the_fused_cnns_on_a_split(tiny_corpus, tiny_models, tmp_path, capsys):
     from experiments.leave_one_out import split_by_source
     from experiments.pretrained_head import main
@@ -204,8 +214,13 @@ def test_pretrained_head_beside_the_fused_cnns_on_a_split(tiny_corpus, tiny_mode
     split = tmp_path / "lolo"
     plan = split_by_source(tiny_corpus, split)
     assert main(["--split", str(split), "--fused", str(tiny_models), "--real-audio", str(REAL_AUDIO),
-                 "--out", str(tmp_path / "head.json")]) == 0
+                 "--songs", str(tiny_corpus / "test"), "--out", str(tmp_path / "head.json")]) == 0
     result = json.loads((tmp_path / "head.json").read_text())
+    # the corpus's test songs, multi-label: the top class counted right when it is one of a song's
+    from training.datasets import read_testing
+
+    assert result["songs"]["fused"]["n"] == len(read_testing(tiny_corpus / "test"))
+    assert set(result["songs"]) == {"data", "head", "fused", "fused_times_head"}
     assert result["train_files"] == sum(plan["train_counts"].values())
     assert result["held"]["head"]["n"] == sum(plan["held_counts"].values())
     assert set(result["real"]) == {"head", "fused", "fused_times_head"}
