@@ -6,6 +6,7 @@ import json
 import numpy as np
 import onnxruntime as ort
 import pytest
+from sklearn.preprocessing import StandardScaler
 
 from instrec import audio
 from instrec.embedding import Embedder, patches
@@ -81,3 +82,27 @@ def test_command_line_errors_are_one_line(tmp_path, capsys):
     assert head.main(["--train", str(one), "--out", str(tmp_path / "out")]) == 1
     assert "one class only" in capsys.readouterr().err
     assert not (tmp_path / "out" / "head.onnx").exists()
+
+
+def test_a_unit_constant_in_training_is_not_blown_up_by_rounding():
+    # a dead unit: one value over every training row, give or take 1e-13; a row 1e-10 off it must not
+    # become the largest standardised feature (plain standardisation makes it 1e3 standard deviations)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 5))
+    x[:, 2] = 2.27e-5 + 1e-13 * rng.standard_normal(200)
+    scaler = head.FlooredScaler().fit(x)
+    probe = np.array([[0.0, 0.0, 2.27e-5 + 1e-10, 0.0, 0.0]])
+    assert abs(scaler.transform(probe)[0, 2]) < 1e-6
+    assert abs(StandardScaler().fit(x).transform(probe)[0, 2]) > 100  # what the floor prevents
+    assert scaler.scale_[2] == pytest.approx(head.SCALE_FLOOR * np.median(scaler.scale_))
+    np.testing.assert_allclose(scaler.scale_[[0, 1, 3, 4]], x[:, [0, 1, 3, 4]].std(axis=0))  # live ones as before
+
+
+def test_a_long_files_first_patch_is_answered_as_the_same_audio_alone(exported):
+    # the same 3 seconds, embedded as one patch or as the first of a file's, get the same probabilities
+    root, _ = exported
+    fitted, _, _ = head.fit([root / "train"], cache=root / "cache")
+    y = np.concatenate([tone(300.0, 3.0), np.random.default_rng(1).standard_normal(5 * 22050).astype(np.float32) * 0.3])
+    whole, first = (head.class_probabilities(fitted, Embedder().embed(z, sr=22050)) for z in (y, y[: 3 * 22050]))
+    np.testing.assert_allclose(whole[0], first[0], atol=1e-4)
+    assert CODES[whole[0].argmax()] == "pia" and CODES[whole[-1].argmax()] == "org"

@@ -22,6 +22,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from instrec import audio
 from instrec.embedding import MODEL, OUTPUTS, Embedder, patches
@@ -34,6 +37,8 @@ from training.real_audio import read_labels
 #: most of what the embedding adds to the fused CNNs on unheard songs and notes, 10 the least
 #: (docs/generalisation.md, "A classifier on a pretrained tagger's embedding")
 C = 0.01
+#: no feature is scaled by less than this share of the median feature's standard deviation (FlooredScaler)
+SCALE_FLOOR = 0.01
 #: a class the head never saw gets this logit, so its probability is 0 to float precision
 ABSENT_LOGIT = -1e4
 
@@ -82,15 +87,27 @@ def columns(outputs: tuple[str, ...]) -> np.ndarray:
     return np.concatenate([np.arange(starts[i], starts[i + 1]) for i, name in enumerate(OUTPUTS) if name in outputs])
 
 
-def fit_head(x: np.ndarray, y: np.ndarray, c: float = C):
-    """A standardised multinomial logistic regression over the classes present in ``y``."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+class FlooredScaler(StandardScaler):
+    """A StandardScaler whose scale is at least ``SCALE_FLOOR`` times the median feature's.
 
+    musicnn has dead units: over every training file they hold one value, give or take float rounding
+    (standard deviations down to 1e-13). Divided by that, a difference of 1e-10 between two ways of summing
+    the same patch (a file's first patch alone or among its others) becomes the largest feature there is,
+    and a plain standardised head answered saxophone for every patch of every corpus test song. Floored,
+    such a unit stays near 0 whatever its rounding.
+    """
+
+    def fit(self, x, y=None, sample_weight=None):
+        super().fit(x, y, sample_weight)
+        self.scale_ = np.maximum(self.scale_, SCALE_FLOOR * np.median(self.scale_))
+        return self
+
+
+def fit_head(x: np.ndarray, y: np.ndarray, c: float = C):
+    """A standardised (:class:`FlooredScaler`) multinomial logistic regression over the classes in ``y``."""
     if len(np.unique(y)) < 2:
         raise ValueError("the training files hold one class only: nothing to tell apart")
-    return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=3000)).fit(x, y)
+    return make_pipeline(FlooredScaler(), LogisticRegression(C=c, max_iter=3000)).fit(x, y)
 
 
 def class_probabilities(head, x: np.ndarray) -> np.ndarray:
