@@ -3,15 +3,15 @@
     python -m experiments.pretrained_head --split runs/lolo [--fused runs/lolo/onnx] [--real-audio tests/data/real]
         [--c 0.01] [--outputs max_pool,mean_pool,penultimate,taggram] [--cache runs/cache/musicnn] [--out head.json]
     python -m experiments.pretrained_head --train data/synth/train --train data/synth/notes/train
-        --fused instrec/models --real-audio tests/data/real
+        --fused instrec/models --real-audio tests/data/real [--songs data/synth/test]
 
 ``--split`` is a folder written by :mod:`experiments.leave_one_out`: its ``train`` excerpts (the kept
 sources, with their notes when the split has them) fit the classifier, and its ``held`` songs and
 ``held-notes`` (sources never heard) check it, with real recordings (``--real-audio``: a folder with
-``labels.csv``) beside them. The classifier is a standardised logistic regression over the eleven classes
-on each file's musicnn embedding (:mod:`instrec.embedding`; the mean over its patches of the four outputs
-side by side), fitted in seconds: only the head learns from the corpus, the features were learnt on real
-recordings.
+``labels.csv``) beside them. The classifier is :mod:`training.head`'s: a standardised logistic regression
+over the eleven classes on each file's musicnn embedding (:mod:`instrec.embedding`; the mean over its
+patches of the outputs ``--outputs`` names, all four by default), fitted in seconds: only the head learns
+from the corpus, the features were learnt on real recordings.
 
 With ``--fused`` (the split's exported CNNs, ``<split>/onnx`` after ``--representation fused``) the same
 files are also ranked by the fused CNNs alone and by their fused score times the head's probability, so
@@ -19,6 +19,8 @@ one run says whether the embedding adds what the three CNNs lack. With ``--train
 whole corpora instead (the shipped models' training data) and checked on the real recordings beside the
 shipped CNNs: what shipping it would change. Every figure is the share of files whose
 true class comes first, per class, with its mean over classes; the real recordings are counted by clip.
+``--songs`` (multi-label songs in the IRMAS testing layout, such as a corpus's ``test/``) adds the share of
+songs whose top class is one of theirs.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ tagging", ISMIR 2019 late-breaking demo; ISC licence) was trained on the MagnaTa
 25 000 real song excerpts tagged with 50 tags (guitar, piano, violin, flute, cello, vocal, female, ...).
 Its model ships here converted to ONNX (``instrec/pretrained/musicnn_mtt.onnx``, made by
 ``export/musicnn_to_onnx.py``). A classifier fitted on its embedding of the synthetic corpus
-(:mod:`experiments.pretrained_head`) starts from features learnt on real recording setups, which no
+(``training.head``) starts from features learnt on real recording setups, which no
 CNN trained on the corpus alone can have.
 
 Its input is its own picture of the sound, not one of the three of :mod:`instrec.features`: a 96-band
@@ -25,6 +25,8 @@ from .audio import AudioError, resample
 from .runtime import default_threads, session_options
 
 MODEL = Path(__file__).parent / "pretrained" / "musicnn_mtt.onnx"
+#: Bumped whenever :func:`patches` computes other values for the same audio (embedding caches key on it).
+VERSION = 1
 SAMPLE_RATE = 16000
 N_FFT = 512
 HOP_LENGTH = 256

@@ -16,6 +16,7 @@ scikit-learn's within 1e-5.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import sys
@@ -28,6 +29,7 @@ from sklearn.preprocessing import StandardScaler
 
 from instrec import audio
 from instrec.embedding import MODEL, OUTPUTS, Embedder, patches
+from instrec.embedding import VERSION as EMBEDDING_VERSION
 from instrec.errors import Silent
 from instrec.labels import CODES
 from instrec.recognizer import sha256
@@ -43,12 +45,19 @@ SCALE_FLOOR = 0.01
 ABSENT_LOGIT = -1e4
 
 
+@functools.lru_cache(maxsize=4)
+def _model_sha256(model: Path) -> str:
+    return sha256(model)
+
+
 def file_embedding(embedder: Embedder, path: Path, cache: Path | None = None) -> np.ndarray:
-    """(EMBEDDING_SIZE,) mean over a file's patches, cached by the file's resolved path, size and time."""
+    """(EMBEDDING_SIZE,) mean over a file's patches, cached by the file's resolved path, size and time, and
+    the model's sha256 and the embedding's version."""
     path = Path(path).resolve()
     if cache is not None:
         stat = path.stat()
-        key = hashlib.sha1(f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{MODEL.stat().st_size}".encode()).hexdigest()
+        key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{_model_sha256(MODEL)}|{EMBEDDING_VERSION}"
+        key = hashlib.sha1(key.encode()).hexdigest()
         cached = Path(cache) / f"{key}.npy"
         if cached.exists():
             return np.load(cached)
