@@ -37,6 +37,8 @@ from instrec.errors import Silent
 from instrec.labels import CODES
 from training.datasets import read_testing
 from training.head import C, class_probabilities, columns, embed_folder, file_embedding, fit
+from training.metrics import evaluate
+from training.thresholds import best_threshold
 
 #: the split's folders the head is checked on, when present
 CHECKED = ("held", "held-notes")
@@ -67,9 +69,11 @@ def fused_scores(models: Path, paths: list[Path]) -> np.ndarray:
 
 def run(split: Path | None = None, fused: Path | None = None, real_audio: Path | None = None, c: float = C,
         cache: Path | None = None, train: list[Path] = (), outputs: tuple[str, ...] = tuple(OUTPUTS),
-        songs: Path | None = None) -> dict:
+        songs: Path | None = None, tune_songs: Path | None = None) -> dict:
     """Fit the head on ``train`` (default ``split/train``) over the chosen musicnn ``outputs``; its figures
-    (and the fused CNNs', alone and times the head) on the split's held-out folders and the real recordings."""
+    (and the fused CNNs', alone and times the head) on the split's held-out folders and the real recordings;
+    with ``songs``, ``fused`` and ``tune_songs``, also the presence decided on the product by per-instrument
+    thresholds tuned on ``tune_songs``, against the fused CNNs' own decisions."""
     chosen = columns(outputs)
     train = [Path(t) for t in train] or ([Path(split) / "train"] if split else [])
     if not train:
@@ -96,23 +100,45 @@ def run(split: Path | None = None, fused: Path | None = None, real_audio: Path |
             figures["fused_times_head"] = first_right(s * p, y)
         result[name] = figures
     if songs is not None:
-        paths, x, truth = [], [], []
-        for excerpt in read_testing(songs):
-            try:
-                x.append(file_embedding(embedder, excerpt.path, cache))
-            except Silent:
-                continue
-            paths.append(excerpt.path)
-            truth.append(excerpt.target)
-        p = class_probabilities(head, np.stack(x)[:, chosen])
-        truth = np.stack(truth)
+        p, s, truth = _songs(embedder, Path(songs), cache, head, chosen, fused)
         figures = {"head": top_among_true(p, truth)}
         if fused is not None:
-            s = fused_scores(fused, paths)
             figures["fused"] = top_among_true(s, truth)
             figures["fused_times_head"] = top_among_true(s * p, truth)
         result["songs"] = {"data": str(songs), **figures}
+        if tune_songs is not None and fused is not None:
+            thresholds = tune_product(*_songs(embedder, Path(tune_songs), cache, head, chosen, fused))
+            result["songs"]["presence"] = {
+                "tuned_on": str(tune_songs), "thresholds": dict(zip(CODES, thresholds.tolist())),
+                "fused_f1_micro": evaluate(truth, s >= 0.5)["f1_micro"],
+                "product_f1_micro": evaluate(truth, product(s, p) >= thresholds)["f1_micro"]}
     return result
+
+
+def _songs(embedder: Embedder, folder: Path, cache: Path | None, head, chosen: np.ndarray, fused: Path | None
+           ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Head probabilities, fused scores (None without ``fused``) and multi-hot truth of multi-label songs."""
+    paths, x, truth = [], [], []
+    for excerpt in read_testing(folder):
+        try:
+            x.append(file_embedding(embedder, excerpt.path, cache))
+        except Silent:
+            continue
+        paths.append(excerpt.path)
+        truth.append(excerpt.target)
+    p = class_probabilities(head, np.stack(x)[:, chosen])
+    return p, fused_scores(fused, paths) if fused is not None else None, np.stack(truth)
+
+
+def product(fused: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """The fused score times the head's probability relative to its top class (which keeps its fused score)."""
+    return fused * probabilities / probabilities.max(axis=1, keepdims=True)
+
+
+def tune_product(probabilities: np.ndarray, fused: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """(11,) per-instrument thresholds on :func:`product`, each the best F1 of the grid on these songs."""
+    g = product(fused, probabilities)
+    return np.array([best_threshold(g[:, k], truth[:, k])[0] for k in range(len(CODES))])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--real-audio", type=Path, help="real recordings with labels.csv")
     ap.add_argument("--songs", type=Path, help="multi-label songs (IRMAS testing layout, e.g. a corpus's test/): "
                                               "the share whose top class is one of theirs")
+    ap.add_argument("--tune-songs", type=Path, help="with --songs and --fused: tune thresholds on the product on these "
+                                                   "songs (a corpus's validation/) and compare presence micro F1")
     ap.add_argument("--c", type=float, default=C, help=f"the logistic regression's inverse regularisation (default {C})")
     ap.add_argument("--outputs", default=",".join(OUTPUTS),
                     help=f"the musicnn outputs the head sees, comma-separated (default all: {','.join(OUTPUTS)})")
@@ -132,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         result = run(args.split, args.fused, args.real_audio, args.c, args.cache, args.train,
-                     tuple(args.outputs.split(",")), args.songs)
+                     tuple(args.outputs.split(",")), args.songs, args.tune_songs)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -141,8 +169,12 @@ def main(argv: list[str] | None = None) -> int:
             classes = " ".join(f"{k} {v:.2f}" for k, v in f["per_class"].items())
             print(f"{name:10s} {ranker:16s} mean over classes {f['mean_over_classes']:.3f}, "
                   f"{f['correct']} / {f['n']} right ({classes})")
-    for ranker, f in {k: v for k, v in result.get("songs", {}).items() if k != "data"}.items():
+    for ranker, f in {k: v for k, v in result.get("songs", {}).items() if k not in ("data", "presence")}.items():
         print(f"songs      {ranker:16s} top class among the true ones for {f['correct']} / {f['n']} ({f['share']:.3f})")
+    if "presence" in result.get("songs", {}):
+        f = result["songs"]["presence"]
+        print(f"songs      presence micro F1: fused CNNs {f['fused_f1_micro']:.3f}, "
+              f"product with thresholds tuned on {f['tuned_on']} {f['product_f1_micro']:.3f}")
     if args.out:
         args.out.write_text(json.dumps(result, indent=1))
     return 0

@@ -205,22 +205,51 @@ def test_top_among_true_counts_a_top_class_that_is_one_of_the_songs():
     assert top_among_true(scores, truth) == {"correct": 2, "n": 3, "share": pytest.approx(2 / 3)}
 
 
+def test_the_product_keeps_the_heads_top_class_at_its_fused_score_and_thresholds_are_tuned_per_class():
+    from experiments.pretrained_head import product, tune_product
+
+    fused = np.full((4, len(CODES)), 0.6)
+    head = np.full((4, len(CODES)), 0.01)
+    head[:, 0] = 0.5  # the head's top class everywhere: cello
+    head[:2, 1] = 0.25  # clarinet half as likely in the first two songs
+    g = product(fused, head)
+    assert np.allclose(g[:, 0], 0.6) and np.allclose(g[:2, 1], 0.3) and np.allclose(g[2:, 1], 0.012)
+    truth = np.zeros((4, len(CODES)))
+    truth[:, 0] = 1
+    truth[:2, 1] = 1  # clarinet plays where the head gave it half: a threshold between 0.012 and 0.3 finds it
+    thresholds = tune_product(head, fused, truth)
+    assert 0.012 < thresholds[1] <= 0.3 and thresholds[0] <= 0.6
+    decided = g >= thresholds
+    assert decided[:, 0].all() and np.array_equal(decided[:, 1], [True, True, False, False])
+
+
 def test_pretrained_head_beside_the_fused_cnns_on_a_split(tiny_corpus, tiny_models, tmp_path, capsys):
     from experiments.leave_one_out import split_by_source
     from experiments.pretrained_head import main
+    from instrec.recognizer import Recognizer
     from tests.conftest import REAL_AUDIO
     from training.real_audio import check_real_audio
 
     split = tmp_path / "lolo"
     plan = split_by_source(tiny_corpus, split)
     assert main(["--split", str(split), "--fused", str(tiny_models), "--real-audio", str(REAL_AUDIO),
-                 "--songs", str(tiny_corpus / "test"), "--out", str(tmp_path / "head.json")]) == 0
+                 "--songs", str(tiny_corpus / "test"), "--tune-songs", str(tiny_corpus / "validation"),
+                 "--out", str(tmp_path / "head.json")]) == 0
     result = json.loads((tmp_path / "head.json").read_text())
     # the corpus's test songs, multi-label: the top class counted right when it is one of a song's
     from training.datasets import read_testing
 
     assert result["songs"]["fused"]["n"] == len(read_testing(tiny_corpus / "test"))
-    assert set(result["songs"]) == {"data", "head", "fused", "fused_times_head"}
+    assert set(result["songs"]) == {"data", "head", "fused", "fused_times_head", "presence"}
+    presence = result["songs"]["presence"]
+    assert tuple(presence["thresholds"]) == CODES and 0 <= presence["product_f1_micro"] <= 1
+    # the fused CNNs' presence is the app's: a fused score of at least 0.5 is an instrument answered
+    from training.metrics import evaluate
+
+    songs = read_testing(tiny_corpus / "test")
+    rec = Recognizer(tiny_models)
+    decided = np.stack([[c in rec.predict(e.path).instruments for c in CODES] for e in songs])
+    assert presence["fused_f1_micro"] == pytest.approx(evaluate(songs.targets(), decided)["f1_micro"])
     assert result["train_files"] == sum(plan["train_counts"].values())
     assert result["held"]["head"]["n"] == sum(plan["held_counts"].values())
     assert set(result["real"]) == {"head", "fused", "fused_times_head"}
