@@ -33,10 +33,10 @@ from pathlib import Path
 import numpy as np
 
 from instrec.embedding import OUTPUTS, Embedder
-from instrec.errors import Silent
 from instrec.labels import CODES
+from instrec.recognizer import Recognizer
 from training.datasets import read_testing
-from training.head import C, class_probabilities, columns, embed_folder, file_embedding, fit
+from training.head import C, class_probabilities, columns, embed_files, embed_folder, fit
 from training.metrics import evaluate
 from training.thresholds import best_threshold
 
@@ -59,11 +59,8 @@ def top_among_true(scores: np.ndarray, truth: np.ndarray) -> dict:
     return {"correct": int(right.sum()), "n": len(top), "share": float(right.mean())}
 
 
-def fused_scores(models: Path, paths: list[Path]) -> np.ndarray:
-    """(n, 11) fused scores of exported CNNs, as the app ranks them."""
-    from instrec.recognizer import Recognizer
-
-    recognizer = Recognizer(models)
+def fused_scores(recognizer, paths: list[Path]) -> np.ndarray:
+    """(n, 11) fused scores of exported CNNs (a :class:`~instrec.recognizer.Recognizer`), as the app ranks them."""
     return np.array([[p.scores[c] for c in CODES] for p in map(recognizer.predict, paths)])
 
 
@@ -84,6 +81,7 @@ def run(split: Path | None = None, fused: Path | None = None, real_audio: Path |
     if not checked and songs is None:
         raise ValueError(f"{split}: no held-out folder ({', '.join(CHECKED)}) and no --real-audio to check on")
     embedder = Embedder()
+    recognizer = Recognizer(fused) if fused is not None else None
     head, n, silent = fit(train, c, cache, embedder, outputs)
     result = {"split": str(split) if split else None, "train": [str(t) for t in train], "c": c,
               "outputs": [name for name in OUTPUTS if name in outputs],
@@ -94,20 +92,20 @@ def run(split: Path | None = None, fused: Path | None = None, real_audio: Path |
         result["silent_files"][name] = [str(p) for p in silent]
         p = class_probabilities(head, x[:, chosen])
         figures = {"head": first_right(p, y)}
-        if fused is not None:
-            s = fused_scores(fused, paths)
+        if recognizer is not None:
+            s = fused_scores(recognizer, paths)
             figures["fused"] = first_right(s, y)
-            figures["fused_times_head"] = first_right(s * p, y)
+            figures["fused_times_head"] = first_right(product(s, p), y)
         result[name] = figures
     if songs is not None:
-        p, s, truth = _songs(embedder, Path(songs), cache, head, chosen, fused)
+        p, s, truth = _songs(embedder, Path(songs), cache, head, chosen, recognizer)
         figures = {"head": top_among_true(p, truth)}
-        if fused is not None:
+        if recognizer is not None:
             figures["fused"] = top_among_true(s, truth)
-            figures["fused_times_head"] = top_among_true(s * p, truth)
+            figures["fused_times_head"] = top_among_true(product(s, p), truth)
         result["songs"] = {"data": str(songs), **figures}
-        if tune_songs is not None and fused is not None:
-            thresholds = tune_product(*_songs(embedder, Path(tune_songs), cache, head, chosen, fused))
+        if tune_songs is not None and recognizer is not None:
+            thresholds = tune_product(*_songs(embedder, Path(tune_songs), cache, head, chosen, recognizer))
             result["songs"]["presence"] = {
                 "tuned_on": str(tune_songs), "thresholds": dict(zip(CODES, thresholds.tolist())),
                 "fused_f1_micro": evaluate(truth, s >= 0.5)["f1_micro"],
@@ -115,19 +113,16 @@ def run(split: Path | None = None, fused: Path | None = None, real_audio: Path |
     return result
 
 
-def _songs(embedder: Embedder, folder: Path, cache: Path | None, head, chosen: np.ndarray, fused: Path | None
+def _songs(embedder: Embedder, folder: Path, cache: Path | None, head, chosen: np.ndarray, recognizer
            ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """Head probabilities, fused scores (None without ``fused``) and multi-hot truth of multi-label songs."""
-    paths, x, truth = [], [], []
-    for excerpt in read_testing(folder):
-        try:
-            x.append(file_embedding(embedder, excerpt.path, cache))
-        except Silent:
-            continue
-        paths.append(excerpt.path)
-        truth.append(excerpt.target)
-    p = class_probabilities(head, np.stack(x)[:, chosen])
-    return p, fused_scores(fused, paths) if fused is not None else None, np.stack(truth)
+    """Head probabilities, fused scores (None without a recognizer) and multi-hot truth of multi-label songs."""
+    songs = read_testing(folder).excerpts
+    kept, x, _ = embed_files(embedder, [e.path for e in songs], cache)
+    if not len(kept):
+        raise ValueError(f"{folder}: no audible songs")
+    p = class_probabilities(head, x[:, chosen])
+    s = fused_scores(recognizer, [songs[k].path for k in kept]) if recognizer is not None else None
+    return p, s, np.stack([songs[k].target for k in kept])
 
 
 def product(fused: np.ndarray, probabilities: np.ndarray) -> np.ndarray:

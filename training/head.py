@@ -69,22 +69,30 @@ def file_embedding(embedder: Embedder, path: Path, cache: Path | None = None) ->
     return embedding
 
 
-def embed_folder(embedder: Embedder, data: Path, cache: Path | None = None
-                 ) -> tuple[list[Path], np.ndarray, np.ndarray, list[Path]]:
-    """Paths, (n, EMBEDDING_SIZE) embeddings and (n,) class indices of a labelled folder's audible files,
-    and the silent files left out (they hold no instrument to name)."""
-    paths, x, y, silent = [], [], [], []
-    for path, code in read_labels(data):
+def embed_files(embedder: Embedder, paths: list[Path], cache: Path | None = None
+                ) -> tuple[np.ndarray, np.ndarray, list[Path]]:
+    """Indices of the audible ``paths``, their (k, EMBEDDING_SIZE) embeddings, and the silent paths left out
+    (they hold no instrument to name)."""
+    kept, x, silent = [], [], []
+    for k, path in enumerate(paths):
         try:
             x.append(file_embedding(embedder, path, cache))
         except Silent:
             silent.append(path)
             continue
-        paths.append(path)
-        y.append(CODES.index(code))
-    if not paths:
+        kept.append(k)
+    return np.array(kept, int), np.stack(x) if x else np.zeros((0, sum(OUTPUTS.values())), np.float32), silent
+
+
+def embed_folder(embedder: Embedder, data: Path, cache: Path | None = None
+                 ) -> tuple[list[Path], np.ndarray, np.ndarray, list[Path]]:
+    """Paths, (n, EMBEDDING_SIZE) embeddings and (n,) class indices of a labelled folder's audible files,
+    and its silent files."""
+    labelled = read_labels(data)
+    kept, x, silent = embed_files(embedder, [p for p, _ in labelled], cache)
+    if not len(kept):
         raise ValueError(f"{data}: no labelled audible files")
-    return paths, np.stack(x), np.array(y), silent
+    return [labelled[k][0] for k in kept], x, np.array([CODES.index(labelled[k][1]) for k in kept]), silent
 
 
 def columns(outputs: tuple[str, ...]) -> np.ndarray:
