@@ -1,7 +1,8 @@
 """A classifier on a pretrained tagger's embedding, checked on sources never heard and on real recordings.
 
     python -m experiments.pretrained_head --split runs/lolo [--fused runs/lolo/onnx] [--real-audio tests/data/real]
-        [--c 0.01] [--outputs max_pool,mean_pool,penultimate,taggram] [--cache runs/cache/musicnn] [--out head.json]
+        [--c 0.01] [--outputs max_pool,mean_pool,penultimate,taggram] [--per-class] [--cache runs/cache/musicnn]
+        [--out head.json]
     python -m experiments.pretrained_head --train data/synth/train --train data/synth/notes/train
         --fused instrec/models --real-audio tests/data/real [--songs data/synth/test]
 
@@ -20,7 +21,9 @@ whole corpora instead (the shipped models' training data) and checked on the rea
 shipped CNNs: what shipping it would change. Every figure is the share of files whose
 true class comes first, per class, with its mean over classes; the real recordings are counted by clip.
 ``--songs`` (multi-label songs in the IRMAS testing layout, such as a corpus's ``test/``) adds the share of
-songs whose top class is one of theirs.
+songs whose top class is one of theirs, and with ``--tune-songs`` (another such folder) the micro F1 of
+presence decided on the product by per-instrument thresholds tuned there. ``--per-class`` fits one logistic
+regression per class instead of one over the eleven, whose probabilities a mixture need not share.
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ def fused_scores(recognizer, paths: list[Path]) -> np.ndarray:
 
 def run(split: Path | None = None, fused: Path | None = None, real_audio: Path | None = None, c: float = C,
         cache: Path | None = None, train: list[Path] = (), outputs: tuple[str, ...] = tuple(OUTPUTS),
-        songs: Path | None = None, tune_songs: Path | None = None) -> dict:
+        songs: Path | None = None, tune_songs: Path | None = None, per_class: bool = False) -> dict:
     """Fit the head on ``train`` (default ``split/train``) over the chosen musicnn ``outputs``; its figures
     (and the fused CNNs', alone and times the head) on the split's held-out folders and the real recordings;
     with ``songs``, ``fused`` and ``tune_songs``, also the presence decided on the product by per-instrument
@@ -82,8 +85,9 @@ def run(split: Path | None = None, fused: Path | None = None, real_audio: Path |
         raise ValueError(f"{split}: no held-out folder ({', '.join(CHECKED)}) and no --real-audio to check on")
     embedder = Embedder()
     recognizer = Recognizer(fused) if fused is not None else None
-    head, n, silent = fit(train, c, cache, embedder, outputs)
+    head, n, silent = fit(train, c, cache, embedder, outputs, per_class)
     result = {"split": str(split) if split else None, "train": [str(t) for t in train], "c": c,
+              "per_class": per_class,
               "outputs": [name for name in OUTPUTS if name in outputs],
               "train_files": n, "fused": str(fused) if fused else None,
               "silent_files": {"train": [str(p) for p in silent]}}
@@ -148,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tune-songs", type=Path, help="with --songs and --fused: tune thresholds on the product on these "
                                                    "songs (a corpus's validation/) and compare presence micro F1")
     ap.add_argument("--c", type=float, default=C, help=f"the logistic regression's inverse regularisation (default {C})")
+    ap.add_argument("--per-class", action="store_true",
+                    help="one logistic regression per class (one-vs-rest) instead of one over the eleven")
     ap.add_argument("--outputs", default=",".join(OUTPUTS),
                     help=f"the musicnn outputs the head sees, comma-separated (default all: {','.join(OUTPUTS)})")
     ap.add_argument("--cache", type=Path, help="keep each file's embedding here")
@@ -155,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         result = run(args.split, args.fused, args.real_audio, args.c, args.cache, args.train,
-                     tuple(args.outputs.split(",")), args.songs, args.tune_songs)
+                     tuple(args.outputs.split(",")), args.songs, args.tune_songs, args.per_class)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -170,6 +170,8 @@ def test_pretrained_head_tells_tones_from_noise_it_never_heard(tmp_path):
                                       "correct": 6, "n": 6}
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 16  # each file embedded once, then read back
     assert run(split, cache=tmp_path / "cache")["held"] == result["held"]
+    per_class = run(split, cache=tmp_path / "cache", per_class=True)  # a head per class tells them apart too
+    assert per_class["per_class"] and per_class["held"]["head"]["mean_over_classes"] == 1.0
     # fitted on named training folders and checked on a labelled folder: the same head, the same figures
     named = run(train=[split / "train"], real_audio=split / "held", cache=tmp_path / "cache")
     assert named["real"] == result["held"] and named["split"] is None

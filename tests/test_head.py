@@ -108,3 +108,17 @@ def test_a_long_files_first_patch_is_answered_as_the_same_audio_alone(exported):
     whole, first = (head.class_probabilities(fitted, Embedder().embed(z, sr=22050)) for z in (y, y[: 3 * 22050]))
     np.testing.assert_allclose(whole[0], first[0], atol=1e-4)
     assert CODES[whole[0].argmax()] == "pia" and CODES[whole[-1].argmax()] == "org"
+
+
+def test_a_head_per_class_gives_each_instrument_its_own_probability(exported, tmp_path):
+    # one-vs-rest: a class with no training file is answered 0 (not a share of the others' mass), the
+    # probabilities need not sum to 1, and the tones are still the tones' class; it is not exported
+    root, _ = exported
+    fitted, _, _ = head.fit([root / "train"], cache=root / "cache", per_class=True)
+    p = head.class_probabilities(fitted, Embedder().embed(tone(300.0, 7.0), sr=22050))
+    assert p.shape == (5, len(CODES))
+    unseen = [CODES.index(c) for c in CODES if c not in ("gel", "org", "pia")]
+    assert p[:, unseen].max() == 0.0 and not np.allclose(p.sum(axis=1), 1.0)
+    assert (p.argmax(axis=1) == CODES.index("pia")).all()
+    with pytest.raises(ValueError, match="only the multinomial head"):
+        head.to_onnx(fitted, tmp_path / "h.onnx")

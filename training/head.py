@@ -20,10 +20,12 @@ import functools
 import hashlib
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -120,11 +122,18 @@ class FlooredScaler(StandardScaler):
         return self
 
 
-def fit_head(x: np.ndarray, y: np.ndarray, c: float = C):
-    """A standardised (:class:`FlooredScaler`) multinomial logistic regression over the classes in ``y``."""
+def fit_head(x: np.ndarray, y: np.ndarray, c: float = C, per_class: bool = False):
+    """A standardised (:class:`FlooredScaler`) multinomial logistic regression over the classes in ``y``;
+    with ``per_class``, one logistic regression per class of the eleven instead (one-vs-rest), whose
+    probabilities do not share one unit of mass, as a mixture's instruments need."""
     if len(np.unique(y)) < 2:
         raise ValueError("the training files hold one class only: nothing to tell apart")
-    return make_pipeline(FlooredScaler(), LogisticRegression(C=c, max_iter=3000)).fit(x, y)
+    if not per_class:
+        return make_pipeline(FlooredScaler(), LogisticRegression(C=c, max_iter=3000)).fit(x, y)
+    targets = (np.asarray(y)[:, None] == np.arange(len(CODES))[None]).astype(int)  # (n, 11) indicators
+    with warnings.catch_warnings():  # a class with no file is predicted absent, with a warning that says so
+        warnings.filterwarnings("ignore", message="Label .* is present in all training examples")
+        return make_pipeline(FlooredScaler(), OneVsRestClassifier(LogisticRegression(C=c, max_iter=3000))).fit(x, targets)
 
 
 def class_probabilities(head, x: np.ndarray) -> np.ndarray:
@@ -135,13 +144,13 @@ def class_probabilities(head, x: np.ndarray) -> np.ndarray:
 
 
 def fit(train: list[Path], c: float = C, cache: Path | None = None, embedder: Embedder | None = None,
-        outputs: tuple[str, ...] = tuple(OUTPUTS)):
-    """The head fitted on the chosen ``outputs`` of every audible file of the ``train`` folders; also returns
-    their count and the silent files left out."""
+        outputs: tuple[str, ...] = tuple(OUTPUTS), per_class: bool = False):
+    """The head (:func:`fit_head`) fitted on the chosen ``outputs`` of every audible file of the ``train``
+    folders; also returns their count and the silent files left out."""
     embedder = embedder or Embedder()
     fitted = [embed_folder(embedder, Path(folder), cache) for folder in train]
     x, y = np.concatenate([f[1] for f in fitted]), np.concatenate([f[2] for f in fitted])
-    return fit_head(x[:, columns(outputs)], y, c), len(y), [p for f in fitted for p in f[3]]
+    return fit_head(x[:, columns(outputs)], y, c, per_class), len(y), [p for f in fitted for p in f[3]]
 
 
 def to_onnx(head, out: Path, model: Path = MODEL) -> None:
@@ -151,6 +160,8 @@ def to_onnx(head, out: Path, model: Path = MODEL) -> None:
     from onnx import helper, numpy_helper
 
     scaler, regression = head[0], head[-1]
+    if not isinstance(regression, LogisticRegression):
+        raise ValueError("only the multinomial head is exported (a head per class is for experiments)")
     if scaler.mean_.shape != (sum(OUTPUTS.values()),):
         raise ValueError(f"the head must see all {sum(OUTPUTS.values())} values of the embedding, "
                          f"not {scaler.mean_.shape[0]}")
