@@ -85,11 +85,11 @@ def run(split: Path | None = None, fused: Path | None = None, real_audio: Path |
         raise ValueError(f"{split}: no held-out folder ({', '.join(CHECKED)}) and no --real-audio to check on")
     embedder = Embedder()
     recognizer = Recognizer(fused) if fused is not None else None
-    head, n, silent = fit(train, c, cache, embedder, outputs, per_class)
+    head, fitted_on, silent = fit(train, c, cache, embedder, outputs, per_class)
     result = {"split": str(split) if split else None, "train": [str(t) for t in train], "c": c,
               "per_class": per_class,
               "outputs": [name for name in OUTPUTS if name in outputs],
-              "train_files": n, "fused": str(fused) if fused else None,
+              "train_files": len(fitted_on), "fused": str(fused) if fused else None,
               "silent_files": {"train": [str(p) for p in silent]}}
     for name, folder in checked.items():
         paths, x, y, silent = embed_folder(embedder, folder, cache)

@@ -31,7 +31,8 @@ SAMPLE_RATE = 16000
 N_FFT = 512
 HOP_LENGTH = 256
 N_MELS = 96
-PATCH_FRAMES = 187  #: 3 s: 1 + 3 * SAMPLE_RATE // HOP_LENGTH
+#: 3 s as musicnn counts them: ``librosa.time_to_frames(3, sr=16000, hop_length=256, n_fft=512) + 1``
+PATCH_FRAMES = 187
 STEP_FRAMES = SAMPLE_RATE // HOP_LENGTH  #: 62 frames: a patch starts every second (0.992 s)
 #: the model's outputs per patch and their widths
 OUTPUTS = {"max_pool": 753, "mean_pool": 753, "penultimate": 200, "taggram": 50}

@@ -37,7 +37,7 @@ def test_the_exported_head_gives_scikit_learns_probabilities_per_patch(exported)
     root, info = exported
     assert info["train_files"] == 14 and [p.rsplit("/", 1)[-1] for p in info["silent_files"]] == ["silent.wav"]
     assert info["classes"] == ["gel", "org", "pia"] and info["parity"]["max_abs_diff"] <= 1e-5
-    fitted, n, _ = head.fit([root / "train"], cache=root / "cache")
+    fitted, _, _ = head.fit([root / "train"], cache=root / "cache")
     mel = patches(tone(300.0, 7.0), sr=22050)
     session = ort.InferenceSession(str(root / "out" / "head.onnx"), providers=["CPUExecutionProvider"])
     got = session.run(["probabilities"], {"mel:0": mel})[0]

@@ -30,7 +30,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from instrec import audio
-from instrec.embedding import MODEL, OUTPUTS, Embedder, patches
+from instrec.embedding import EMBEDDING_SIZE, MODEL, OUTPUTS, Embedder, patches
 from instrec.embedding import VERSION as EMBEDDING_VERSION
 from instrec.errors import Silent
 from instrec.labels import CODES
@@ -83,7 +83,7 @@ def embed_files(embedder: Embedder, paths: list[Path], cache: Path | None = None
             silent.append(path)
             continue
         kept.append(k)
-    return np.array(kept, int), np.stack(x) if x else np.zeros((0, sum(OUTPUTS.values())), np.float32), silent
+    return np.array(kept, int), np.stack(x) if x else np.zeros((0, EMBEDDING_SIZE), np.float32), silent
 
 
 def embed_folder(embedder: Embedder, data: Path, cache: Path | None = None
@@ -146,11 +146,12 @@ def class_probabilities(head, x: np.ndarray) -> np.ndarray:
 def fit(train: list[Path], c: float = C, cache: Path | None = None, embedder: Embedder | None = None,
         outputs: tuple[str, ...] = tuple(OUTPUTS), per_class: bool = False):
     """The head (:func:`fit_head`) fitted on the chosen ``outputs`` of every audible file of the ``train``
-    folders; also returns their count and the silent files left out."""
+    folders; also returns those files and the silent files left out."""
     embedder = embedder or Embedder()
     fitted = [embed_folder(embedder, Path(folder), cache) for folder in train]
     x, y = np.concatenate([f[1] for f in fitted]), np.concatenate([f[2] for f in fitted])
-    return fit_head(x[:, columns(outputs)], y, c, per_class), len(y), [p for f in fitted for p in f[3]]
+    head = fit_head(x[:, columns(outputs)], y, c, per_class)
+    return head, [p for f in fitted for p in f[0]], [p for f in fitted for p in f[3]]
 
 
 def to_onnx(head, out: Path, model: Path = MODEL) -> None:
@@ -162,8 +163,8 @@ def to_onnx(head, out: Path, model: Path = MODEL) -> None:
     scaler, regression = head[0], head[-1]
     if not isinstance(regression, LogisticRegression):
         raise ValueError("only the multinomial head is exported (a head per class is for experiments)")
-    if scaler.mean_.shape != (sum(OUTPUTS.values()),):
-        raise ValueError(f"the head must see all {sum(OUTPUTS.values())} values of the embedding, "
+    if scaler.mean_.shape != (EMBEDDING_SIZE,):
+        raise ValueError(f"the head must see all {EMBEDDING_SIZE} values of the embedding, "
                          f"not {scaler.mean_.shape[0]}")
     weights = np.zeros((len(scaler.mean_), len(CODES)), np.float32)
     bias = np.full(len(CODES), ABSENT_LOGIT, np.float32)
@@ -210,13 +211,11 @@ def export(train: list[Path], out: Path, c: float = C, cache: Path | None = None
     """Fit, write ``out/head.onnx`` (checked against scikit-learn on real patches of the training files)
     and ``out/head.json``; returns the latter."""
     embedder = Embedder()
-    head, n, silent = fit(train, c, cache, embedder)
+    head, audible, silent = fit(train, c, cache, embedder)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / "head.onnx.tmp"
     to_onnx(head, tmp)
-    left_out = set(silent)
-    audible = [p for folder in train for p, _ in read_labels(Path(folder)) if p not in left_out]
     probe = audible[:: max(1, len(audible) // 8)][:8]  # eight files spread over the training folders
     mel = np.concatenate([patches(audio.load(p), sr=audio.DEFAULT.sample_rate) for p in probe])
     try:
@@ -225,9 +224,10 @@ def export(train: list[Path], out: Path, c: float = C, cache: Path | None = None
         tmp.unlink()
         raise
     tmp.replace(out / "head.onnx")
-    info = {"train": [str(t) for t in train], "train_files": n, "silent_files": [str(p) for p in silent], "c": c,
+    info = {"train": [str(t) for t in train], "train_files": len(audible), "silent_files": [str(p) for p in silent],
+            "c": c,
             "classes": [CODES[k] for k in head[-1].classes_], "outputs": list(OUTPUTS),
-            "musicnn_sha256": sha256(MODEL), "sha256": sha256(out / "head.onnx"),
+            "musicnn_sha256": _model_sha256(MODEL), "sha256": sha256(out / "head.onnx"),
             "parity": {"patches": len(mel), "max_abs_diff": worst}}
     (out / "head.json").write_text(json.dumps(info, indent=1))
     return info
