@@ -42,9 +42,11 @@ from . import errors, runtime
 from .audio import AUDIO_EXTENSIONS
 from .labels import CODES
 from .params import REPRESENTATIONS
-from .recognizer import DEFAULT_MAX_DURATION_S, WHOLE_FILE_S, Recognizer, default_models_dir, open_audio
+from .recognizer import DEFAULT_MAX_DURATION_S, HEAD, WHOLE_FILE_S, Recognizer, default_models_dir, open_audio
 
 LIST_SUFFIXES = (".txt", ".lst", ".list")
+#: every model a fusion may have, each with its column of scores (empty where the models lack it)
+MODELS = (*REPRESENTATIONS, HEAD)
 log = logging.getLogger("instrec.batch")
 
 
@@ -124,7 +126,7 @@ def schema():
     fields = [("path", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()), ("models_sha256", pa.string()),
               ("duration_s", pa.float64()), ("instruments", pa.list_(pa.string()))]
     fields += [(f"score_{c}", pa.float64()) for c in CODES]
-    fields += [(f"scores_{rep}", floats) for rep in REPRESENTATIONS]
+    fields += [(f"scores_{rep}", floats) for rep in MODELS]
     fields += [("timeline_start_s", floats), ("timeline_end_s", floats),
                ("timeline_instruments", pa.list_(pa.list_(pa.string()))), ("timeline_scores", pa.list_(floats)),
                ("timeline_quiet", pa.list_(pa.bool_())), ("provider", pa.string()), ("error", pa.string()), ("error_kind", pa.string())]
@@ -158,7 +160,7 @@ def from_row(row: dict) -> dict:
                 for a, b, inst, sc, q in zip(row["timeline_start_s"], row["timeline_end_s"], row["timeline_instruments"],
                                              row["timeline_scores"],
                                              row.get("timeline_quiet") or [False] * len(row["timeline_start_s"]))]
-    models = {rep: dict(zip(CODES, row[f"scores_{rep}"])) for rep in REPRESENTATIONS if row[f"scores_{rep}"] is not None}
+    models = {rep: dict(zip(CODES, row[f"scores_{rep}"])) for rep in MODELS if row.get(f"scores_{rep}") is not None}
     return {"file": Path(row["path"]).name, "duration_s": row["duration_s"], "instruments": list(row["instruments"]),
             "scores": {c: row[f"score_{c}"] for c in CODES}, "models": models, "timeline": timeline,
             "provider": row["provider"]}

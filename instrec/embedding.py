@@ -12,6 +12,11 @@ Its input is its own picture of the sound, not one of the three of :mod:`instrec
 mel power spectrogram of 16 kHz audio (512-point FFT, hop 256), compressed as ``log10(10000 * S + 1)``,
 cut into 3-second patches of 187 frames. Patches start every second, so a file gives one patch per second
 as the CNNs give one window per second, less two; a file under 3 seconds is repeated to fill one.
+
+Served beside the CNNs (:class:`WindowPatches`), every 1-second window of :func:`instrec.audio.n_windows`
+gets its own patch: the 3 seconds around it (the second before, the window, the second after), moved
+inside the signal at its ends, so the patch of a window is the same whether the file was decoded at once
+or streamed in blocks.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from pathlib import Path
 import librosa
 import numpy as np
 
-from .audio import AudioError, resample
+from .audio import AudioError, n_windows, resample
+from .params import DEFAULT, FeatureParams
 from .runtime import default_threads, session_options
 
 MODEL = Path(__file__).parent / "pretrained" / "musicnn_mtt.onnx"
@@ -64,6 +70,75 @@ def patches(y: np.ndarray, *, sr: int) -> np.ndarray:
         s = np.tile(s, (-(-PATCH_FRAMES // len(s)), 1))[:PATCH_FRAMES]
     starts = range(0, len(s) - PATCH_FRAMES + 1, STEP_FRAMES)
     return np.stack([s[i : i + PATCH_FRAMES] for i in starts])
+
+
+class WindowPatches:
+    """One musicnn patch per analysis window of a prepared signal that arrives in blocks.
+
+    Window ``i`` of :func:`instrec.audio.n_windows` (samples ``[i W, (i + 1) W)``, ``W`` a second) gets the
+    patch of the 3 seconds ``[(i - 1) W, (i + 2) W)``, moved to start at 0 for the first window and to end
+    with the signal for the last ones; a signal under 3 seconds gives every window :func:`patches`' one tiled
+    patch. Each patch is computed from its own 3 seconds alone, so the answer does not depend on the blocks.
+    :meth:`watch` passes blocks through while keeping what the next patches need (at most 3 seconds and
+    a block); :meth:`ready` gives the patches that are complete, :meth:`finish` the rest.
+    """
+
+    SPAN = 3  #: windows in a patch
+
+    def __init__(self, params: FeatureParams = DEFAULT):
+        self.params = params
+        self.W = params.window_samples
+        self.total = 0  # samples seen
+        self.next = 0  # next window to give a patch
+        self._buffer = np.zeros(0, np.float32)
+        self._start = 0  # absolute index of _buffer[0]
+
+    def watch(self, blocks):
+        for block in blocks:
+            block = np.asarray(block, np.float32)
+            self._buffer = np.concatenate([self._buffer, block])
+            self.total += len(block)
+            yield block
+
+    def _patch(self, start: int) -> np.ndarray:
+        lo = start - self._start
+        segment = self._buffer[lo : lo + self.SPAN * self.W]
+        return patches(segment, sr=self.params.sample_rate)[0]
+
+    def _drop(self) -> None:
+        keep = min(max(self.next - 1, 0) * self.W, self.total - self.SPAN * self.W)
+        if keep > self._start:
+            self._buffer, self._start = self._buffer[keep - self._start :], keep
+
+    def ready(self) -> np.ndarray:
+        """(k, 187, 96) patches of the next windows whose 3 seconds have all arrived."""
+        out = []
+        while (start := max(self.next - 1, 0) * self.W) + self.SPAN * self.W <= self.total:
+            out.append(self._patch(start))
+            self.next += 1
+        self._drop()
+        return np.stack(out) if out else np.zeros((0, PATCH_FRAMES, N_MELS), np.float32)
+
+    def finish(self) -> np.ndarray:
+        """(k, 187, 96) patches of the windows left, once the whole signal has arrived."""
+        n = n_windows(self.total, self.params)
+        if self.total < self.SPAN * self.W:
+            if not self.total:
+                raise AudioError("no samples to embed")
+            out = [patches(self._buffer, sr=self.params.sample_rate)[0]] * (n - self.next)  # nothing was dropped
+        else:
+            last = self.total - self.SPAN * self.W
+            out = [self._patch(min(max(i - 1, 0) * self.W, last)) for i in range(self.next, n)]
+        self.next = n
+        return np.stack(out) if out else np.zeros((0, PATCH_FRAMES, N_MELS), np.float32)
+
+
+def window_patches(y: np.ndarray, params: FeatureParams = DEFAULT) -> np.ndarray:
+    """(n_windows, 187, 96): the patch of every analysis window of a whole prepared signal (:class:`WindowPatches`)."""
+    windows = WindowPatches(params)
+    for _ in windows.watch([y]):
+        pass
+    return np.concatenate([windows.ready(), windows.finish()])
 
 
 class Embedder:

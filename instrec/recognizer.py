@@ -28,10 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from . import audio, features, runtime
+from .embedding import WindowPatches
 from .errors import TooLong
 from .fusion import Fusion, aggregate, audible, report
 from .labels import CODES
-from .params import FeatureParams
+from .params import REPRESENTATIONS, FeatureParams
 
 #: Where the shipped models live (package data; ``--models`` or ``INSTREC_MODELS`` point elsewhere).
 MODELS_DIR = Path(__file__).resolve().parent / "models"
@@ -57,6 +58,9 @@ DEFAULT_MAX_DURATION_S = 2 * 3600.0
 #: Files up to this long are decoded in one go; longer ones are streamed twice (peak, then features).
 WHOLE_FILE_S = 600.0
 MANIFEST_FORMAT = 1
+#: The fusion's name for the classifier on musicnn's embedding (``training.head``), beside the CNNs'
+#: representations; it sees :class:`instrec.embedding.WindowPatches`, one patch per window.
+HEAD = "musicnn"
 
 
 class ModelError(RuntimeError):
@@ -169,7 +173,8 @@ class Recognizer:
         #: threads for the features and each model run (see :mod:`instrec.runtime`)
         self.threads = threads or runtime.default_threads()
         runtime.tune_allocator()  # large feature buffers reused, not page-faulted afresh (see instrec.runtime)
-        self.sessions = {}
+        self.sessions = {}  # the CNNs, by representation
+        self.head = None  # the classifier on musicnn's patches, when the fusion has it
         for rep in self.fusion.models:
             info = self.manifest["models"].get(rep)
             if info is None:
@@ -181,7 +186,16 @@ class Recognizer:
             if digest != info["sha256"]:
                 raise ModelError(f"{path}: sha256 {digest[:16]}... does not match the manifest's "
                                  f"{info['sha256'][:16]}...: the file is damaged or was replaced; re-export it")
-            self.sessions[rep] = self._session(ort, path, providers, self.threads)
+            session = self._session(ort, path, providers, self.threads)
+            if rep == HEAD:
+                self.head = session
+            elif rep in REPRESENTATIONS:
+                self.sessions[rep] = session
+            else:
+                raise ModelError(f"{self.models_dir / 'manifest.json'}: unknown model {rep!r} in the fusion; "
+                                 f"expected some of {', '.join((*REPRESENTATIONS, HEAD))}")
+        if not self.sessions:
+            raise ModelError(f"{self.models_dir / 'manifest.json'}: the fusion names no CNN")
         self.provider = next(iter(self.sessions.values())).get_providers()[0]
 
     @staticmethod
@@ -197,6 +211,11 @@ class Recognizer:
                         pass
                 providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
         return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+
+    def _run(self, session, x: np.ndarray) -> list[np.ndarray]:
+        """A model's outputs for ``x``, ``batch_size`` at a time."""
+        name = session.get_inputs()[0].name
+        return [session.run(None, {name: x[i : i + self.batch_size]})[0] for i in range(0, len(x), self.batch_size)]
 
     # ---- audio in ----------------------------------------------------------------------------
 
@@ -215,24 +234,30 @@ class Recognizer:
         out: dict[str, list[np.ndarray]] = {rep: [] for rep in self.sessions}
         kept: dict[str, list[np.ndarray]] = {rep: [] for rep in self.sessions}
         meter = audio.LevelMeter(self.params)
-        stream = features.stream_windows(meter.watch(iter(blocks)), params=self.params,
-                                         representations=tuple(self.sessions),
+        blocks = meter.watch(iter(blocks))
+        if self.head is not None:
+            out[HEAD] = []
+            head_patches = WindowPatches(self.params)
+            blocks = head_patches.watch(blocks)
+        stream = features.stream_windows(blocks, params=self.params, representations=tuple(self.sessions),
                                          chunk_windows=chunk_windows or self.chunk_windows)
         seen = 0
         while True:
             with runtime.compute_threads(self.threads):
                 feats = next(stream, None)
+                if self.head is not None:  # the patches whose audio has arrived; after the last chunk, the rest
+                    head_windows = head_patches.ready() if feats is not None else head_patches.finish()
+            if self.head is not None:
+                out[HEAD] += self._run(self.head, head_windows)
             if feats is None:
                 break
             for rep, windows in feats.items():
-                session = self.sessions[rep]
-                for i in range(0, len(windows), self.batch_size):
-                    out[rep].append(session.run(None, {session.get_inputs()[0].name: windows[i : i + self.batch_size]})[0])
+                out[rep] += self._run(self.sessions[rep], windows)
                 if seen < keep_windows:
                     kept[rep].append(windows[: keep_windows - seen, 0])
             seen += len(next(iter(feats.values())))
         frames = {rep: np.concatenate(v).transpose(1, 0, 2).reshape(v[0].shape[1], -1) for rep, v in kept.items() if v}
-        probs = {rep: np.concatenate(v) for rep, v in out.items()}
+        probs = {rep: np.concatenate(v) if v else np.zeros((0, len(CODES)), np.float32) for rep, v in out.items()}
         levels = meter.levels()
         if any(len(p) != len(levels) for p in probs.values()):  # the windows' rule is audio.n_windows for both
             raise RuntimeError(f"{len(levels)} window levels for {[len(p) for p in probs.values()]} windows")

@@ -6,11 +6,34 @@ import numpy as np
 import pytest
 
 from instrec import audio
-from instrec.embedding import EMBEDDING_SIZE, N_MELS, OUTPUTS, PATCH_FRAMES, SAMPLE_RATE, Embedder, log_mel, patches
+from instrec.embedding import (
+    EMBEDDING_SIZE,
+    N_MELS,
+    OUTPUTS,
+    PATCH_FRAMES,
+    SAMPLE_RATE,
+    Embedder,
+    WindowPatches,
+    log_mel,
+    patches,
+    window_patches,
+)
 from instrec.errors import AudioError
+from instrec.params import DEFAULT
 from tests.conftest import REAL_AUDIO, ROOT, tone
 
 REFERENCE = ROOT / "tests" / "data" / "musicnn_reference.npz"
+
+#: one pitch per second: a window's patch is told by which of them it holds where
+STEPS = [220.0 * 2 ** (k / 4) for k in range(9)]  # 220 Hz up to 880 Hz, a major third apart: distinct mel bands
+
+
+def steps(seconds: int) -> np.ndarray:
+    return np.concatenate([tone(STEPS[k % len(STEPS)], 1.0) for k in range(seconds)])
+
+
+def band(f: float) -> int:
+    return int(np.argmax(log_mel(tone(f, 1.0), sr=22050)[10:-10].mean(axis=0)))
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +128,50 @@ def test_bad_patches_and_a_missing_model_are_clear_errors(embedder, tmp_path):
         embedder.outputs(np.zeros((0, 187, 96), np.float32))
     with pytest.raises(FileNotFoundError, match="musicnn_to_onnx"):
         Embedder(tmp_path / "none.onnx")
+
+
+def test_each_window_gets_the_three_seconds_around_it_moved_inside_the_signal_at_its_ends():
+    y = steps(7)
+    W = DEFAULT.window_samples  # 22 000 samples: 100 hops of 220
+    got = window_patches(y)
+    assert got.shape == (audio.n_windows(len(y)), PATCH_FRAMES, N_MELS) == (7, 187, 96)
+    # the patch of window i starts at window i - 1, but at 0 for the first and 3 windows before the
+    # signal's end for the last (the 7 seconds hold 7 windows and 350 samples)
+    for i, start in enumerate([0, 0, W, 2 * W, 3 * W, 4 * W, len(y) - 3 * W]):
+        for third in range(3):  # the middle of each second of the patch (31 frames of 16 ms: half a second)
+            middle = got[i, third * 62 + 16 : third * 62 + 47].mean(axis=0)
+            assert int(np.argmax(middle)) == band(STEPS[round(start / 22050) + third]), (i, third)
+        # and the patch is exactly that stretch of audio's own patch
+        np.testing.assert_allclose(got[i], patches(y[start : start + 3 * W], sr=22050)[0], atol=1e-4)
+
+
+@pytest.mark.parametrize("seconds", [0.1, 0.6, 1.0, 2.4, 2.6, 3.0, 3.3, 3.7, 9.5])
+def test_patches_do_not_depend_on_the_blocks_the_audio_arrives_in(seconds):
+    """Streamed in blocks of any size (patches given as soon as their audio has arrived), the patches are
+    those of the whole signal, one per window of audio.n_windows, however long the signal (short ones: the
+    tiled patch of :func:`patches` for every window)."""
+    y = steps(10)[: int(seconds * 22050)] * np.linspace(0.2, 1, int(seconds * 22050), dtype=np.float32)
+    whole = window_patches(y)
+    assert len(whole) == audio.n_windows(len(y))
+    if seconds < 3:
+        for p in whole:
+            np.testing.assert_array_equal(p, patches(y, sr=22050)[0])
+    rng = np.random.default_rng(int(seconds * 10))
+    cuts = np.sort(rng.choice(np.arange(1, len(y)), size=min(12, len(y) - 1), replace=False))
+    windows = WindowPatches()
+    got = [windows.ready() for _ in windows.watch(np.split(y, cuts))]
+    got.append(windows.finish())
+    # 1e-4: the same audio in another array, whose FFTs may round differently (values up to about 4)
+    np.testing.assert_allclose(np.concatenate(got), whole, atol=1e-4)
+
+
+def test_a_long_stream_keeps_only_the_audio_the_next_patches_need():
+    windows = WindowPatches()
+    given = 0
+    for _ in windows.watch(steps(1) for _ in range(60)):
+        given += len(windows.ready())
+        assert len(windows._buffer) <= 3 * DEFAULT.window_samples + 22050  # three windows and the block that arrived
+    # 60 s are 60 windows and 3 000 samples: windows 0-58 have their 3 s inside the signal; the last waits for the end
+    assert given == 59 and len(windows.finish()) == 1
+    with pytest.raises(AudioError, match="no samples"):
+        WindowPatches().finish()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from instrec.labels import CODES, NAMES
 from instrec.params import REPRESENTATIONS
-from instrec.recognizer import MODELS_DIR
+from instrec.recognizer import HEAD, MODELS_DIR
 
 PUBLISHED = [
     ("Han et al. 2017 (mel CNN, IRMAS)", 0.60, 0.50),
@@ -94,6 +94,22 @@ def recording_text(corpus: dict) -> str:
     return "".join(f"; {p}" for p in parts)
 
 
+def head_section(m: dict) -> list[str]:
+    """What the manifest says of the classifier on musicnn's embedding, when the fusion has one."""
+    if HEAD not in m["models"]:
+        return []
+    info = m["models"][HEAD]
+    head = info["training"]
+    return ["", f"A fourth model, `{HEAD}` ({info['bytes'] / 1e6:.1f} MB, `{info['sha256'][:16]}...`), is a "
+            "logistic regression over the eleven classes (inverse regularisation C " + format(head["c"], "g")
+            + ") on the embedding of musicnn (J. Pons and X. Serra, \"musicnn: pre-trained convolutional neural "
+            "networks for music audio tagging\", ISMIR 2019 late-breaking demo; ISC licence), a tagger trained on "
+            "the real song excerpts of MagnaTagATune; only the logistic regression learnt from the corpus: "
+            f"{head['train_files']} excerpts of " + ", ".join(f"`{t}`" for t in head["train"])
+            + ", by `python -m training.head`. It hears the 3 seconds around each 1-second window "
+            "(`instrec.embedding.WindowPatches`)."]
+
+
 def card(models: Path, run: Path) -> str:
     m = json.loads((models / "manifest.json").read_text())
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
@@ -105,7 +121,9 @@ def card(models: Path, run: Path) -> str:
     lines = [
         "# instrec default models", "",
         "Three CNNs (the seed's Table 5 for the log mel-spectrogram and the modgdgram, Table 6 for the CQT "
-        "chromagram) exported to ONNX (opset " + str(m["versions"]["opset"]) + ", dynamic batch), fused with "
+        "chromagram) exported to ONNX (opset " + str(m["versions"]["opset"]) + ", dynamic batch)"
+        + (f", and a classifier on a pretrained tagger's embedding (`{HEAD}`, below)," if HEAD in m["models"] else "")
+        + " fused with "
         f"per-instrument thresholds: rule **{f['rule']}**, window aggregation **{f['aggregation']}**, chosen on "
         "the validation set" + (f"; windows more than {f['quiet_db']:g} dB under a file's loudest are left out of its "
                                 "scores" if f.get("quiet_db") is not None else "") + ".", "",
@@ -113,6 +131,8 @@ def card(models: Path, run: Path) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for rep, info in m["models"].items():
+        if rep == HEAD:  # not a CNN: its own section below
+            continue
         training = info.get("training") or {}
         lines.append(f"| {rep} | {' x '.join(map(str, info['input_shape'][1:]))} | {info['bytes'] / 1e6:.1f} MB | "
                      f"{(str(info['epochs_before']) + ' + ') if info.get('epochs_before') else ''}{info['epochs']} | "
@@ -123,6 +143,7 @@ def card(models: Path, run: Path) -> str:
                      f"{freq_norm_text(info)}{pcen_text(info)} | "
                      f"{'`' + training['init'] + '`' if training.get('init') else 'scratch'} | "
                      f"{info['best_val_loss']:.3f} | `{info['sha256'][:16]}...` |")
+    lines += head_section(m)
     lines += [
         "", "## Training data: synthetic", "",
         f"Trained on `{data['root']}`: the synthetic IRMAS-style corpus rendered by `python -m corpus.synth` "
@@ -169,13 +190,23 @@ def card(models: Path, run: Path) -> str:
                   + ".", "", "| clip | truth | ranked first | rank of truth | fused score of truth |", "|---|---|---|---|---|"]
         for c in real["clips"]:
             lines.append(f"| {c['file']} | {c['label']} | {c['top']} | {c['rank']} | {c['score']:.2f} |")
+    tuning = m.get("fusion_tuning") or {}
+    if tuning.get("card"):
+        lines += tuning["card"].rstrip("\n").split("\n")
     lines += ["", "## What to expect on IRMAS", "",
               "Published IRMAS results for this design (micro / macro F1), what models trained on IRMAS with these "
               "commands should approach:", ""]
     lines += [f"- {name}: {micro:.3f} / {macro:.3f}" for name, micro, macro in PUBLISHED]
     lines += ["", "Several published IRMAS figures were obtained with thresholds tuned on the test set; instrec "
               "tunes on validation data only.", "", "## Reproduce", "", "```bash"]
-    lines += commands(run) + [f"python -m training.model_card --models {models} --run {run}", "```", ""]
+    lines += commands(run)
+    if HEAD in m["models"]:
+        head = m["models"][HEAD]["training"]
+        lines.append("python -m training.head " + " ".join(f"--train {t}" for t in head["train"])
+                     + f" --c {head['c']:g} --out runs/head")
+    if tuning.get("command"):
+        lines.append(tuning["command"])
+    lines += [f"python -m training.model_card --models {models} --run {run}", "```", ""]
     for r in runs(run):
         t = r / "pipeline_times.json"
         if t.exists():

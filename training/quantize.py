@@ -112,7 +112,7 @@ def quantize_model(src: Path, dst: Path, windows: np.ndarray, last_convs: int = 
 def window_scores(rec: Recognizer, paths: list[Path], what: str) -> WindowScores:
     """Every file's window probabilities per model and window levels, through the recognizer (decoding
     included); ``.under(fusion)`` gives the (N, 11) scores a fusion decides on."""
-    probs: dict[str, list[np.ndarray]] = {rep: [] for rep in rec.sessions}
+    probs: dict[str, list[np.ndarray]] = {rep: [] for rep in rec.fusion.models}
     levels = []
     for p in tqdm(paths, desc=what, unit="file", file=sys.stderr):
         prediction = rec.predict(p)

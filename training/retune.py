@@ -2,7 +2,7 @@
 
     python -m training.retune --models instrec/models --validation data/synth3-val/validation \\
         --out runs/retuned [--validation DIR ...] [--test data/synth3/test] [--real-audio tests/data/real] \\
-        [--rule vote] [--min-threshold 0.1] [--quiet-db 30]
+        [--rule vote] [--min-threshold 0.1] [--quiet-db 30] [--aggregation S1] [--head runs/head]
 
 The per-instrument thresholds of :mod:`training.thresholds` are tuned on the validation set a run
 was trained beside: 150 files for the half-scale corpus, so that a few songs move a threshold (an
@@ -13,7 +13,13 @@ the models' window aggregation and their fusion rule unless ``--rule`` names ano
 search (:func:`training.thresholds.tune_fusion`). ``--min-threshold`` keeps every model's threshold at
 or above a floor (rules "and" and "vote"), so that no model decides "present" for nearly every file.
 ``--quiet-db DB`` (or ``none``) sets how far under a file's loudest window a window is left out of its
-scores (:func:`instrec.fusion.audible`); the models' own setting is kept without it.
+scores (:func:`instrec.fusion.audible`); the models' own setting is kept without it; ``--aggregation``
+likewise replaces the models' window aggregation (S1, S2).
+
+``--head DIR`` (a folder written by :mod:`training.head`) adds the classifier on musicnn's embedding to
+the fusion as a fourth model, ``musicnn`` (its ``head.onnx`` copied as ``musicnn.onnx``, what it was fitted
+on recorded in the manifest), and tunes the fusion of all four: the "mean" rule, one threshold per
+instrument on the mean of the four models' scores (the joint search of the per-model rules takes up to three).
 
 ``--out`` gets the ONNX models (copied, unchanged), a manifest with the new fusion and where it was
 tuned (``fusion_tuning``), the model card with a section saying so, and ``report.json``: micro and
@@ -33,9 +39,10 @@ from pathlib import Path
 
 import numpy as np
 
-from instrec.fusion import PER_MODEL_RULES, RULES, Fusion
+from instrec.embedding import N_MELS, PATCH_FRAMES
+from instrec.fusion import AGGREGATIONS, PER_MODEL_RULES, RULES, Fusion
 from instrec.labels import CODES
-from instrec.recognizer import Recognizer, load_manifest
+from instrec.recognizer import HEAD, Recognizer, load_manifest, sha256
 from training.datasets import read_any
 from training.metrics import evaluate
 from training.quantize import window_scores
@@ -44,6 +51,8 @@ from training.thresholds import WindowScores, quiet_db_arg, rules_for, tune_fusi
 
 #: ``retune(quiet_db=KEEP)``: the models' own setting for quiet windows.
 KEEP = "keep"
+#: the head's file among the models
+HEAD_FILE = f"{HEAD}.onnx"
 
 
 def labelled_files(folders: list[Path]) -> tuple[list[Path], np.ndarray]:
@@ -74,27 +83,49 @@ def measure(windows: WindowScores, y: np.ndarray, old: Fusion, new: Fusion) -> d
 
 def retune(models: Path, validation: list[Path], out: Path, test: Path | None = None,
            real_audio: Path | None = None, rule: str | None = None, min_threshold: float = 0.0,
-           quiet_db: float | None | str = KEEP) -> dict:
+           quiet_db: float | None | str = KEEP, aggregation: str | None = None, head: Path | None = None) -> dict:
     t0 = time.perf_counter()
     manifest = load_manifest(models)
     old = Fusion.from_dict(manifest["fusion"])
-    rule = rule or old.rule
     quiet_db = old.quiet_db if quiet_db == KEEP else quiet_db
-    if rule not in rules_for(len(old.models)):
-        raise ValueError(f"rule {rule!r} is not one for {len(old.models)} models; "
-                         f"expected one of {rules_for(len(old.models))}")
+    aggregation = aggregation or old.aggregation
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {aggregation!r}; expected one of {AGGREGATIONS}")
+    fused = old.models
+    if head is not None:
+        if HEAD in old.models:
+            raise ValueError(f"{models} already has a {HEAD} head in its fusion")
+        head_info = read_head(Path(head))
+        fused = (*old.models, HEAD)
+    rule = rule or (old.rule if rule_fits(old.rule, len(fused)) else rules_for(len(fused))[0])
+    if rule not in rules_for(len(fused)):
+        raise ValueError(f"rule {rule!r} is not one for {len(fused)} models; "
+                         f"expected one of {rules_for(len(fused))}")
     if min_threshold and rule not in PER_MODEL_RULES:
         raise ValueError(f"a floor under the thresholds is for the rules {PER_MODEL_RULES}, not {rule!r}")
     if not 0.0 <= min_threshold <= 1.0:  # before the validation set is scored, not after
         raise ValueError(f"--min-threshold must be in [0, 1], got {min_threshold}")
-    rec = Recognizer(models)
-    paths, y = labelled_files(validation)
+    paths, y = labelled_files(validation)  # before anything is written or scored: a missing folder fails at once
+    out.mkdir(parents=True, exist_ok=True)
+    for rep in old.models:
+        shutil.copy(models / manifest["models"][rep]["file"], out / manifest["models"][rep]["file"])
+    tuned = json.loads(json.dumps(manifest))
+    if head is not None:
+        shutil.copy(Path(head) / "head.onnx", out / HEAD_FILE)
+        tuned["models"][HEAD] = {"file": HEAD_FILE, "sha256": sha256(out / HEAD_FILE),
+                                 "bytes": (out / HEAD_FILE).stat().st_size, "input": "mel:0",
+                                 "output": "probabilities", "input_shape": [None, PATCH_FRAMES, N_MELS],
+                                 "training": head_info}
+    # the models with every threshold of the new set at 0, so the recognizer scores all of them
+    tuned["fusion"] = Fusion(fused, "mean", aggregation, {"mean": [0.0] * len(CODES)}, quiet_db).to_dict()
+    (out / "manifest.json").write_text(json.dumps(tuned, indent=1))
+    rec = Recognizer(out)
     val = window_scores(rec, paths, "validation")
-    new = tune_fusion(val.file_scores(old.aggregation, quiet_db), y, old.models, rule, old.aggregation, min_threshold,
-                      quiet_db)
+    new = tune_fusion(val.file_scores(aggregation, quiet_db), y, fused, rule, aggregation, min_threshold, quiet_db)
     report = {"models": str(models), "validation": [str(v) for v in validation], "rule": rule,
               "previous_rule": old.rule, "min_threshold": min_threshold, "quiet_db": quiet_db,
-              "previous_quiet_db": old.quiet_db, "aggregation": old.aggregation,
+              "previous_quiet_db": old.quiet_db, "aggregation": aggregation, "previous_aggregation": old.aggregation,
+              "models_fused": list(fused), "previous_models": list(old.models),
               "on_validation": measure(val, y, old, new)}
     if test is not None:
         t_paths, t_y = labelled_files([test])
@@ -107,26 +138,50 @@ def retune(models: Path, validation: list[Path], out: Path, test: Path | None = 
                              **{f"top1_{name}": int((f.fused_score(real.under(f)).argmax(1) == truth).sum())
                                 for name, f in (("old", old), ("new", new))}}
 
-    out.mkdir(parents=True, exist_ok=True)
-    for rep in old.models:
-        shutil.copy(models / manifest["models"][rep]["file"], out / manifest["models"][rep]["file"])
-    tuned = {**manifest, "fusion": new.to_dict(),
-             "fusion_tuning": {"by": "python -m training.retune", "validation": report["validation"],
-                               "n_validation_files": len(y), "min_threshold": min_threshold, "quiet_db": quiet_db,
-                               "previous_fusion": old.to_dict()}}
+    tuned["fusion"] = new.to_dict()
+    tuned["fusion_tuning"] = {"by": "python -m training.retune", "validation": report["validation"],
+                              "n_validation_files": len(y), "min_threshold": min_threshold, "quiet_db": quiet_db,
+                              "previous_fusion": old.to_dict(), "card": card_section(report, len(y)),
+                              "command": command(models, validation, out, rule, min_threshold, quiet_db, aggregation,
+                                                 head)}
     (out / "manifest.json").write_text(json.dumps(tuned, indent=1))
     card = (models / "MODEL_CARD.md").read_text() if (models / "MODEL_CARD.md").exists() else ""
-    (out / "MODEL_CARD.md").write_text(card + _card_section(report, len(y)))
+    (out / "MODEL_CARD.md").write_text(card + tuned["fusion_tuning"]["card"])
     report["seconds"] = round(time.perf_counter() - t0, 1)
     (out / "report.json").write_text(json.dumps(report, indent=1))
     return report
 
 
-def _card_section(report: dict, n: int) -> str:
+def read_head(folder: Path) -> dict:
+    """What :mod:`training.head` wrote in ``folder`` (``head.json``), checked against its ``head.onnx``."""
+    onnx_path, info_path = folder / "head.onnx", folder / "head.json"
+    if not onnx_path.is_file() or not info_path.is_file():
+        raise ValueError(f"{folder}: no head.onnx and head.json (python -m training.head --out {folder} writes them)")
+    info = json.loads(info_path.read_text())
+    if info.get("sha256") != sha256(onnx_path):
+        raise ValueError(f"{onnx_path}: its sha256 is not the one head.json records; fit and export the head again")
+    return info
+
+
+def command(models: Path, validation: list[Path], out: Path, rule: str, min_threshold: float, quiet_db: float | None,
+            aggregation: str, head: Path | None) -> str:
+    """The command line that tunes the same fusion again (for the model card)."""
+    words = ["python -m training.retune --models", str(models), *(f"--validation {v}" for v in validation),
+             f"--rule {rule} --aggregation {aggregation}", f"--quiet-db {'none' if quiet_db is None else format(quiet_db, 'g')}"]
+    words += [f"--min-threshold {min_threshold:g}"] if min_threshold else []
+    words += [f"--head {head}"] if head is not None else []
+    return " ".join([*words, f"--out {out}"])
+
+
+def rule_fits(rule: str, n_models: int) -> bool:
+    return rule in rules_for(n_models)
+
+
+def card_section(report: dict, n: int) -> str:
     lines = ["", "## Thresholds tuned again", "",
              f"The thresholds in `manifest.json` were tuned again by `python -m training.retune` on {n} files "
-             f"({', '.join(report['validation'])}), the models unchanged; {_rule_change(report)}, aggregation "
-             f"{report['aggregation']} kept. Micro F1, old thresholds -> new:", ""]
+             f"({', '.join(report['validation'])}), the models unchanged; {_rule_change(report)}. "
+             "Micro F1, old thresholds -> new:", ""]
     for key, what in (("on_validation", "validation"), ("on_test", "test")):
         if key in report:
             r = report[key]
@@ -138,8 +193,15 @@ def _card_section(report: dict, n: int) -> str:
 
 
 def _rule_change(report: dict) -> str:
-    change = (f"rule {report['rule']} kept" if report["rule"] == report["previous_rule"]
-              else f"rule {report['previous_rule']} replaced by {report['rule']}")
+    change = ""
+    added = [m for m in report.get("models_fused", []) if m not in report.get("previous_models", [])]
+    if added:
+        change = f"{', '.join(added)} added to the fusion (now {' + '.join(report['models_fused'])}), "
+    change += (f"rule {report['rule']} kept" if report["rule"] == report["previous_rule"]
+               else f"rule {report['previous_rule']} replaced by {report['rule']}")
+    previous = report.get("previous_aggregation", report["aggregation"])
+    change += (f", aggregation {report['aggregation']} kept" if report["aggregation"] == previous
+               else f", aggregation {previous} replaced by {report['aggregation']}")
     floor = report.get("min_threshold", 0.0)
     change += f", no threshold under {floor:g}" if floor else ""
     if report.get("quiet_db", None) != report.get("previous_quiet_db", None):
@@ -160,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rule", choices=RULES, help="tune this fusion rule instead of the models' own")
     ap.add_argument("--min-threshold", type=float, default=0.0, metavar="T",
                     help="no model's threshold under T (rules and, vote; default 0: the whole grid)")
+    ap.add_argument("--aggregation", choices=AGGREGATIONS, help="window aggregation (default: the models' own)")
+    ap.add_argument("--head", type=Path, metavar="DIR",
+                    help=f"add the classifier on musicnn's embedding that python -m training.head wrote in DIR, as "
+                         f"the fusion's model {HEAD!r}")
     ap.add_argument("--quiet-db", type=quiet_db_arg, default=argparse.SUPPRESS, metavar="DB|none",
                     help="windows this many dB under a file's loudest are left out of its scores ('none': every "
                          "window counts; default: the models' own setting)")
@@ -168,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--out must be another folder than --models (the old thresholds are compared with the new)")
     try:
         report = retune(args.models, args.validation, args.out, args.test, args.real_audio, args.rule,
-                        args.min_threshold, getattr(args, "quiet_db", KEEP))
+                        args.min_threshold, getattr(args, "quiet_db", KEEP), args.aggregation, args.head)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

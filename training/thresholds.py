@@ -140,9 +140,12 @@ def best_threshold(scores: np.ndarray, y: np.ndarray, min_threshold: float = 0.0
 
 
 def rules_for(n_models: int) -> tuple[str, ...]:
-    """The rules worth tuning for ``n_models``: of two, "vote" is "and" (both must agree); of one, "and"."""
+    """The rules worth tuning for ``n_models``: of two, "vote" is "and" (both must agree); of one, "and";
+    of four or more, "mean" (the joint search of the per-model rules takes up to three)."""
     if n_models == 1:
         return ("and",)
+    if n_models > 3:
+        return ("mean",)
     return RULES if n_models > 2 else tuple(r for r in RULES if r != "vote")
 
 
