@@ -1,0 +1,123 @@
+"""The classifier on musicnn's embedding served beside the CNNs: added to exported models by
+``training.retune --head``, run by the recognizer on one patch per window, streamed like the CNNs."""
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from instrec import audio, batch
+from instrec.embedding import window_patches
+from instrec.fusion import Fusion
+from instrec.labels import CODES
+from instrec.recognizer import HEAD, Recognizer, sha256
+from tests.conftest import tone, tones_and_noise, write
+from training import head, retune
+from training.datasets import read_any
+
+
+@pytest.fixture(scope="module")
+def fitted_head(tmp_path_factory):
+    root = tmp_path_factory.mktemp("head")
+    head.export([tones_and_noise(root / "train", 4, seed=0, f0=220)], root / "out")
+    return root / "out"
+
+
+@pytest.fixture(scope="module")
+def with_head(tiny_models, tiny_corpus, fitted_head, tmp_path_factory):
+    out = tmp_path_factory.mktemp("with-head") / "models"
+    assert retune.main(["--models", str(tiny_models), "--validation", str(tiny_corpus / "validation"),
+                        "--head", str(fitted_head), "--aggregation", "S1", "--out", str(out)]) == 0
+    return out
+
+
+def test_the_head_joins_the_fusion_as_a_fourth_model_under_the_mean_rule(with_head, tiny_models, fitted_head):
+    before = json.loads((tiny_models / "manifest.json").read_text())
+    after = json.loads((with_head / "manifest.json").read_text())
+    fusion = Fusion.from_dict(after["fusion"])
+    assert fusion.models == (*before["fusion"]["models"], HEAD) and fusion.rule == "mean" and fusion.aggregation == "S1"
+    info = after["models"][HEAD]
+    fitted = json.loads((fitted_head / "head.json").read_text())
+    assert info["sha256"] == sha256(with_head / info["file"]) == fitted["sha256"]
+    assert info["training"]["train_files"] == fitted["train_files"] == 8
+    for rep in before["fusion"]["models"]:  # the CNNs are the same files
+        assert sha256(with_head / after["models"][rep]["file"]) == before["models"][rep]["sha256"]
+    card = (with_head / "MODEL_CARD.md").read_text()
+    assert "musicnn added to the fusion (now mel + modgd + cqt + musicnn), rule and replaced by mean" in card
+    assert "aggregation S2 replaced by S1" in card and "--head" in after["fusion_tuning"]["command"]
+
+
+def test_the_recognizer_serves_the_tuned_decisions_with_the_heads_window_probabilities(with_head, tiny_corpus):
+    rec = Recognizer(with_head)
+    session = ort.InferenceSession(str(with_head / f"{HEAD}.onnx"), providers=["CPUExecutionProvider"])
+    for excerpt in read_any(tiny_corpus / "validation"):
+        p = rec.predict(excerpt.path)
+        y = audio.load(excerpt.path)
+        assert set(p.models) == {"mel", "modgd", "cqt", HEAD}
+        # the head's probabilities are its model's on each window's patch (the 3 s around it)
+        expected = session.run(["probabilities"], {"mel:0": window_patches(y)})[0]
+        assert p.window_probabilities[HEAD].shape == (audio.n_windows(len(y)), len(CODES))
+        np.testing.assert_allclose(p.window_probabilities[HEAD], expected, atol=1e-5)
+        # the served decision is the tuned one: the mean of the four models' scores over its thresholds
+        scores = rec.fusion.file_scores(p.window_probabilities, p.window_levels)
+        mean = np.mean([scores[m] for m in rec.fusion.models], axis=0)
+        assert p.instruments == [c for c, s, t in zip(CODES, mean, rec.fusion.thresholds["mean"]) if s >= t]
+        assert p.models[HEAD] == {c: round(float(s), 4) for c, s in zip(CODES, scores[HEAD])}
+
+
+def test_a_streamed_long_file_gets_the_heads_answer_of_the_whole_file(with_head, tmp_path):
+    rng = np.random.default_rng(3)
+    y = np.concatenate([tone(330.0, 7.3), 0.2 * rng.standard_normal(6 * 22050).astype(np.float32), tone(196.0, 5.0)])
+    path = write(tmp_path / "long.wav", y)
+    whole = Recognizer(with_head).predict(path)
+    streamed = Recognizer(with_head, whole_file_s=5, chunk_windows=4, stream_chunk_windows=4).predict(path)
+    assert len(whole.window_probabilities[HEAD]) == audio.n_windows(len(y)) == 18
+    for rep in whole.window_probabilities:  # 1e-5: the same patches in other arrays, through other batches
+        np.testing.assert_allclose(streamed.window_probabilities[rep], whole.window_probabilities[rep], atol=1e-5)
+    assert streamed.instruments == whole.instruments
+    # the tones are the tones' class to the head, the noise the noise's (it was fitted on nothing else)
+    top = whole.window_probabilities[HEAD].argmax(axis=1)
+    assert CODES[top[3]] == "pia" and CODES[top[10]] == "org"
+
+
+def test_batch_rows_keep_the_heads_scores(with_head, tiny_corpus):
+    answer = Recognizer(with_head).predict(next(iter(read_any(tiny_corpus / "validation"))).path).to_dict()
+    row = batch.to_row(answer, "/x/a.wav", 1, 2, "f")
+    assert row[f"scores_{HEAD}"] == [answer["models"][HEAD][c] for c in CODES]
+    assert batch.from_row(row)["models"] == answer["models"]
+
+
+def test_bad_heads_and_rules_are_refused_before_anything_is_scored(with_head, tiny_models, tiny_corpus, fitted_head,
+                                                                   tmp_path, capsys):
+    val = str(tiny_corpus / "validation")
+    assert retune.main(["--models", str(tiny_models), "--validation", val, "--head", str(tmp_path),
+                        "--out", str(tmp_path / "a")]) == 1
+    assert "no head.onnx and head.json" in capsys.readouterr().err
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    (changed / "head.onnx").write_bytes((fitted_head / "head.onnx").read_bytes() + b"\0")
+    (changed / "head.json").write_text((fitted_head / "head.json").read_text())
+    assert retune.main(["--models", str(tiny_models), "--validation", val, "--head", str(changed),
+                        "--out", str(tmp_path / "b")]) == 1
+    assert "sha256 is not the one head.json records" in capsys.readouterr().err
+    assert retune.main(["--models", str(tiny_models), "--validation", val, "--head", str(fitted_head), "--rule", "and",
+                        "--out", str(tmp_path / "c")]) == 1
+    assert "rule 'and' is not one for 4 models" in capsys.readouterr().err
+    assert retune.main(["--models", str(with_head), "--validation", val, "--head", str(fitted_head),
+                        "--out", str(tmp_path / "d")]) == 1
+    assert "already has a musicnn head" in capsys.readouterr().err
+    assert not any((tmp_path / k).exists() for k in "abcd")
+
+
+def test_a_manifest_naming_an_unknown_model_is_a_clear_error(with_head, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    manifest = json.loads((with_head / "manifest.json").read_text())
+    for info in manifest["models"].values():
+        (other / info["file"]).write_bytes((with_head / info["file"]).read_bytes())
+    manifest["models"]["yamnet"] = manifest["models"].pop(HEAD)
+    manifest["fusion"]["models"][-1] = "yamnet"
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(Exception, match="unknown model 'yamnet'"):
+        Recognizer(other)
