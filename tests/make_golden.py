@@ -35,7 +35,7 @@ def main() -> None:
             arrays[f"{name}/{rep}"] = w
         for rep, p in rec.window_probabilities([y])[0].items():
             arrays[f"{name}/{rep}/probabilities"] = p
-    arrays["models_sha256"] = np.array([rec.manifest["models"][r]["sha256"] for r in ("mel", "modgd", "cqt")])
+    arrays["models_sha256"] = np.array([rec.manifest["models"][r]["sha256"] for r in rec.fusion.models])
     np.savez_compressed(OUT, **arrays)
     print(f"wrote {OUT} ({OUT.stat().st_size / 1e3:.0f} kB)")
 

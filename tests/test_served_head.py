@@ -12,7 +12,7 @@ from instrec.embedding import window_patches
 from instrec.fusion import Fusion
 from instrec.labels import CODES
 from instrec.recognizer import HEAD, Recognizer, sha256
-from tests.conftest import tone, tones_and_noise, write
+from tests.conftest import REAL_AUDIO, tone, tones_and_noise, write
 from training import head, retune
 from training.datasets import read_any
 
@@ -121,3 +121,21 @@ def test_a_manifest_naming_an_unknown_model_is_a_clear_error(with_head, tmp_path
     (other / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(Exception, match="unknown model 'yamnet'"):
         Recognizer(other)
+
+
+def test_the_model_card_describes_the_head_and_how_the_fusion_was_tuned(with_head, tiny_run, tiny_corpus, tmp_path):
+    from training.evaluate import run_evaluation
+    from training.model_card import card
+    from training.real_audio import check_real_audio
+
+    run_evaluation(tiny_run, tiny_corpus / "test", progress=False)
+    check = tmp_path / "real.json"
+    check.write_text(json.dumps(check_real_audio(with_head, REAL_AUDIO)))
+    text = card(with_head, tiny_run, check)
+    real = json.loads(check.read_text())
+    assert f"{HEAD} {real['top1_share_per_model'][HEAD]:.0%}" in text  # beside each CNN alone
+    assert "A fourth model, `musicnn`" in text and "ISC licence" in text and "8 excerpts of" in text
+    assert "## Thresholds tuned again" in text and "python -m training.retune --models" in text
+    assert "python -m training.head --train" in text
+    assert f"**{real['top1_correct']} of 31" in text
+    assert "| musicnn |" not in text  # not a row of the CNNs' table

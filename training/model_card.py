@@ -1,6 +1,6 @@
 """Write ``instrec/models/MODEL_CARD.md`` from the manifest, the evaluation and the real-recording check.
 
-    python -m training.model_card [--models instrec/models] [--run runs/default]
+    python -m training.model_card [--models instrec/models] [--run runs/default] [--real-audio check.json]
 
 Every number in the card is read from files the pipeline wrote; nothing is typed in by hand.
 """
@@ -110,10 +110,12 @@ def head_section(m: dict) -> list[str]:
             "(`instrec.embedding.WindowPatches`)."]
 
 
-def card(models: Path, run: Path) -> str:
+def card(models: Path, run: Path, real_audio: Path | None = None) -> str:
+    """The card of the models in ``models``, trained as ``run``; the real-recording check is read from
+    ``real_audio`` (``python -m training.real_audio --json`` of these models), default ``run/real_audio.json``."""
     m = json.loads((models / "manifest.json").read_text())
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
-    real_path = run / "real_audio.json"
+    real_path = real_audio or run / "real_audio.json"
     real = json.loads(real_path.read_text()) if real_path.exists() else None
     data = m["training_data"]
     corpus = data.get("synthetic_corpus", {})
@@ -232,8 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.model_card", description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", type=Path, default=MODELS_DIR)
     ap.add_argument("--run", type=Path, default=Path("runs/default"))
+    ap.add_argument("--real-audio", type=Path, metavar="JSON",
+                    help="the models' real-recording check (python -m training.real_audio --json; default "
+                         "RUN/real_audio.json)")
     args = ap.parse_args(argv)
-    (args.models / "MODEL_CARD.md").write_text(card(args.models, args.run))
+    (args.models / "MODEL_CARD.md").write_text(card(args.models, args.run, args.real_audio))
     print(f"-> {args.models / 'MODEL_CARD.md'}")
     return 0
 

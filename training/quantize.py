@@ -9,7 +9,8 @@
 2. onnxruntime's ``quantize_static``: QDQ format, weights int8 per output channel, activations uint8
    (what x86 int8 kernels take), calibrated over those windows (min-max by default; onnxruntime's
    percentile or entropy calibration on request). The first convolution and the dense head (the Gemm
-   layers) stay in float: they are small, and the most sensitive to rounding.
+   layers) stay in float: they are small, and the most sensitive to rounding. A musicnn head in the
+   fusion (``training.retune --head``) is copied in float as it is.
 3. Thresholds: the fp32 models' own (default), so that only the rounding can change a decision; or,
    with ``--thresholds tune``, tuned again for the int8 models on the corpus's validation split (same
    rule and aggregation, as :mod:`training.thresholds` does for trained runs). Re-tuning on the 150
@@ -45,7 +46,7 @@ from tqdm import tqdm
 from instrec import audio, features
 from instrec.fusion import Fusion
 from instrec.labels import CODES
-from instrec.recognizer import Recognizer, load_manifest, sha256
+from instrec.recognizer import HEAD, Recognizer, load_manifest, sha256
 from training.datasets import read_any, read_training, training_root
 from training.metrics import evaluate
 from training.real_audio import read_labels
@@ -62,7 +63,7 @@ def calibration_windows(corpus: Path, manifest: dict, n_files: int, seed: int = 
     params = FeatureParams.from_dict(manifest["feature_params"])
     excerpts = list(read_training(training_root(corpus)))
     files = random.Random(seed).sample(excerpts, min(n_files, len(excerpts)))
-    out: dict[str, list[np.ndarray]] = {rep: [] for rep in manifest["fusion"]["models"]}
+    out: dict[str, list[np.ndarray]] = {rep: [] for rep in manifest["fusion"]["models"] if rep != HEAD}
     for e in tqdm(files, desc="calibration windows", unit="file", file=sys.stderr):
         y = audio.load(e.path, params=params)
         for rep, w in features.extract(y, params=params, representations=tuple(out)).items():
@@ -172,6 +173,10 @@ def run(args: argparse.Namespace) -> int:
     for rep in fusion32.models:
         info = manifest["models"][rep]
         dst = args.out / info["file"]
+        if rep == HEAD:  # musicnn and its head stay in float: copied as they are
+            shutil.copy(args.models / info["file"], dst)
+            print(f"{rep}: {info['bytes'] / 1e6:.1f} MB fp32, kept in float")
+            continue
         kept = quantize_model(args.models / info["file"], dst, windows[rep], args.float_last_convs, args.calibration)
         out_manifest["models"][rep].update(sha256=sha256(dst), bytes=dst.stat().st_size, precision="int8",
                                            float_nodes=kept)

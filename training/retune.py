@@ -199,15 +199,15 @@ def _rule_change(report: dict) -> str:
         change = f"{', '.join(added)} added to the fusion (now {' + '.join(report['models_fused'])}), "
     change += (f"rule {report['rule']} kept" if report["rule"] == report["previous_rule"]
                else f"rule {report['previous_rule']} replaced by {report['rule']}")
-    previous = report.get("previous_aggregation", report["aggregation"])
-    change += (f", aggregation {report['aggregation']} kept" if report["aggregation"] == previous
-               else f", aggregation {previous} replaced by {report['aggregation']}")
     floor = report.get("min_threshold", 0.0)
     change += f", no threshold under {floor:g}" if floor else ""
     if report.get("quiet_db", None) != report.get("previous_quiet_db", None):
         quiet = report["quiet_db"]
         change += (f", windows more than {quiet:g} dB under a file's loudest left out of its scores" if quiet is not None
                    else ", every window counted")
+    previous = report.get("previous_aggregation", report["aggregation"])
+    change += (f", aggregation {report['aggregation']} kept" if report["aggregation"] == previous
+               else f", aggregation {previous} replaced by {report['aggregation']}")
     return change
 
 
