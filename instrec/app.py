@@ -177,8 +177,8 @@ def create_app(models: str | os.PathLike | None = None) -> FastAPI:
                 ranking = gr.Label(num_top_classes=len(CODES), label="Score per instrument (0.5 = its threshold)")
         outputs = [summary, ranking]
         figure = gr.Plot(show_label=False)
-        gr.Markdown("The figure shows each picture of the sound the three models look at, each model's "
-                    "probabilities second by second, and the fused decision per second. The answer above is "
+        gr.Markdown("The figure shows each picture of the sound the three CNNs look at, each model's "
+                    "probabilities second by second (the musicnn model's too, when the models have it), and the fused decision per second. The answer above is "
                     "decided on the whole file at once, so a second can show an instrument that the whole-file "
                     "answer leaves out (or the reverse).")
         answer = gr.JSON(label="JSON answer")

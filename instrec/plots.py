@@ -1,5 +1,5 @@
 """Figures for the app: each representation as its model saw it, with that model's probabilities per
-second, and the fused decisions per second beside the whole-file answer.
+second (the musicnn head's probabilities alone), and the fused decisions per second beside the whole-file answer.
 
 Matplotlib's object API only (:class:`matplotlib.figure.Figure`, no pyplot): a figure belongs to the
 request that made it, nothing global is touched, and it is freed with its last reference, so the
@@ -37,9 +37,12 @@ def prediction_figure(prediction, params: FeatureParams = DEFAULT, max_seconds: 
     shown = min(n_win, int(np.ceil(max_seconds / params.window_duration_s)), *(f.shape[1] // params.window_frames
                                                                                for f in frames.values()))
     seconds = shown * params.window_duration_s
+    # models drawn by their probabilities alone: the head on musicnn's embedding (its picture is musicnn's own)
+    strips_only = [m for m in prediction.window_probabilities if m not in ("mel", "modgd", "cqt")]
     heights = []
     for _ in reps:
         heights += [2.6, 2.8]  # a strip's 11 names at 9 pt need ~1.5 inches
+    heights += [2.8] * len(strips_only)
     heights.append(2.8)
     # a fixed grid (plots, then a narrow column for the colour bars) rather than a layout solver: the
     # figure is drawn for every page request, and constrained layout doubled its cost
@@ -85,6 +88,15 @@ def prediction_figure(prediction, params: FeatureParams = DEFAULT, max_seconds: 
                              interpolation="nearest")
         strip.set_yticks(range(len(CODES)), names, fontsize=FONT)
         strip.set_title(f"{rep} model: probability of each instrument, per second", fontsize=FONT, loc="left")
+        bar = fig.colorbar(image, cax=bar_axes[strip])
+        bar.ax.tick_params(labelsize=FONT)
+    for k, model in enumerate(strips_only):
+        strip = axes[2 * len(reps) + k]
+        image = strip.imshow(prediction.window_probabilities[model][:shown].T, origin="lower", aspect="auto",
+                             cmap="Greens", vmin=0, vmax=1, extent=extent_strip, interpolation="nearest")
+        strip.set_yticks(range(len(CODES)), names, fontsize=FONT)
+        strip.set_title(f"{model} model (a pretrained tagger's embedding of the 3 s around each second): "
+                        "probability of each instrument, per second", fontsize=FONT, loc="left")
         bar = fig.colorbar(image, cax=bar_axes[strip])
         bar.ax.tick_params(labelsize=FONT)
     ax = axes[-1]

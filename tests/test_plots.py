@@ -40,3 +40,17 @@ def test_answer_in_words(recognizer):
     assert words(prediction).startswith("No instrument over its threshold")
     prediction.provider = "CUDAExecutionProvider"
     assert words(prediction).endswith("8.0 s, on GPU")
+
+
+def test_the_shipped_models_figure_has_a_strip_for_the_musicnn_model():
+    """The shipped fusion has the musicnn head: its probabilities get their own strip under the CNNs'."""
+    from instrec.recognizer import HEAD, Recognizer
+
+    rec = Recognizer()
+    prediction = rec.predict(np.concatenate([tone(440, 3.0), tone(196, 2.4)]), 22050, name="two tones", keep_windows=60)
+    assert HEAD in rec.fusion.models and prediction.window_probabilities[HEAD].shape == (5, 11)
+    figure = plots.prediction_figure(prediction, rec.params)
+    titles = [ax.get_title(loc="left") for ax in figure.axes]
+    strip = next(ax for ax, t in zip(figure.axes, titles) if t.startswith(f"{HEAD} model"))
+    np.testing.assert_array_equal(strip.get_images()[0].get_array(), prediction.window_probabilities[HEAD].T)
+    assert titles.index(strip.get_title(loc="left")) == 6  # after the three pictures and their strips
