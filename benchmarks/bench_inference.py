@@ -3,7 +3,8 @@
     python benchmarks/bench_inference.py [--models DIR] [--int8 DIR] [--seconds 20] [--repeats 11] [--rounds 3] [--hour]
 
 For a clip of ``--seconds`` (a WAV at 44.1 kHz stereo): decode, three representations, three
-models, fusion. instrec = ``Recognizer.predict`` (onnxruntime on the CPU, the thread policy of
+models, the musicnn head when the models have it (its patches and its model), fusion; beside them, the
+same CNNs alone under their fusion before the head was added ("fp32 CNNs alone"). instrec = ``Recognizer.predict`` (onnxruntime on the CPU, the thread policy of
 :mod:`instrec.runtime`), with the fp32 and the int8 models; straightforward = ``librosa.load`` +
 librosa's melspectrogram and chroma_cqt + the modgd written with full-length FFTs + the PyTorch
 models in eager mode. Each pipeline runs in a fresh process (for its peak resident memory), in
@@ -32,7 +33,7 @@ import numpy as np
 import soundfile as sf
 
 from instrec import runtime
-from instrec.recognizer import MODELS_DIR, PRECISIONS
+from instrec.recognizer import HEAD, MODELS_DIR, PRECISIONS
 
 
 def make_clip(path: Path, seconds: float, sr: int = 44100, channels: int = 2) -> None:
@@ -46,6 +47,20 @@ def make_clip(path: Path, seconds: float, sr: int = 44100, channels: int = 2) ->
             y = 0.3 * np.sin(2 * np.pi * 220 * t) * (1 + 0.5 * np.sin(2 * np.pi * 0.5 * t)) + 0.05 * rng.standard_normal(n)
             f.write(np.repeat(y[:, None], channels, axis=1).astype(np.float32))
             done += n
+
+
+def cnns_alone(models: Path, out: Path) -> Path | None:
+    """The CNNs of models that have the musicnn head, under the fusion they had before it was added (the
+    manifest's ``fusion_tuning.previous_fusion``), linked into ``out``: the baseline of what the head costs."""
+    manifest = json.loads((models / "manifest.json").read_text())
+    previous = (manifest.get("fusion_tuning") or {}).get("previous_fusion")
+    if HEAD not in manifest["fusion"]["models"] or not previous or HEAD in previous["models"]:
+        return None
+    out.mkdir()
+    for rep in previous["models"]:
+        (out / manifest["models"][rep]["file"]).symlink_to((models / manifest["models"][rep]["file"]).resolve())
+    (out / "manifest.json").write_text(json.dumps({**manifest, "fusion": previous}))
+    return out
 
 
 def instrec_runner(models: Path):
@@ -89,6 +104,15 @@ def stages(models: Path, clip: Path, repeats: int) -> dict[str, float]:
     for rep, session in rec.sessions.items():
         name = session.get_inputs()[0].name
         out[f"model {rep}"] = ms(lambda s=session, n=name, w=windows[rep]: s.run(None, {n: w}))
+    if rec.head is not None:
+        from instrec.embedding import window_patches
+
+        def musicnn_patches():
+            with runtime.compute_threads(rec.threads):
+                windows[HEAD] = window_patches(y, rec.params)
+        out[f"features {HEAD}"] = ms(musicnn_patches)
+        name = rec.head.get_inputs()[0].name
+        out[f"model {HEAD}"] = ms(lambda: rec.head.run(None, {name: windows[HEAD]}))
     return out
 
 
@@ -109,10 +133,20 @@ def straightforward_runner(models: Path):
             "cqt": InstrumentCNN("cqt", 36).eval()}
     funcs = {"mel": straightforward_mel, "modgd": straightforward_modgd, "cqt": straightforward_chroma}
 
+    head = None
+    if HEAD in fusion.models:  # musicnn has no other implementation here: the same ONNX model on the same patches
+        import onnxruntime as ort
+
+        from instrec.embedding import window_patches
+        head = ort.InferenceSession(str(models / manifest["models"][HEAD]["file"]), providers=["CPUExecutionProvider"])
+
     def run(path):
         y, _ = librosa.load(path, sr=22050, mono=True)
-        y = pad_to_windows(y / np.max(np.abs(y)))
+        y = y / np.max(np.abs(y))
         scores = {}
+        if head is not None:
+            scores[HEAD] = aggregate(head.run(None, {"mel:0": window_patches(y)})[0], fusion.aggregation)
+        y = pad_to_windows(y)
         for rep, fn in funcs.items():
             x = torch.from_numpy(windows(fn(y)))
             with torch.no_grad():
@@ -161,7 +195,7 @@ def in_rounds(pipelines: dict[str, tuple[str, Path]], clip: Path, repeats: int, 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", type=Path, default=MODELS_DIR)
-    ap.add_argument("--int8", type=Path, default=PRECISIONS["int8"], help="the int8 models ('' to skip)")
+    ap.add_argument("--int8", default=str(PRECISIONS["int8"]), help="the int8 models ('' to skip)")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--repeats", type=int, default=11)
     ap.add_argument("--rounds", type=int, default=3, help="fresh processes per pipeline, taking turns")
@@ -177,6 +211,9 @@ def main(argv=None):
         clip = Path(tmp) / "clip.wav"
         make_clip(clip, args.seconds)
         pipelines = {"straightforward": ("straightforward", args.models), "instrec fp32": ("instrec", args.models)}
+        cnns = cnns_alone(args.models, Path(tmp) / "cnns")
+        if cnns is not None:
+            pipelines["fp32 CNNs alone"] = ("instrec", cnns)
         if args.int8 and Path(args.int8).exists():
             pipelines["instrec int8"] = ("instrec", Path(args.int8))
         runs = in_rounds(pipelines, clip, args.repeats, args.rounds)
@@ -184,16 +221,17 @@ def main(argv=None):
         print(f"{args.seconds:.0f} s clip, 44.1 kHz stereo WAV; {args.rounds} rounds of {args.repeats} runs, "
               "pipelines taking turns (ms, medians):")
         names = list(runs)
-        print(f"  {'stage':22}" + "".join(f"{n:>15}" for n in names))
+        print(f"  {'stage':22}" + "".join(f"{n:>18}" for n in names))
         for stage in runs[names[0]]["stages"]:
-            print(f"  {stage:22}" + "".join(f"{runs[n]['stages'][stage]:15.1f}" for n in names))
-        print(f"  {'end to end':22}" + "".join(f"{1000 * runs[n]['median_s']:15.0f}" for n in names)
+            print(f"  {stage:22}" + "".join(f"{runs[n]['stages'][stage]:18.1f}" if stage in runs[n]["stages"]
+                                            else f"{'-':>18}" for n in names))
+        print(f"  {'end to end':22}" + "".join(f"{1000 * runs[n]['median_s']:18.0f}" for n in names)
               + f"   straightforward {1000 * ref['median_s']:.0f}")
-        print(f"  {'speed-up':22}" + "".join(f"{ref['median_s'] / runs[n]['median_s']:14.1f}x" for n in names))
+        print(f"  {'speed-up':22}" + "".join(f"{ref['median_s'] / runs[n]['median_s']:17.1f}x" for n in names))
         print(f"  {'speed-up per round':22}" + "".join(
-            f" {'/'.join(f'{a / b:.1f}' for a, b in zip(ref['round_medians_s'], runs[n]['round_medians_s'])):>14}"
+            f" {'/'.join(f'{a / b:.1f}' for a, b in zip(ref['round_medians_s'], runs[n]['round_medians_s'])):>17}"
             for n in names))
-        print(f"  {'peak RSS (MB)':22}" + "".join(f"{runs[n]['peak_rss_mb']:15.0f}" for n in names)
+        print(f"  {'peak RSS (MB)':22}" + "".join(f"{runs[n]['peak_rss_mb']:18.0f}" for n in names)
               + f"   straightforward {ref['peak_rss_mb']:.0f}")
         if args.hour:
             long = Path(tmp) / "hour.wav"
