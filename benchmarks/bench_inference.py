@@ -33,7 +33,7 @@ import numpy as np
 import soundfile as sf
 
 from instrec import runtime
-from instrec.recognizer import HEAD, MODELS_DIR, PRECISIONS
+from instrec.recognizer import HEAD, HEAD_BATCH, MODELS_DIR, PRECISIONS
 
 
 def make_clip(path: Path, seconds: float, sr: int = 44100, channels: int = 2) -> None:
@@ -111,8 +111,7 @@ def stages(models: Path, clip: Path, repeats: int) -> dict[str, float]:
             with runtime.compute_threads(rec.threads):
                 windows[HEAD] = window_patches(y, rec.params)
         out[f"features {HEAD}"] = ms(musicnn_patches)
-        name = rec.head.get_inputs()[0].name
-        out[f"model {HEAD}"] = ms(lambda: rec.head.run(None, {name: windows[HEAD]}))
+        out[f"model {HEAD}"] = ms(lambda: rec._run(rec.head, windows[HEAD]))  # in the recognizer's batches
     return out
 
 
@@ -145,7 +144,9 @@ def straightforward_runner(models: Path):
         y = y / np.max(np.abs(y))
         scores = {}
         if head is not None:
-            scores[HEAD] = aggregate(head.run(None, {"mel:0": window_patches(y)})[0], fusion.aggregation)
+            patches = window_patches(y)
+            probs = [head.run(None, {"mel:0": patches[i : i + HEAD_BATCH]})[0] for i in range(0, len(patches), HEAD_BATCH)]
+            scores[HEAD] = aggregate(np.concatenate(probs), fusion.aggregation)
         y = pad_to_windows(y)
         for rep, fn in funcs.items():
             x = torch.from_numpy(windows(fn(y)))

@@ -5,14 +5,16 @@
     rec.predict("song.flac").to_dict()      # the JSON contract of the README
 
 One :class:`Recognizer` serves the command line, the app, the REST route and the tests. It loads
-the manifest and the three onnxruntime sessions once, checks each model's sha256 and the feature
+the manifest and the onnxruntime sessions of the fusion's models once (the CNNs, and the classifier on
+musicnn's embedding when the fusion has it, :data:`HEAD`), checks each model's sha256 and the feature
 parameters, and is safe to call from several threads (onnxruntime sessions are; nothing else is
 shared and mutable).
 
 Long audio (over ``whole_file_s``) is processed in chunks of ``stream_chunk_windows`` windows with 2 s of real audio as context
 on both sides, so peak memory does not grow with duration beyond the per-window results; the
 chunk boundaries are placed so that every representation gives the same frames as the whole
-file would (see :func:`instrec.features.context_samples`).
+file would (see :func:`instrec.features.context_samples`), and each window's musicnn patch is
+computed from its own 3 seconds (:class:`instrec.embedding.WindowPatches`).
 """
 
 from __future__ import annotations
@@ -61,6 +63,9 @@ MANIFEST_FORMAT = 1
 #: The fusion's name for the classifier on musicnn's embedding (``training.head``), beside the CNNs'
 #: representations; it sees :class:`instrec.embedding.WindowPatches`, one patch per window.
 HEAD = "musicnn"
+#: musicnn's patches per run: as fast per patch as 16 on 2 cores (24 against 26 ms) with a third of the
+#: memory (peak 245 against 752 MB for musicnn alone; ``benchmarks/bench_inference.py``, docs/performance.md)
+HEAD_BATCH = 4
 
 
 class ModelError(RuntimeError):
@@ -213,9 +218,10 @@ class Recognizer:
         return ort.InferenceSession(str(path), sess_options=options, providers=providers)
 
     def _run(self, session, x: np.ndarray) -> list[np.ndarray]:
-        """A model's outputs for ``x``, ``batch_size`` at a time."""
+        """A model's outputs for ``x``, ``batch_size`` at a time (the head :data:`HEAD_BATCH` at a time)."""
         name = session.get_inputs()[0].name
-        return [session.run(None, {name: x[i : i + self.batch_size]})[0] for i in range(0, len(x), self.batch_size)]
+        batch = HEAD_BATCH if session is self.head else self.batch_size
+        return [session.run(None, {name: x[i : i + batch]})[0] for i in range(0, len(x), batch)]
 
     # ---- audio in ----------------------------------------------------------------------------
 

@@ -28,7 +28,8 @@ def fitted_head(tmp_path_factory):
 def with_head(tiny_models, tiny_corpus, fitted_head, tmp_path_factory):
     out = tmp_path_factory.mktemp("with-head") / "models"
     assert retune.main(["--models", str(tiny_models), "--validation", str(tiny_corpus / "validation"),
-                        "--head", str(fitted_head), "--aggregation", "S1", "--out", str(out)]) == 0
+                        "--head", str(fitted_head), "--aggregation", "S1", "--test", str(tiny_corpus / "test"),
+                        "--out", str(out)]) == 0
     return out
 
 
@@ -43,6 +44,13 @@ def test_the_head_joins_the_fusion_as_a_fourth_model_under_the_mean_rule(with_he
     assert info["training"]["train_files"] == fitted["train_files"] == 8
     for rep in before["fusion"]["models"]:  # the CNNs are the same files
         assert sha256(with_head / after["models"][rep]["file"]) == before["models"][rep]["sha256"]
+    # the test figures of the served fusion join the manifest's (the app's line under the answer quotes them)
+    report = json.loads((with_head / "report.json").read_text())
+    served = after["test"]["metrics"]["mel+modgd+cqt+musicnn"]
+    assert round(served["f1_micro"], 4) == report["on_test"]["new"]["f1_micro"] and served["n_files"] == 2
+    from instrec.app import about_models
+
+    assert f"Micro F1 {served['f1_micro']:.2f} on 2 synthetic test excerpts" in about_models(Recognizer(with_head))
     card = (with_head / "MODEL_CARD.md").read_text()
     assert "musicnn added to the fusion (now mel + modgd + cqt + musicnn), rule and replaced by mean" in card
     assert "aggregation S2 replaced by S1" in card and "--head" in after["fusion_tuning"]["command"]

@@ -77,6 +77,7 @@ def measure(windows: WindowScores, y: np.ndarray, old: Fusion, new: Fusion) -> d
         m = evaluate(y, decided[name], fusion.fused_score(scores))
         out[name] = {"f1_micro": round(m["f1_micro"], 4), "f1_macro": round(m["f1_macro"], 4),
                      "f1_per_instrument": {c: round(m["per_instrument"][c]["f1"], 4) for c in CODES}}
+    out["new_metrics"] = {"n_files": len(y), **m}  # every figure of the new fusion, as the manifest's test keeps them
     out["decisions_changed"] = round(float(np.mean(decided["old"] != decided["new"])), 4)
     return out
 
@@ -130,6 +131,10 @@ def retune(models: Path, validation: list[Path], out: Path, test: Path | None = 
     if test is not None:
         t_paths, t_y = labelled_files([test])
         report["on_test"] = measure(window_scores(rec, t_paths, "test"), t_y, old, new)
+        # the new fusion's test figures beside the evaluation's, when they are of the same test set
+        if (tuned.get("test") or {}).get("data", str(test)) == str(test):
+            tuned.setdefault("test", {"data": str(test), "n_files": len(t_y), "metrics": {}})
+            tuned["test"]["metrics"]["+".join(new.models)] = report["on_test"]["new_metrics"]
     if real_audio is not None:
         labelled = read_labels(real_audio)
         truth = np.array([CODES.index(code) for _, code in labelled])
@@ -148,6 +153,8 @@ def retune(models: Path, validation: list[Path], out: Path, test: Path | None = 
     card = (models / "MODEL_CARD.md").read_text() if (models / "MODEL_CARD.md").exists() else ""
     (out / "MODEL_CARD.md").write_text(card + tuned["fusion_tuning"]["card"])
     report["seconds"] = round(time.perf_counter() - t0, 1)
+    for key in ("on_validation", "on_test"):
+        report.get(key, {}).pop("new_metrics", None)
     (out / "report.json").write_text(json.dumps(report, indent=1))
     return report
 
