@@ -132,8 +132,8 @@ def retune(models: Path, validation: list[Path], out: Path, test: Path | None = 
         t_paths, t_y = labelled_files([test])
         report["on_test"] = measure(window_scores(rec, t_paths, "test"), t_y, old, new)
         # the new fusion's test figures beside the evaluation's, when they are of the same test set
-        if (tuned.get("test") or {}).get("data", str(test)) == str(test):
-            tuned.setdefault("test", {"data": str(test), "n_files": len(t_y), "metrics": {}})
+        tuned["test"] = tuned.get("test") or {"data": str(test), "n_files": len(t_y), "metrics": {}}
+        if tuned["test"].get("data") == str(test):
             tuned["test"]["metrics"]["+".join(new.models)] = report["on_test"]["new_metrics"]
     if real_audio is not None:
         labelled = read_labels(real_audio)
