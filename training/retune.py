@@ -67,8 +67,9 @@ def labelled_files(folders: list[Path]) -> tuple[list[Path], np.ndarray]:
     return paths, np.concatenate(targets)
 
 
-def measure(windows: WindowScores, y: np.ndarray, old: Fusion, new: Fusion) -> dict:
-    """Both fusions on one set: micro and macro F1, per-instrument F1, the share of changed decisions."""
+def measure(windows: WindowScores, y: np.ndarray, old: Fusion, new: Fusion) -> tuple[dict, dict]:
+    """Both fusions on one set: micro and macro F1, per-instrument F1, the share of changed decisions; and
+    every figure of :func:`training.metrics.evaluate` for the new fusion (as a manifest's ``test`` keeps them)."""
     out: dict = {"n_files": len(y)}
     decided = {}
     for name, fusion in (("old", old), ("new", new)):
@@ -77,9 +78,8 @@ def measure(windows: WindowScores, y: np.ndarray, old: Fusion, new: Fusion) -> d
         m = evaluate(y, decided[name], fusion.fused_score(scores))
         out[name] = {"f1_micro": round(m["f1_micro"], 4), "f1_macro": round(m["f1_macro"], 4),
                      "f1_per_instrument": {c: round(m["per_instrument"][c]["f1"], 4) for c in CODES}}
-    out["new_metrics"] = {"n_files": len(y), **m}  # every figure of the new fusion, as the manifest's test keeps them
     out["decisions_changed"] = round(float(np.mean(decided["old"] != decided["new"])), 4)
-    return out
+    return out, {"n_files": len(y), **m}
 
 
 def retune(models: Path, validation: list[Path], out: Path, test: Path | None = None,
@@ -98,7 +98,7 @@ def retune(models: Path, validation: list[Path], out: Path, test: Path | None = 
             raise ValueError(f"{models} already has a {HEAD} head in its fusion")
         head_info = read_head(Path(head))
         fused = (*old.models, HEAD)
-    rule = rule or (old.rule if rule_fits(old.rule, len(fused)) else rules_for(len(fused))[0])
+    rule = rule or (old.rule if old.rule in rules_for(len(fused)) else rules_for(len(fused))[0])
     if rule not in rules_for(len(fused)):
         raise ValueError(f"rule {rule!r} is not one for {len(fused)} models; "
                          f"expected one of {rules_for(len(fused))}")
@@ -127,14 +127,14 @@ def retune(models: Path, validation: list[Path], out: Path, test: Path | None = 
               "previous_rule": old.rule, "min_threshold": min_threshold, "quiet_db": quiet_db,
               "previous_quiet_db": old.quiet_db, "aggregation": aggregation, "previous_aggregation": old.aggregation,
               "models_fused": list(fused), "previous_models": list(old.models),
-              "on_validation": measure(val, y, old, new)}
+              "on_validation": measure(val, y, old, new)[0]}
     if test is not None:
         t_paths, t_y = labelled_files([test])
-        report["on_test"] = measure(window_scores(rec, t_paths, "test"), t_y, old, new)
+        report["on_test"], served = measure(window_scores(rec, t_paths, "test"), t_y, old, new)
         # the new fusion's test figures beside the evaluation's, when they are of the same test set
         tuned["test"] = tuned.get("test") or {"data": str(test), "n_files": len(t_y), "metrics": {}}
         if tuned["test"].get("data") == str(test):
-            tuned["test"]["metrics"]["+".join(new.models)] = report["on_test"]["new_metrics"]
+            tuned["test"]["metrics"]["+".join(new.models)] = served
     if real_audio is not None:
         labelled = read_labels(real_audio)
         truth = np.array([CODES.index(code) for _, code in labelled])
@@ -153,8 +153,6 @@ def retune(models: Path, validation: list[Path], out: Path, test: Path | None = 
     card = (models / "MODEL_CARD.md").read_text() if (models / "MODEL_CARD.md").exists() else ""
     (out / "MODEL_CARD.md").write_text(card + tuned["fusion_tuning"]["card"])
     report["seconds"] = round(time.perf_counter() - t0, 1)
-    for key in ("on_validation", "on_test"):
-        report.get(key, {}).pop("new_metrics", None)
     (out / "report.json").write_text(json.dumps(report, indent=1))
     return report
 
@@ -180,14 +178,10 @@ def command(models: Path, validation: list[Path], out: Path, rule: str, min_thre
     return " ".join([*words, f"--out {out}"])
 
 
-def rule_fits(rule: str, n_models: int) -> bool:
-    return rule in rules_for(n_models)
-
-
 def card_section(report: dict, n: int) -> str:
     lines = ["", "## Thresholds tuned again", "",
              f"The thresholds in `manifest.json` were tuned again by `python -m training.retune` on {n} files "
-             f"({', '.join(report['validation'])}), the models unchanged; {_rule_change(report)}. "
+             f"({', '.join(report['validation'])}), the models' weights unchanged; {_rule_change(report)}. "
              "Micro F1, old thresholds -> new:", ""]
     for key, what in (("on_validation", "validation"), ("on_test", "test")):
         if key in report:
