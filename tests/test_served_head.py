@@ -147,3 +147,19 @@ def test_the_model_card_describes_the_head_and_how_the_fusion_was_tuned(with_hea
     assert "python -m training.head --train" in text
     assert f"**{real['top1_correct']} of 31" in text
     assert "| musicnn |" not in text  # not a row of the CNNs' table
+
+
+def test_quantising_models_with_the_head_keeps_it_in_float(with_head, tiny_corpus, tmp_path):
+    from training import quantize
+
+    out = tmp_path / "int8"
+    assert quantize.main(["--models", str(with_head), "--corpus", str(tiny_corpus), "--out", str(out),
+                          "--calibration-files", "4"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {rep: m["precision"] for rep, m in manifest["models"].items()} == {
+        "mel": "int8", "modgd": "int8", "cqt": "int8", HEAD: "fp32"}
+    assert sha256(out / f"{HEAD}.onnx") == manifest["models"][HEAD]["sha256"] == sha256(with_head / f"{HEAD}.onnx")
+    y = np.concatenate([tone(262, 2.0), tone(440, 2.0)])
+    p32, p8 = (Recognizer(m).predict(y, 22050).window_probabilities for m in (with_head, out))
+    np.testing.assert_array_equal(p8[HEAD], p32[HEAD])  # the same float model on the same patches
+    assert not np.array_equal(p8["mel"], p32["mel"])

@@ -175,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
         dst = args.out / info["file"]
         if rep == HEAD:  # musicnn and its head stay in float: copied as they are
             shutil.copy(args.models / info["file"], dst)
+            out_manifest["models"][rep]["precision"] = "fp32"
             print(f"{rep}: {info['bytes'] / 1e6:.1f} MB fp32, kept in float")
             continue
         kept = quantize_model(args.models / info["file"], dst, windows[rep], args.float_last_convs, args.calibration)
