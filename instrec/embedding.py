@@ -75,12 +75,14 @@ def patches(y: np.ndarray, *, sr: int) -> np.ndarray:
 class WindowPatches:
     """One musicnn patch per analysis window of a prepared signal that arrives in blocks.
 
-    Window ``i`` of :func:`instrec.audio.n_windows` (samples ``[i W, (i + 1) W)``, ``W`` a second) gets the
+    Window ``i`` of :func:`instrec.audio.n_windows` (samples ``[i W, (i + 1) W)``, ``W`` the window's samples,
+    about a second) gets the
     patch of the 3 seconds ``[(i - 1) W, (i + 2) W)``, moved to start at 0 for the first window and to end
     with the signal for the last ones; a signal under 3 seconds gives every window :func:`patches`' one tiled
     patch. Each patch is computed from its own 3 seconds alone, so the answer does not depend on the blocks.
-    :meth:`watch` passes blocks through while keeping what the next patches need (at most 3 seconds and
-    a block); :meth:`ready` gives the patches that are complete, :meth:`finish` the rest.
+    :meth:`watch` passes blocks through while keeping what the next patches need (3 windows, and what has
+    arrived since :meth:`ready` was last called); :meth:`ready` gives the patches that are complete,
+    :meth:`finish` the rest.
     """
 
     SPAN = 3  #: windows in a patch
