@@ -262,3 +262,33 @@ def test_pretrained_head_beside_the_fused_cnns_on_a_split(tiny_corpus, tiny_mode
     (split / "held").rename(split / "elsewhere")
     assert main(["--split", str(split)]) == 1
     assert "no held-out folder" in capsys.readouterr().err
+
+
+def test_served_head_decides_the_held_out_files_with_each_fusion(tiny_corpus, tiny_models, tmp_path, capsys):
+    import shutil
+
+    from experiments.leave_one_out import split_by_source
+    from experiments.pretrained_head import first_right
+    from experiments.served_head import main
+    from instrec.recognizer import Recognizer
+    from training.real_audio import read_labels
+
+    split = tmp_path / "lolo"
+    plan = split_by_source(tiny_corpus, split)
+    shutil.copytree(tiny_models, split / "onnx")  # the split's CNNs, as --representation fused exports them
+    assert main(["--split", str(split), "--validation", str(tiny_corpus / "validation"),
+                 "--out", str(tmp_path / "served.json")]) == 0
+    result = json.loads((tmp_path / "served.json").read_text())
+    assert set(result["held"]) == {"own", "cnns_and", "cnns_mean", "four_mean", "head_alone"}
+    assert result["held"]["own"]["n"] == sum(plan["held_counts"].values())
+    assert result["fusions"]["four_mean"]["models"] == ["mel", "modgd", "cqt", "musicnn"]
+    # the four models' figure is what the models the experiment made answer, file by file
+    labelled = read_labels(split / "held")
+    rec = Recognizer(split / "with-head")
+    scores = np.array([[rec.predict(p).scores[c] for c in CODES] for p, _ in labelled])
+    expected = first_right(scores, np.array([CODES.index(c) for _, c in labelled]))
+    assert result["held"]["four_mean"]["correct"] == expected["correct"]
+    assert "held       four_mean" in capsys.readouterr().out
+    shutil.rmtree(split / "onnx")
+    assert main(["--split", str(split), "--validation", str(tiny_corpus / "validation")]) == 1
+    assert "no exported CNNs" in capsys.readouterr().err

@@ -1,0 +1,88 @@
+"""The musicnn head served as the fusion's fourth model, checked on sources never heard.
+
+    python -m experiments.served_head --split runs/lolo-clip --validation data/synth3/validation \\
+        [--cache runs/cache/musicnn] [--out served.json]
+
+``--split`` is a folder written by :mod:`experiments.leave_one_out` with ``--representation fused`` (its
+CNNs exported in ``<split>/onnx``). The head is fitted on the split's ``train`` excerpts
+(:mod:`training.head`, into ``<split>/head``) and added to the split's CNNs by :mod:`training.retune`
+(``--head``, rule "mean", aggregation S1, into ``<split>/with-head``), as the shipped models were made.
+Then every held-out file (``held``: songs, ``held-notes``: single notes) is asked through that recognizer,
+and its window probabilities are decided on by each fusion: the split's own (the CNNs' "and", tuned on
+the split's training songs), the CNNs' "and" and "mean" (S1) tuned on ``--validation``, the head alone
+(S1), and the four models' mean. Every tuned fusion is tuned on the same ``--validation`` files, so the
+rows differ only in their models and rule. Each figure is the share of files whose true class comes
+first, per class and its mean over classes (:func:`experiments.pretrained_head.first_right`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from experiments.pretrained_head import CHECKED, first_right
+from instrec.fusion import Fusion
+from instrec.labels import CODES
+from instrec.recognizer import HEAD, Recognizer, load_manifest
+from training import head, retune
+from training.quantize import window_scores
+from training.real_audio import read_labels
+from training.thresholds import tune_fusion
+
+
+def run(split: Path, validation: Path, cache: Path | None = None) -> dict:
+    split = Path(split)
+    checked = [name for name in CHECKED if (split / name).is_dir()]
+    if not checked or not (split / "onnx" / "manifest.json").exists():
+        raise ValueError(f"{split}: no held-out folder or no exported CNNs (<split>/onnx); "
+                         "run experiments.leave_one_out --representation fused first")
+    head.export([split / "train"], split / "head", cache=cache)
+    with_head = split / "with-head"
+    retune.retune(split / "onnx", [Path(validation)], with_head, rule="mean", aggregation="S1", head=split / "head")
+    own = Fusion.from_dict(load_manifest(split / "onnx")["fusion"])
+    four = Fusion.from_dict(load_manifest(with_head)["fusion"])
+    rec = Recognizer(with_head)
+    paths, y = retune.labelled_files([Path(validation)])
+    val = window_scores(rec, paths, "validation")
+    fusions = {"own": own,
+               "cnns_and": tune_fusion(val.under(own), y, own.models, "and", own.aggregation, quiet_db=own.quiet_db),
+               "cnns_mean": tune_fusion(val.file_scores("S1", own.quiet_db), y, own.models, "mean", "S1",
+                                        quiet_db=own.quiet_db),
+               "four_mean": four}
+    result: dict = {"split": str(split), "validation": str(validation), "fusions": {k: f.to_dict() for k, f in fusions.items()}}
+    for name in checked:
+        labelled = read_labels(split / name)
+        truth = np.array([CODES.index(code) for _, code in labelled])
+        scores = window_scores(rec, [p for p, _ in labelled], name)
+        result[name] = {key: first_right(f.fused_score(scores.under(f)), truth) for key, f in fusions.items()}
+        result[name]["head_alone"] = first_right(scores.file_scores("S1", own.quiet_db)[HEAD], truth)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m experiments.served_head", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--split", type=Path, required=True, help="a leave_one_out folder, with its CNNs in <split>/onnx")
+    ap.add_argument("--validation", type=Path, required=True, help="labelled songs every fusion is tuned on")
+    ap.add_argument("--cache", type=Path, help="keep each training file's musicnn embedding here")
+    ap.add_argument("--out", type=Path, help="write the figures here (JSON)")
+    args = ap.parse_args(argv)
+    try:
+        result = run(args.split, args.validation, args.cache)
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for name in CHECKED:
+        for key, r in result.get(name, {}).items():
+            print(f"{name:<11}{key:<11}{r['mean_over_classes']:.3f} ({r['correct']}/{r['n']})  "
+                  + " ".join(f"{c} {v:.2f}" for c, v in r["per_class"].items()))
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
