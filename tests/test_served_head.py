@@ -163,3 +163,35 @@ def test_quantising_models_with_the_head_keeps_it_in_float(with_head, tiny_corpu
     p32, p8 = (Recognizer(m).predict(y, 22050).window_probabilities for m in (with_head, out))
     np.testing.assert_array_equal(p8[HEAD], p32[HEAD])  # the same float model on the same patches
     assert not np.array_equal(p8["mel"], p32["mel"])
+
+
+def test_fusion_candidates_are_tuned_on_the_same_windows_and_scored_as_served(with_head, tiny_models, tiny_corpus,
+                                                                               capsys, tmp_path):
+    from experiments import fusion_candidates
+    from training.real_audio import check_real_audio
+
+    assert fusion_candidates.main(["--models", str(with_head), "--validation", str(tiny_corpus / "validation"),
+                                   "--test", str(tiny_corpus / "test"), "--real-audio", str(REAL_AUDIO),
+                                   "--mixtures", "4", "--out", str(tmp_path / "c.json")]) == 0
+    rows = json.loads((tmp_path / "c.json").read_text())["candidates"]
+    assert len(rows) == 9 and all(set(r) == {"validation", "test", "real", "mixtures"} for r in rows.values())
+    # the CNNs' own fusion is the CNN-only models' answer; the four's mean with S1, tuned on the same
+    # validation songs, is the fusion the retune made
+    assert rows["cnns_own"]["real"]["right_first"] == check_real_audio(tiny_models, REAL_AUDIO)["top1_correct"]
+    assert rows["four_mean_S1"]["real"]["right_first"] == check_real_audio(with_head, REAL_AUDIO)["top1_correct"]
+    rec = Recognizer(with_head)
+    paths, y = retune.labelled_files([tiny_corpus / "validation"])
+    from training.quantize import window_scores
+
+    val = window_scores(rec, paths, "validation")
+    tuned = fusion_candidates.candidates(Fusion.from_dict(rec.manifest["fusion_tuning"]["previous_fusion"]), val, y)
+    assert tuned["four_mean_S1"] == rec.fusion
+    # the head added to the CNNs' "and" keeps their thresholds and can only take instruments away
+    added, before = tuned["cnns_and_head_added"], tuned["cnns_own"]
+    assert all(added.thresholds[m] == before.thresholds[m] for m in before.models)
+    scores = val.file_scores(before.aggregation, before.quiet_db)
+    assert not (added.decide(scores) & ~before.decide(scores)).any()
+    assert "four_mean_S1" in capsys.readouterr().out
+    assert fusion_candidates.main(["--models", str(tiny_models), "--validation", str(tiny_corpus / "validation"),
+                                   "--test", str(tiny_corpus / "test"), "--real-audio", str(REAL_AUDIO)]) == 1
+    assert "no musicnn head in the fusion" in capsys.readouterr().err
