@@ -25,36 +25,17 @@ from pathlib import Path
 import numpy as np
 
 from experiments.pretrained_head import top_among_true
-from instrec.fusion import Fusion, calibrate
+from instrec.fusion import Fusion
 from instrec.labels import CODES
 from instrec.recognizer import HEAD, Recognizer
 from training.metrics import evaluate
 from training.quantize import window_scores
 from training.real_audio import mixtures, read_labels
-from training.retune import labelled_files
-from training.thresholds import WindowScores, best_threshold, search_joint, tune_fusion
+from training.retune import head_weights, labelled_files
+from training.thresholds import WindowScores, search_joint, tune_fusion
 
-#: the head's weight in the weighted candidate (the CNNs' mean has the rest)
+#: the head's weight in the weighted candidate (the three CNNs share the rest)
 HEAD_WEIGHT = 0.4
-
-
-class Weighted:
-    """The head's score weighted against the CNNs' mean, one threshold per instrument (a candidate only)."""
-
-    def __init__(self, cnns: tuple[str, ...], weight: float, aggregation: str, quiet_db: float | None):
-        self.cnns, self.weight, self.aggregation, self.quiet_db = cnns, weight, aggregation, quiet_db
-        self.thresholds = np.zeros(len(CODES))
-
-    def mean(self, scores: dict[str, np.ndarray]) -> np.ndarray:
-        return (1 - self.weight) * np.mean([scores[m] for m in self.cnns], axis=0) + self.weight * scores[HEAD]
-
-    def tune(self, scores: dict[str, np.ndarray], y: np.ndarray) -> Weighted:
-        mean = self.mean(scores)
-        self.thresholds = np.array([best_threshold(mean[:, c], y[:, c])[0] for c in range(len(CODES))])
-        return self
-
-    def fused_score(self, scores: dict[str, np.ndarray]) -> np.ndarray:
-        return calibrate(self.mean(scores), self.thresholds)
 
 
 def head_added(before: Fusion, scores: dict[str, np.ndarray], y: np.ndarray) -> Fusion:
@@ -77,7 +58,8 @@ def candidates(before: Fusion, val: WindowScores, y: np.ndarray) -> dict:
     out["and_mel_modgd_head_S2"] = tune_fusion(at["S2"], y, ("mel", "modgd", HEAD), "and", "S2", quiet_db=quiet)
     for agg in ("S1", "S2"):
         out[f"four_mean_{agg}"] = tune_fusion(at[agg], y, (*cnns, HEAD), "mean", agg, quiet_db=quiet)
-    out[f"head_weighted_{HEAD_WEIGHT:g}_S1"] = Weighted(cnns, HEAD_WEIGHT, "S1", quiet).tune(at["S1"], y)
+    out[f"head_weighted_{HEAD_WEIGHT:g}_S1"] = tune_fusion(at["S1"], y, (*cnns, HEAD), "mean", "S1", quiet_db=quiet,
+                                                           weights=head_weights((*cnns, HEAD), HEAD_WEIGHT))
     return out
 
 

@@ -1,7 +1,7 @@
 """The musicnn head served as the fusion's fourth model, checked on sources never heard.
 
     python -m experiments.served_head --split runs/lolo-clip --validation data/synth3/validation \\
-        [--cache runs/cache/musicnn] [--out served.json]
+        [--cache runs/cache/musicnn] [--head-weight 0.4 ...] [--out served.json]
 
 ``--split`` is a folder written by :mod:`experiments.leave_one_out` with ``--representation fused`` (its
 CNNs exported in ``<split>/onnx``). The head is fitted on the split's ``train`` excerpts
@@ -10,7 +10,7 @@ CNNs exported in ``<split>/onnx``). The head is fitted on the split's ``train`` 
 Then every held-out file (``held``: songs, ``held-notes``: single notes) is asked through that recognizer,
 and its window probabilities are decided on by each fusion: the split's own (the CNNs' "and", tuned on
 the split's training songs), the CNNs' "and" and "mean" (S1) tuned on ``--validation``, the head alone
-(S1), and the four models' mean. Every tuned fusion is tuned on the same ``--validation`` files, so the
+(S1), and the four models' mean (each ``--head-weight`` adds one with the head weighted so). Every tuned fusion is tuned on the same ``--validation`` files, so the
 rows differ only in their models and rule. Each figure is the share of files whose true class comes
 first, per class and its mean over classes (:func:`experiments.pretrained_head.first_right`).
 """
@@ -34,7 +34,7 @@ from training.real_audio import read_labels
 from training.thresholds import tune_fusion
 
 
-def run(split: Path, validation: Path, cache: Path | None = None) -> dict:
+def run(split: Path, validation: Path, cache: Path | None = None, weights: tuple[float, ...] = ()) -> dict:
     split = Path(split)
     checked = [name for name in CHECKED if (split / name).is_dir()]
     if not checked or not (split / "onnx" / "manifest.json").exists():
@@ -52,7 +52,11 @@ def run(split: Path, validation: Path, cache: Path | None = None) -> dict:
                "cnns_and": tune_fusion(val.under(own), y, own.models, "and", own.aggregation, quiet_db=own.quiet_db),
                "cnns_mean": tune_fusion(val.file_scores("S1", own.quiet_db), y, own.models, "mean", "S1",
                                         quiet_db=own.quiet_db),
-               "four_mean": four}
+               "four_mean": four,
+               **{f"four_mean_head_{w:g}": tune_fusion(val.file_scores("S1", own.quiet_db), y, four.models, "mean",
+                                                       "S1", quiet_db=own.quiet_db,
+                                                       weights=retune.head_weights(four.models, w))
+                  for w in weights}}
     result: dict = {"split": str(split), "validation": str(validation), "fusions": {k: f.to_dict() for k, f in fusions.items()}}
     for name in checked:
         labelled = read_labels(split / name)
@@ -68,10 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", type=Path, required=True, help="a leave_one_out folder, with its CNNs in <split>/onnx")
     ap.add_argument("--validation", type=Path, required=True, help="labelled songs every fusion is tuned on")
     ap.add_argument("--cache", type=Path, help="keep each training file's musicnn embedding here")
+    ap.add_argument("--head-weight", type=float, action="append", default=[], metavar="W",
+                    help="also the four models' mean with the head weighted W (the CNNs sharing the rest); repeatable")
     ap.add_argument("--out", type=Path, help="write the figures here (JSON)")
     args = ap.parse_args(argv)
     try:
-        result = run(args.split, args.validation, args.cache)
+        result = run(args.split, args.validation, args.cache, tuple(args.head_weight))
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

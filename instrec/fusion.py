@@ -14,7 +14,8 @@ Fusion of the three models (per instrument):
     "and"   the seed's rule: present when every model's score exceeds that model's own threshold;
     "vote"  majority: present when more than half the models (two of three) exceed their own
             thresholds, so no one model can veto an instrument the others hear;
-    "mean"  Rajan's score-level fusion: the mean of the models' scores against one threshold.
+    "mean"  Rajan's score-level fusion: the mean of the models' scores against one threshold
+            (a weighted mean when the fusion gives the models ``weights``).
 
 Every decision is also given as a fused score in [0, 1] whose decision boundary is 0.5: a score s
 against threshold t is mapped piecewise-linearly so that 0 -> 0, t -> 0.5, 1 -> 1; the "and"
@@ -109,6 +110,8 @@ class Fusion:
     thresholds: dict[str, list[float]] = field(default_factory=dict)
     #: windows this many dB under the file's loudest are left out of the file scores (None: none are)
     quiet_db: float | None = None
+    #: "mean" only: each model's weight in the mean, summing to 1 (None: every model the same)
+    weights: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
@@ -121,6 +124,15 @@ class Fusion:
             raise ValueError(f"fusion rule {self.rule!r} needs thresholds for {missing}")
         if self.quiet_db is not None and not (math.isfinite(self.quiet_db) and self.quiet_db > 0):
             raise ValueError(f"quiet_db must be a positive number of dB or None, not {self.quiet_db!r}")
+        if self.weights is not None:
+            self.weights = check_weights(self.weights, self.models, self.rule)
+
+    def mean(self, scores: dict[str, np.ndarray]) -> np.ndarray:
+        """The models' mean score, weighted by :attr:`weights` when the fusion has them (the "mean" rule's score)."""
+        stacked = [scores[m] for m in self.models]
+        if self.weights is None:
+            return np.mean(stacked, axis=0)
+        return np.average(stacked, axis=0, weights=[self.weights[m] for m in self.models])
 
     def file_scores(self, window_probs: dict[str, np.ndarray], levels: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """A file's (n_windows, 11) window probabilities per model -> its (11,) scores per model, as this
@@ -130,8 +142,7 @@ class Fusion:
     def fused_score(self, scores: dict[str, np.ndarray]) -> np.ndarray:
         """{representation: (..., 11) aggregated scores} -> (..., 11) fused scores in [0, 1]."""
         if self.rule == "mean":
-            mean = np.mean([scores[m] for m in self.models], axis=0)
-            return calibrate(mean, np.asarray(self.thresholds["mean"]))
+            return calibrate(self.mean(scores), np.asarray(self.thresholds["mean"]))
         mapped = np.stack([calibrate(scores[m], np.asarray(self.thresholds[m])) for m in self.models])
         if self.rule == "and":
             return mapped.min(axis=0)
@@ -146,9 +157,24 @@ class Fusion:
              "thresholds": {k: [round(float(x), 4) for x in v] for k, v in self.thresholds.items()}}
         if self.quiet_db is not None:
             d["quiet_db"] = float(self.quiet_db)
+        if self.weights is not None:
+            d["weights"] = {m: round(float(w), 6) for m, w in self.weights.items()}
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> Fusion:
         return cls(tuple(d["models"]), d["rule"], d["aggregation"], {k: list(v) for k, v in d["thresholds"].items()},
-                   d.get("quiet_db"))
+                   d.get("quiet_db"), d.get("weights"))
+
+
+def check_weights(weights: dict[str, float], models: tuple[str, ...], rule: str) -> dict[str, float]:
+    """The "mean" rule's weights, one per model, none negative, scaled to sum to exactly 1 (a stored sum
+    may be off by rounding, up to 1e-3); anything else is a clear error."""
+    if rule != "mean":
+        raise ValueError(f"weights are for the 'mean' rule, not {rule!r}")
+    if set(weights) != set(models):
+        raise ValueError(f"weights must name the fused models {list(models)}, not {sorted(weights)}")
+    values = np.array([weights[m] for m in models], dtype=float)
+    if not np.all(np.isfinite(values)) or np.any(values < 0) or abs(values.sum() - 1) > 1e-3:
+        raise ValueError(f"weights must be non-negative and sum to 1, not {weights}")
+    return {m: float(w) for m, w in zip(models, values / values.sum())}

@@ -74,6 +74,40 @@ def test_the_recognizer_serves_the_tuned_decisions_with_the_heads_window_probabi
         assert p.models[HEAD] == {c: round(float(s), 4) for c, s in zip(CODES, scores[HEAD])}
 
 
+def test_a_weighted_head_is_tuned_and_served_with_its_weight(tiny_models, tiny_corpus, fitted_head, with_head, tmp_path):
+    out = tmp_path / "weighted"
+    assert retune.main(["--models", str(tiny_models), "--validation", str(tiny_corpus / "validation"),
+                        "--head", str(fitted_head), "--head-weight", "0.4", "--aggregation", "S1",
+                        "--out", str(out)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["fusion"]["weights"] == {"mel": 0.2, "modgd": 0.2, "cqt": 0.2, HEAD: 0.4}
+    assert "--head-weight 0.4" in manifest["fusion_tuning"]["command"]
+    assert "the mean weighing mel 0.2, modgd 0.2, cqt 0.2, musicnn 0.4" in (out / "MODEL_CARD.md").read_text()
+    rec, equal = Recognizer(out), Recognizer(with_head)
+    for excerpt in read_any(tiny_corpus / "validation"):
+        p = rec.predict(excerpt.path)
+        scores = rec.fusion.file_scores(p.window_probabilities, p.window_levels)
+        weighted = 0.2 * (scores["mel"] + scores["modgd"] + scores["cqt"]) + 0.4 * scores[HEAD]
+        assert p.instruments == [c for c, s, t in zip(CODES, weighted, rec.fusion.thresholds["mean"]) if s >= t]
+        # the same window probabilities as the equally weighted models: only the fusion differs
+        q = equal.predict(excerpt.path)
+        for m in p.window_probabilities:
+            np.testing.assert_allclose(p.window_probabilities[m], q.window_probabilities[m], atol=1e-6)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--head-weight", "0.4"], "give --head too"),
+    (["--head", "HEAD", "--head-weight", "1"], "between 0 and 1"),
+    (["--head", "HEAD", "--head-weight", "0"], "between 0 and 1"),
+])
+def test_bad_head_weights_are_refused_before_anything_is_written(tiny_models, tiny_corpus, fitted_head, tmp_path,
+                                                                 capsys, extra, message):
+    extra = [str(fitted_head) if word == "HEAD" else word for word in extra]
+    assert retune.main(["--models", str(tiny_models), "--validation", str(tiny_corpus / "validation"), *extra,
+                        "--out", str(tmp_path / "out")]) == 1
+    assert message in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
 def test_a_streamed_long_file_gets_the_heads_answer_of_the_whole_file(with_head, tmp_path):
     rng = np.random.default_rng(3)
     y = np.concatenate([tone(330.0, 7.3), 0.2 * rng.standard_normal(6 * 22050).astype(np.float32), tone(196.0, 5.0)])

@@ -214,6 +214,44 @@ def test_fusion_rules_on_constructed_scores():
         Fusion(("mel", "modgd"), "and", "S1", {"mel": [0.5] * 11})
 
 
+def test_weighted_mean_rule_on_known_scores():
+    models = ("mel", "musicnn")
+    scores = {"mel": np.full((1, 11), 0.2), "musicnn": np.full((1, 11), 0.8)}
+    fusion = Fusion(models, "mean", "S1", {"mean": [0.35] * 11}, weights={"mel": 0.75, "musicnn": 0.25})
+    # 0.75 * 0.2 + 0.25 * 0.8 = 0.35, exactly the threshold: mapped to 0.5, present
+    np.testing.assert_allclose(fusion.fused_score(scores), 0.5, atol=1e-12)
+    assert fusion.decide(scores).all()
+    equal = Fusion(models, "mean", "S1", {"mean": [0.35] * 11})  # without weights: the plain mean, 0.5
+    np.testing.assert_allclose(equal.fused_score(scores), calibrate(np.full((1, 11), 0.5), np.full(11, 0.35)))
+    again = Fusion.from_dict(json.loads(json.dumps(fusion.to_dict())))
+    assert again.weights == fusion.weights and "weights" not in equal.to_dict()
+    # a stored sum off by rounding (three thirds to 4 decimals) is scaled back to 1
+    thirds = Fusion(("a", "b", "c"), "mean", "S1", {"mean": [0.5] * 11}, weights=dict.fromkeys("abc", 0.3333))
+    assert sum(thirds.weights.values()) == pytest.approx(1.0, abs=1e-12)
+    # tuning with weights puts each threshold where the weighted mean separates the files
+    y = np.array([[1] * 11, [0] * 11])
+    two = {"mel": np.array([[0.2] * 11, [0.6] * 11]), "musicnn": np.array([[0.9] * 11, [0.1] * 11])}
+    tuned = thresholds.tune_fusion(two, y, models, "mean", "S1", weights={"mel": 0.25, "musicnn": 0.75})
+    # weighted: 0.725 for the file with every instrument, 0.225 without; equal weights would give 0.55 and 0.35
+    assert tuned.weights == {"mel": 0.25, "musicnn": 0.75}
+    np.testing.assert_array_equal(tuned.decide(two), y.astype(bool))
+    assert all(0.225 < t <= 0.725 for t in tuned.thresholds["mean"])
+
+
+@pytest.mark.parametrize("weights, rule, message", [
+    ({"mel": 0.5}, "mean", "must name the fused models"),
+    ({"mel": 0.5, "musicnn": 0.5, "cqt": 0.0}, "mean", "must name the fused models"),
+    ({"mel": 1.2, "musicnn": -0.2}, "mean", "non-negative"),
+    ({"mel": 0.5, "musicnn": 0.4}, "mean", "sum to 1"),
+    ({"mel": float("nan"), "musicnn": 0.5}, "mean", "sum to 1"),
+    ({"mel": 0.5, "musicnn": 0.5}, "and", "for the 'mean' rule"),
+])
+def test_bad_weights_are_a_clear_error(weights, rule, message):
+    thresholds_ = {"mean": [0.5] * 11} if rule == "mean" else {"mel": [0.5] * 11, "musicnn": [0.5] * 11}
+    with pytest.raises(ValueError, match=message):
+        Fusion(("mel", "musicnn"), rule, "S1", thresholds_, weights=weights)
+
+
 def test_augmentations_keep_shapes_and_labels():
     class FS:
         windows = np.random.default_rng(0).standard_normal((10, 1, 128, 100)).astype(np.float32)

@@ -2,7 +2,7 @@
 
     python -m training.retune --models instrec/models --validation data/synth3-val/validation \\
         --out runs/retuned [--validation DIR ...] [--test data/synth3/test] [--real-audio tests/data/real] \\
-        [--rule vote] [--min-threshold 0.1] [--quiet-db 30] [--aggregation S1] [--head runs/head]
+        [--rule vote] [--min-threshold 0.1] [--quiet-db 30] [--aggregation S1] [--head runs/head [--head-weight 0.4]]
 
 The per-instrument thresholds of :mod:`training.thresholds` are tuned on the validation set a run
 was trained beside: 150 files for the half-scale corpus, so that a few songs move a threshold (an
@@ -20,6 +20,7 @@ likewise replaces the models' window aggregation (S1, S2).
 the fusion as a fourth model, ``musicnn`` (its ``head.onnx`` copied as ``musicnn.onnx``, what it was fitted
 on recorded in the manifest), and tunes the fusion of all four: the "mean" rule, one threshold per
 instrument on the mean of the four models' scores (the joint search of the per-model rules takes up to three).
+``--head-weight W`` weighs the head W in that mean and each CNN (1 - W) / 3; without it all four count the same.
 
 ``--out`` gets the ONNX models (copied, unchanged), a manifest with the new fusion and where it was
 tuned (``fusion_tuning``), the model card with a section saying so, and ``report.json``: micro and
@@ -67,6 +68,16 @@ def labelled_files(folders: list[Path]) -> tuple[list[Path], np.ndarray]:
     return paths, np.concatenate(targets)
 
 
+def head_weights(models: tuple[str, ...], weight: float) -> dict[str, float]:
+    """The "mean" rule's weights with the musicnn head at ``weight`` and the other models sharing the rest."""
+    if HEAD not in models or len(models) < 2:
+        raise ValueError(f"a head weight needs the {HEAD} head and at least one other model, not {list(models)}")
+    if not 0.0 < weight < 1.0:
+        raise ValueError(f"the head's weight must be between 0 and 1 (both left out), not {weight}")
+    others = [m for m in models if m != HEAD]
+    return {m: (weight if m == HEAD else (1 - weight) / len(others)) for m in models}
+
+
 def measure(windows: WindowScores, y: np.ndarray, old: Fusion, new: Fusion) -> tuple[dict, dict]:
     """Both fusions on one set: micro and macro F1, per-instrument F1, the share of changed decisions; and
     every figure of :func:`training.metrics.evaluate` for the new fusion (as a manifest's ``test`` keeps them)."""
@@ -84,7 +95,8 @@ def measure(windows: WindowScores, y: np.ndarray, old: Fusion, new: Fusion) -> t
 
 def retune(models: Path, validation: list[Path], out: Path, test: Path | None = None,
            real_audio: Path | None = None, rule: str | None = None, min_threshold: float = 0.0,
-           quiet_db: float | None | str = KEEP, aggregation: str | None = None, head: Path | None = None) -> dict:
+           quiet_db: float | None | str = KEEP, aggregation: str | None = None, head: Path | None = None,
+           head_weight: float | None = None) -> dict:
     t0 = time.perf_counter()
     manifest = load_manifest(models)
     old = Fusion.from_dict(manifest["fusion"])
@@ -98,10 +110,15 @@ def retune(models: Path, validation: list[Path], out: Path, test: Path | None = 
             raise ValueError(f"{models} already has a {HEAD} head in its fusion")
         head_info = read_head(Path(head))
         fused = (*old.models, HEAD)
+    if head_weight is not None and head is None:
+        raise ValueError("--head-weight weighs the head that --head adds; give --head too")
     rule = rule or (old.rule if old.rule in rules_for(len(fused)) else rules_for(len(fused))[0])
     if rule not in rules_for(len(fused)):
         raise ValueError(f"rule {rule!r} is not one for {len(fused)} models; "
                          f"expected one of {rules_for(len(fused))}")
+    weights = None if head_weight is None else head_weights(fused, head_weight)
+    if weights is not None and rule != "mean":
+        raise ValueError(f"a head weight is for the rule 'mean', not {rule!r}")
     if min_threshold and rule not in PER_MODEL_RULES:
         raise ValueError(f"a floor under the thresholds is for the rules {PER_MODEL_RULES}, not {rule!r}")
     if not 0.0 <= min_threshold <= 1.0:  # before the validation set is scored, not after
@@ -122,11 +139,12 @@ def retune(models: Path, validation: list[Path], out: Path, test: Path | None = 
     (out / "manifest.json").write_text(json.dumps(tuned, indent=1))
     rec = Recognizer(out)
     val = window_scores(rec, paths, "validation")
-    new = tune_fusion(val.file_scores(aggregation, quiet_db), y, fused, rule, aggregation, min_threshold, quiet_db)
+    new = tune_fusion(val.file_scores(aggregation, quiet_db), y, fused, rule, aggregation, min_threshold, quiet_db,
+                      weights)
     report = {"models": str(models), "validation": [str(v) for v in validation], "rule": rule,
               "previous_rule": old.rule, "min_threshold": min_threshold, "quiet_db": quiet_db,
               "previous_quiet_db": old.quiet_db, "aggregation": aggregation, "previous_aggregation": old.aggregation,
-              "models_fused": list(fused), "previous_models": list(old.models),
+              "models_fused": list(fused), "previous_models": list(old.models), "weights": new.weights,
               "on_validation": measure(val, y, old, new)[0]}
     if test is not None:
         t_paths, t_y = labelled_files([test])
@@ -148,7 +166,7 @@ def retune(models: Path, validation: list[Path], out: Path, test: Path | None = 
                               "n_validation_files": len(y), "min_threshold": min_threshold, "quiet_db": quiet_db,
                               "previous_fusion": old.to_dict(), "card": card_section(report, len(y)),
                               "command": command(models, validation, out, rule, min_threshold, quiet_db, aggregation,
-                                                 head)}
+                                                 head, head_weight)}
     (out / "manifest.json").write_text(json.dumps(tuned, indent=1))
     card = (models / "MODEL_CARD.md").read_text() if (models / "MODEL_CARD.md").exists() else ""
     (out / "MODEL_CARD.md").write_text(card + tuned["fusion_tuning"]["card"])
@@ -169,12 +187,13 @@ def read_head(folder: Path) -> dict:
 
 
 def command(models: Path, validation: list[Path], out: Path, rule: str, min_threshold: float, quiet_db: float | None,
-            aggregation: str, head: Path | None) -> str:
+            aggregation: str, head: Path | None, head_weight: float | None = None) -> str:
     """The command line that tunes the same fusion again (for the model card)."""
     words = ["python -m training.retune --models", str(models), *(f"--validation {v}" for v in validation),
              f"--rule {rule} --aggregation {aggregation}", f"--quiet-db {'none' if quiet_db is None else format(quiet_db, 'g')}"]
     words += [f"--min-threshold {min_threshold:g}"] if min_threshold else []
     words += [f"--head {head}"] if head is not None else []
+    words += [f"--head-weight {head_weight:g}"] if head_weight is not None else []
     return " ".join([*words, f"--out {out}"])
 
 
@@ -200,6 +219,8 @@ def _rule_change(report: dict) -> str:
         change = f"{', '.join(added)} added to the fusion (now {' + '.join(report['models_fused'])}), "
     change += (f"rule {report['rule']} kept" if report["rule"] == report["previous_rule"]
                else f"rule {report['previous_rule']} replaced by {report['rule']}")
+    if report.get("weights"):
+        change += ", the mean weighing " + ", ".join(f"{m} {w:.3g}" for m, w in report["weights"].items())
     floor = report.get("min_threshold", 0.0)
     change += f", no threshold under {floor:g}" if floor else ""
     if report.get("quiet_db", None) != report.get("previous_quiet_db", None):
@@ -227,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--head", type=Path, metavar="DIR",
                     help=f"add the classifier on musicnn's embedding that python -m training.head wrote in DIR, as "
                          f"the fusion's model {HEAD!r}")
+    ap.add_argument("--head-weight", type=float, metavar="W",
+                    help="with --head: the head's weight in the mean, the CNNs sharing the rest equally "
+                         "(default: every model the same)")
     ap.add_argument("--quiet-db", type=quiet_db_arg, default=argparse.SUPPRESS, metavar="DB|none",
                     help="windows this many dB under a file's loudest are left out of its scores ('none': every "
                          "window counts; default: the models' own setting)")
@@ -235,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--out must be another folder than --models (the old thresholds are compared with the new)")
     try:
         report = retune(args.models, args.validation, args.out, args.test, args.real_audio, args.rule,
-                        args.min_threshold, getattr(args, "quiet_db", KEEP), args.aggregation, args.head)
+                        args.min_threshold, getattr(args, "quiet_db", KEEP), args.aggregation, args.head,
+                        args.head_weight)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -150,13 +150,15 @@ def rules_for(n_models: int) -> tuple[str, ...]:
 
 
 def tune_fusion(scores: dict[str, np.ndarray], y: np.ndarray, models: tuple[str, ...], rule: str,
-                aggregation: str, min_threshold: float = 0.0, quiet_db: float | None = None) -> Fusion:
+                aggregation: str, min_threshold: float = 0.0, quiet_db: float | None = None,
+                weights: dict[str, float] | None = None) -> Fusion:
     """Thresholds for ``models`` under ``rule``, from aggregated (N, 11) scores per model, none under
     ``min_threshold`` for the per-model rules (see :func:`search_joint`); ``quiet_db`` is recorded in
-    the fusion, and ``scores`` must have been aggregated with it."""
+    the fusion, and ``scores`` must have been aggregated with it. ``weights`` (rule "mean") weigh the
+    models in the mean; without them every model counts the same."""
     thresholds: dict[str, list[float]] = {}
     if rule == "mean":
-        mean = np.mean([scores[m] for m in models], axis=0)
+        mean = Fusion(models, rule, aggregation, {"mean": [0.0] * len(CODES)}, quiet_db, weights).mean(scores)
         thresholds["mean"] = [best_threshold(mean[:, c], y[:, c])[0] for c in range(len(CODES))]
     elif len(models) == 1:
         thresholds[models[0]] = [best_threshold(scores[models[0]][:, c], y[:, c], min_threshold)[0]
@@ -165,7 +167,7 @@ def tune_fusion(scores: dict[str, np.ndarray], y: np.ndarray, models: tuple[str,
         per_class = [search_joint([scores[m][:, c] for m in models], y[:, c], rule, min_threshold)[0]
                      for c in range(len(CODES))]
         thresholds = {m: [t[k] for t in per_class] for k, m in enumerate(models)}
-    return Fusion(models, rule, aggregation, thresholds, quiet_db)
+    return Fusion(models, rule, aggregation, thresholds, quiet_db, weights)
 
 
 # ---- scoring files ---------------------------------------------------------------------------
