@@ -206,9 +206,11 @@ def test_fusion_candidates_are_tuned_on_the_same_windows_and_scored_as_served(wi
 
     assert fusion_candidates.main(["--models", str(with_head), "--validation", str(tiny_corpus / "validation"),
                                    "--test", str(tiny_corpus / "test"), "--real-audio", str(REAL_AUDIO),
-                                   "--mixtures", "4", "--out", str(tmp_path / "c.json")]) == 0
+                                   "--mixtures", "4", "--head-weight", "0.4", "--head-weight", "0.6",
+                                   "--out", str(tmp_path / "c.json")]) == 0
     rows = json.loads((tmp_path / "c.json").read_text())["candidates"]
-    assert len(rows) == 9 and all(set(r) == {"validation", "test", "real", "mixtures"} for r in rows.values())
+    assert {"head_weighted_0.4_S1", "head_weighted_0.6_S1"} <= set(rows)
+    assert len(rows) == 10 and all(set(r) == {"validation", "test", "real", "mixtures"} for r in rows.values())
     # the CNNs' own fusion is the CNN-only models' answer; the four's mean with S1, tuned on the same
     # validation songs, is the fusion the retune made
     assert rows["cnns_own"]["real"]["right_first"] == check_real_audio(tiny_models, REAL_AUDIO)["top1_correct"]
