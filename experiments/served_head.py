@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     for name in CHECKED:
         for key, r in result.get(name, {}).items():
-            print(f"{name:<11}{key:<11}{r['mean_over_classes']:.3f} ({r['correct']}/{r['n']})  "
+            print(f"{name:<11}{key:<20} {r['mean_over_classes']:.3f} ({r['correct']}/{r['n']})  "
                   + " ".join(f"{c} {v:.2f}" for c, v in r["per_class"].items()))
     if args.out:
         args.out.write_text(json.dumps(result, indent=1))
