@@ -74,7 +74,8 @@ def test_the_recognizer_serves_the_tuned_decisions_with_the_heads_window_probabi
         assert p.models[HEAD] == {c: round(float(s), 4) for c, s in zip(CODES, scores[HEAD])}
 
 
-def test_a_weighted_head_is_tuned_and_served_with_its_weight(tiny_models, tiny_corpus, fitted_head, with_head, tmp_path):
+def test_a_weighted_head_is_tuned_and_served_with_its_weight(tiny_models, tiny_corpus, fitted_head, with_head, tiny_run,
+                                                             tmp_path):
     out = tmp_path / "weighted"
     assert retune.main(["--models", str(tiny_models), "--validation", str(tiny_corpus / "validation"),
                         "--head", str(fitted_head), "--head-weight", "0.4", "--aggregation", "S1",
@@ -83,6 +84,11 @@ def test_a_weighted_head_is_tuned_and_served_with_its_weight(tiny_models, tiny_c
     assert manifest["fusion"]["weights"] == {"mel": 0.2, "modgd": 0.2, "cqt": 0.2, HEAD: 0.4}
     assert "--head-weight 0.4" in manifest["fusion_tuning"]["command"]
     assert "the mean weighing mel 0.2, modgd 0.2, cqt 0.2, musicnn 0.4" in (out / "MODEL_CARD.md").read_text()
+    from training.evaluate import run_evaluation
+    from training.model_card import card
+
+    run_evaluation(tiny_run, tiny_corpus / "test", progress=False)
+    assert "rule **mean** (weighted: mel 0.2, modgd 0.2, cqt 0.2, musicnn 0.4)" in card(out, tiny_run)
     rec, equal = Recognizer(out), Recognizer(with_head)
     for excerpt in read_any(tiny_corpus / "validation"):
         p = rec.predict(excerpt.path)
@@ -181,6 +187,7 @@ def test_the_model_card_describes_the_head_and_how_the_fusion_was_tuned(with_hea
     assert "python -m training.head --train" in text
     assert f"**{real['top1_correct']} of 31" in text
     assert "| musicnn |" not in text  # not a row of the CNNs' table
+    assert "rule **mean**, window" in text  # every model the same: no weights to name
 
 
 def test_quantising_models_with_the_head_keeps_it_in_float(with_head, tiny_corpus, tmp_path):

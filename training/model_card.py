@@ -126,7 +126,9 @@ def card(models: Path, run: Path, real_audio: Path | None = None) -> str:
         "chromagram) exported to ONNX (opset " + str(m["versions"]["opset"]) + ", dynamic batch)"
         + (f", and a classifier on a pretrained tagger's embedding (`{HEAD}`, below)," if HEAD in m["models"] else "")
         + " fused with "
-        f"per-instrument thresholds: rule **{f['rule']}**, window aggregation **{f['aggregation']}**, "
+        f"per-instrument thresholds: rule **{f['rule']}**"
+        + (" (weighted: " + ", ".join(f"{k} {w:g}" for k, w in f["weights"].items()) + ")" if f.get("weights") else "")
+        + f", window aggregation **{f['aggregation']}**, "
         + ("thresholds tuned on the validation set (see \"Thresholds tuned again\")" if m.get("fusion_tuning")
            else "chosen on the validation set") + (f"; windows more than {f['quiet_db']:g} dB under a file's loudest are left out of its "
                                 "scores" if f.get("quiet_db") is not None else "") + ".", "",
