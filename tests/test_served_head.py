@@ -92,6 +92,8 @@ def test_a_weighted_head_is_tuned_and_served_with_its_weight(tiny_models, tiny_c
     rec, equal = Recognizer(out), Recognizer(with_head)
     for excerpt in read_any(tiny_corpus / "validation"):
         p = rec.predict(excerpt.path)
+        assert p.to_dict()["fusion"]["weights"] == manifest["fusion"]["weights"]  # the answer says how it was fused
+        assert "weights" not in equal.predict(excerpt.path).to_dict()["fusion"]
         scores = rec.fusion.file_scores(p.window_probabilities, p.window_levels)
         weighted = 0.2 * (scores["mel"] + scores["modgd"] + scores["cqt"]) + 0.4 * scores[HEAD]
         assert p.instruments == [c for c, s, t in zip(CODES, weighted, rec.fusion.thresholds["mean"]) if s >= t]
