@@ -158,7 +158,7 @@ class Fusion:
         if self.quiet_db is not None:
             d["quiet_db"] = float(self.quiet_db)
         if self.weights is not None:
-            d["weights"] = {m: round(float(w), 6) for m, w in self.weights.items()}
+            d["weights"] = {m: float(w) for m, w in self.weights.items()}  # unrounded: served as tuned
         return d
 
     @classmethod
@@ -168,8 +168,10 @@ class Fusion:
 
 
 def check_weights(weights: dict[str, float], models: tuple[str, ...], rule: str) -> dict[str, float]:
-    """The "mean" rule's weights, one per model, none negative, scaled to sum to exactly 1 (a stored sum
-    may be off by rounding, up to 1e-3); anything else is a clear error."""
+    """The "mean" rule's weights, one per model, none negative, scaled to sum to 1 when their sum is off
+    by more than float rounding (written by hand, up to 1e-3); anything else is a clear error. Weights
+    that already sum to 1 are kept bit for bit, so a fusion read back from its manifest weighs exactly
+    as the tuned one did."""
     if rule != "mean":
         raise ValueError(f"weights are for the 'mean' rule, not {rule!r}")
     if set(weights) != set(models):
@@ -177,4 +179,6 @@ def check_weights(weights: dict[str, float], models: tuple[str, ...], rule: str)
     values = np.array([weights[m] for m in models], dtype=float)
     if not np.all(np.isfinite(values)) or np.any(values < 0) or abs(values.sum() - 1) > 1e-3:
         raise ValueError(f"weights must be non-negative and sum to 1, not {weights}")
-    return {m: float(w) for m, w in zip(models, values / values.sum())}
+    if abs(values.sum() - 1) > 1e-12:
+        values = values / values.sum()
+    return {m: float(w) for m, w in zip(models, values)}

@@ -342,7 +342,7 @@ class Recognizer:
             timeline=timeline,
             provider=self.provider,
             fusion={"rule": fusion.rule, "aggregation": fusion.aggregation, "models": list(fusion.models),
-                    "quiet_db": fusion.quiet_db, **({"weights": fusion.to_dict()["weights"]} if fusion.weights else {})},
+                    "quiet_db": fusion.quiet_db, **({"weights": {m: round(w, 4) for m, w in fusion.weights.items()}} if fusion.weights else {})},
             window_probabilities=probs,
             window_levels=levels,
         )

@@ -225,6 +225,9 @@ def test_weighted_mean_rule_on_known_scores():
     np.testing.assert_allclose(equal.fused_score(scores), calibrate(np.full((1, 11), 0.5), np.full(11, 0.35)))
     again = Fusion.from_dict(json.loads(json.dumps(fusion.to_dict())))
     assert again.weights == fusion.weights and "weights" not in equal.to_dict()
+    # weights that do not round to a short decimal come back bit for bit, so serving weighs as tuning did
+    sixths = Fusion(("a", "b", "c", "d"), "mean", "S1", {"mean": [0.5] * 11}, weights={**dict.fromkeys("abc", 1 / 6), "d": 0.5})
+    assert Fusion.from_dict(json.loads(json.dumps(sixths.to_dict()))) == sixths
     # a stored sum off by rounding (three thirds to 4 decimals) is scaled back to 1
     thirds = Fusion(("a", "b", "c"), "mean", "S1", {"mean": [0.5] * 11}, weights=dict.fromkeys("abc", 0.3333))
     assert sum(thirds.weights.values()) == pytest.approx(1.0, abs=1e-12)
