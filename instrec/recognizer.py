@@ -314,6 +314,14 @@ class Recognizer:
         prediction.features = frames
         return prediction
 
+    def fusion_summary(self) -> dict:
+        """How the answers are fused, as each answer's ``fusion`` gives it (weights only when the models have them)."""
+        f = self.fusion
+        summary = {"rule": f.rule, "aggregation": f.aggregation, "models": list(f.models), "quiet_db": f.quiet_db}
+        if f.weights:
+            summary["weights"] = {m: round(w, 4) for m, w in f.weights.items()}
+        return summary
+
     def _answer(self, probs: dict[str, np.ndarray], levels: np.ndarray, duration: float, label: str | None
                 ) -> Prediction:
         fusion = self.fusion
@@ -341,8 +349,7 @@ class Recognizer:
             models={rep: {c: round(float(s), 4) for c, s in zip(CODES, sc)} for rep, sc in file_scores.items()},
             timeline=timeline,
             provider=self.provider,
-            fusion={"rule": fusion.rule, "aggregation": fusion.aggregation, "models": list(fusion.models),
-                    "quiet_db": fusion.quiet_db, **({"weights": {m: round(w, 4) for m, w in fusion.weights.items()}} if fusion.weights else {})},
+            fusion=self.fusion_summary(),
             window_probabilities=probs,
             window_levels=levels,
         )

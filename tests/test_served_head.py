@@ -101,10 +101,20 @@ def test_a_weighted_head_is_tuned_and_served_with_its_weight(tiny_models, tiny_c
         q = equal.predict(excerpt.path)
         for m in p.window_probabilities:
             np.testing.assert_allclose(p.window_probabilities[m], q.window_probabilities[m], atol=1e-6)
+    # tuned again without --head-weight, the models keep their weights; with it, models that have the head
+    # are weighed anew
+    val = str(tiny_corpus / "validation")
+    assert retune.main(["--models", str(out), "--validation", val, "--out", str(tmp_path / "again")]) == 0
+    again = json.loads((tmp_path / "again" / "manifest.json").read_text())["fusion"]
+    assert again["weights"] == manifest["fusion"]["weights"]
+    assert retune.main(["--models", str(with_head), "--validation", val, "--head-weight", "0.7",
+                        "--out", str(tmp_path / "reweighed")]) == 0
+    reweighed = json.loads((tmp_path / "reweighed" / "manifest.json").read_text())["fusion"]
+    assert reweighed["weights"] == pytest.approx({"mel": 0.1, "modgd": 0.1, "cqt": 0.1, HEAD: 0.7}, abs=1e-15)
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--head-weight", "0.4"], "give --head too"),
+    (["--head-weight", "0.4"], "give --head too, or models that have it"),
     (["--head", "HEAD", "--head-weight", "1"], "between 0 and 1"),
     (["--head", "HEAD", "--head-weight", "0"], "between 0 and 1"),
 ])

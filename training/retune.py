@@ -20,7 +20,8 @@ likewise replaces the models' window aggregation (S1, S2).
 the fusion as a fourth model, ``musicnn`` (its ``head.onnx`` copied as ``musicnn.onnx``, what it was fitted
 on recorded in the manifest), and tunes the fusion of all four: the "mean" rule, one threshold per
 instrument on the mean of the four models' scores (the joint search of the per-model rules takes up to three).
-``--head-weight W`` weighs the head W in that mean and each CNN (1 - W) / 3; without it all four count the same.
+``--head-weight W`` weighs the head W in that mean and each CNN (1 - W) / 3 (also for models that have the
+head already); without it the four count the same, or as the models weighed them when they had the head.
 
 ``--out`` gets the ONNX models (copied, unchanged), a manifest with the new fusion and where it was
 tuned (``fusion_tuning``), the model card with a section saying so, and ``report.json``: micro and
@@ -110,13 +111,15 @@ def retune(models: Path, validation: list[Path], out: Path, test: Path | None = 
             raise ValueError(f"{models} already has a {HEAD} head in its fusion")
         head_info = read_head(Path(head))
         fused = (*old.models, HEAD)
-    if head_weight is not None and head is None:
-        raise ValueError("--head-weight weighs the head that --head adds; give --head too")
+    if head_weight is not None and HEAD not in fused:
+        raise ValueError(f"--head-weight weighs the {HEAD} head: give --head too, or models that have it")
     rule = rule or (old.rule if old.rule in rules_for(len(fused)) else rules_for(len(fused))[0])
     if rule not in rules_for(len(fused)):
         raise ValueError(f"rule {rule!r} is not one for {len(fused)} models; "
                          f"expected one of {rules_for(len(fused))}")
-    weights = None if head_weight is None else head_weights(fused, head_weight)
+    # the models' own weights stay when neither the models nor the rule change
+    weights = (head_weights(fused, head_weight) if head_weight is not None
+               else old.weights if (rule, fused) == (old.rule, old.models) else None)
     if weights is not None and rule != "mean":
         raise ValueError(f"a head weight is for the rule 'mean', not {rule!r}")
     if min_threshold and rule not in PER_MODEL_RULES:
@@ -249,8 +252,8 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"add the classifier on musicnn's embedding that python -m training.head wrote in DIR, as "
                          f"the fusion's model {HEAD!r}")
     ap.add_argument("--head-weight", type=float, metavar="W",
-                    help="with --head: the head's weight in the mean, the CNNs sharing the rest equally "
-                         "(default: every model the same)")
+                    help="the musicnn head's weight in the mean (with --head, or models that have it), the CNNs "
+                         "sharing the rest equally (default: the models' own weights, else every model the same)")
     ap.add_argument("--quiet-db", type=quiet_db_arg, default=argparse.SUPPRESS, metavar="DB|none",
                     help="windows this many dB under a file's loudest are left out of its scores ('none': every "
                          "window counts; default: the models' own setting)")
