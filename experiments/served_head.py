@@ -1,7 +1,7 @@
 """The musicnn head served as the fusion's fourth model, checked on sources never heard.
 
     python -m experiments.served_head --split runs/lolo-clip --validation data/synth3/validation \\
-        [--cache runs/cache/musicnn] [--head-weight 0.4 ...] [--out served.json]
+        [--cache runs/cache/musicnn] [--head-weight 0.4 ...] [--c 0.01] [--out served.json]
 
 ``--split`` is a folder written by :mod:`experiments.leave_one_out` with ``--representation fused`` (its
 CNNs exported in ``<split>/onnx``). The head is fitted on the split's ``train`` excerpts
@@ -34,15 +34,18 @@ from training.real_audio import read_labels
 from training.thresholds import tune_fusion
 
 
-def run(split: Path, validation: Path, cache: Path | None = None, weights: tuple[float, ...] = ()) -> dict:
+def run(split: Path, validation: Path, cache: Path | None = None, weights: tuple[float, ...] = (),
+        c: float = head.C) -> dict:
     split = Path(split)
     checked = [name for name in CHECKED if (split / name).is_dir()]
     if not checked or not (split / "onnx" / "manifest.json").exists():
         raise ValueError(f"{split}: no held-out folder or no exported CNNs (<split>/onnx); "
                          "run experiments.leave_one_out --representation fused first")
-    head.export([split / "train"], split / "head", cache=cache)
-    with_head = split / "with-head"
-    retune.retune(split / "onnx", [Path(validation)], with_head, rule="mean", aggregation="S1", head=split / "head")
+    suffix = "" if c == head.C else f"-c{c:g}"  # another regularisation: beside the default's folders
+    head.export([split / "train"], split / f"head{suffix}", c=c, cache=cache)
+    with_head = split / f"with-head{suffix}"
+    retune.retune(split / "onnx", [Path(validation)], with_head, rule="mean", aggregation="S1",
+                  head=split / f"head{suffix}")
     own = Fusion.from_dict(load_manifest(split / "onnx")["fusion"])
     four = Fusion.from_dict(load_manifest(with_head)["fusion"])
     rec = Recognizer(with_head)
@@ -57,7 +60,7 @@ def run(split: Path, validation: Path, cache: Path | None = None, weights: tuple
                                                        "S1", quiet_db=own.quiet_db,
                                                        weights=retune.head_weights(four.models, w))
                   for w in weights}}
-    result: dict = {"split": str(split), "validation": str(validation), "fusions": {k: f.to_dict() for k, f in fusions.items()}}
+    result: dict = {"split": str(split), "validation": str(validation), "c": c, "fusions": {k: f.to_dict() for k, f in fusions.items()}}
     for name in checked:
         labelled = read_labels(split / name)
         truth = np.array([CODES.index(code) for _, code in labelled])
@@ -74,10 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, help="keep each training file's musicnn embedding here")
     ap.add_argument("--head-weight", type=float, action="append", default=[], metavar="W",
                     help="also the four models' mean with the head weighted W (the CNNs sharing the rest); repeatable")
+    ap.add_argument("--c", type=float, default=head.C,
+                    help=f"the head's inverse regularisation (default {head.C:g}; another writes <split>/head-cC "
+                         "and <split>/with-head-cC)")
     ap.add_argument("--out", type=Path, help="write the figures here (JSON)")
     args = ap.parse_args(argv)
     try:
-        result = run(args.split, args.validation, args.cache, tuple(args.head_weight))
+        result = run(args.split, args.validation, args.cache, tuple(args.head_weight), args.c)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -277,7 +277,7 @@ def test_served_head_decides_the_held_out_files_with_each_fusion(tiny_corpus, ti
     plan = split_by_source(tiny_corpus, split)
     shutil.copytree(tiny_models, split / "onnx")  # the split's CNNs, as --representation fused exports them
     assert main(["--split", str(split), "--validation", str(tiny_corpus / "validation"), "--head-weight", "0.5",
-                 "--out", str(tmp_path / "served.json")]) == 0
+                 "--c", "0.1", "--out", str(tmp_path / "served.json")]) == 0
     result = json.loads((tmp_path / "served.json").read_text())
     assert set(result["held"]) == {"own", "cnns_and", "cnns_mean", "four_mean", "four_mean_head_0.5", "head_alone"}
     assert result["fusions"]["four_mean_head_0.5"]["weights"] == pytest.approx({"mel": 1 / 6, "modgd": 1 / 6,
@@ -286,7 +286,10 @@ def test_served_head_decides_the_held_out_files_with_each_fusion(tiny_corpus, ti
     assert result["fusions"]["four_mean"]["models"] == ["mel", "modgd", "cqt", "musicnn"]
     # the four models' figure is what the models the experiment made answer, file by file
     labelled = read_labels(split / "held")
-    rec = Recognizer(split / "with-head")
+    # a regularisation other than the default's is fitted and served beside the default's folders
+    assert json.loads((split / "head-c0.1" / "head.json").read_text())["c"] == 0.1 and result["c"] == 0.1
+    assert not (split / "head").exists()
+    rec = Recognizer(split / "with-head-c0.1")
     scores = np.array([[rec.predict(p).scores[c] for c in CODES] for p, _ in labelled])
     expected = first_right(scores, np.array([CODES.index(c) for _, c in labelled]))
     assert result["held"]["four_mean"]["correct"] == expected["correct"]
