@@ -51,13 +51,12 @@ def run(split: Path, validation: Path, cache: Path | None = None, weights: tuple
     rec = Recognizer(with_head)
     paths, y = retune.labelled_files([Path(validation)])
     val = window_scores(rec, paths, "validation")
+    s1 = val.file_scores("S1", own.quiet_db)
     fusions = {"own": own,
                "cnns_and": tune_fusion(val.under(own), y, own.models, "and", own.aggregation, quiet_db=own.quiet_db),
-               "cnns_mean": tune_fusion(val.file_scores("S1", own.quiet_db), y, own.models, "mean", "S1",
-                                        quiet_db=own.quiet_db),
+               "cnns_mean": tune_fusion(s1, y, own.models, "mean", "S1", quiet_db=own.quiet_db),
                "four_mean": four,
-               **{f"four_mean_head_{w:g}": tune_fusion(val.file_scores("S1", own.quiet_db), y, four.models, "mean",
-                                                       "S1", quiet_db=own.quiet_db,
+               **{f"four_mean_head_{w:g}": tune_fusion(s1, y, four.models, "mean", "S1", quiet_db=own.quiet_db,
                                                        weights=retune.head_weights(four.models, w))
                   for w in weights}}
     result: dict = {"split": str(split), "validation": str(validation), "c": c, "fusions": {k: f.to_dict() for k, f in fusions.items()}}
