@@ -35,11 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
-from instrec.embedding import OUTPUTS, Embedder
+from instrec.embedding import EMBEDDING_SIZE, MODEL, OUTPUTS, Embedder
 from instrec.labels import CODES
 from instrec.recognizer import Recognizer
 from training.datasets import read_testing
-from training.head import C, class_probabilities, columns, embed_files, embed_folder, fit
+from training.head import C, class_probabilities, columns, embed_files, embed_folder, fit_head
 from training.metrics import evaluate
 from training.thresholds import best_threshold
 
@@ -67,14 +67,42 @@ def fused_scores(recognizer, paths: list[Path]) -> np.ndarray:
     return np.array([[p.scores[c] for c in CODES] for p in map(recognizer.predict, paths)])
 
 
+class Taggers:
+    """One or more musicnn models (:class:`~instrec.embedding.Embedder`) whose file embeddings are put side by
+    side; each model's embeddings are cached on their own."""
+
+    def __init__(self, models: tuple[Path, ...] = (MODEL,)):
+        if not models:
+            raise ValueError("no tagger to embed with")
+        self.models = tuple(Path(m) for m in models)
+        self.embedders = [Embedder(m) for m in self.models]
+
+    def columns(self, outputs: tuple[str, ...]) -> np.ndarray:
+        """Indices of the chosen outputs of every model in the side-by-side embedding."""
+        return np.concatenate([columns(outputs) + k * EMBEDDING_SIZE for k in range(len(self.embedders))])
+
+    def folder(self, folder: Path, cache: Path | None) -> tuple[list[Path], np.ndarray, np.ndarray, list[Path]]:
+        """:func:`training.head.embed_folder` with every model's embeddings side by side."""
+        got = [embed_folder(e, folder, cache) for e in self.embedders]
+        return got[0][0], np.concatenate([g[1] for g in got], axis=1), got[0][2], got[0][3]
+
+    def files(self, paths: list[Path], cache: Path | None) -> tuple[np.ndarray, np.ndarray, list[Path]]:
+        """:func:`training.head.embed_files` with every model's embeddings side by side."""
+        got = [embed_files(e, paths, cache) for e in self.embedders]
+        return got[0][0], np.concatenate([g[1] for g in got], axis=1), got[0][2]
+
+
 def run(split: Path | None = None, fused: Path | None = None, real_audio: Path | None = None, c: float = C,
         cache: Path | None = None, train: list[Path] = (), outputs: tuple[str, ...] = tuple(OUTPUTS),
-        songs: Path | None = None, tune_songs: Path | None = None, per_class: bool = False) -> dict:
-    """Fit the head on ``train`` (default ``split/train``) over the chosen musicnn ``outputs``; its figures
-    (and the fused CNNs', alone and times the head) on the split's held-out folders and the real recordings;
-    with ``songs``, ``fused`` and ``tune_songs``, also the presence decided on the product by per-instrument
-    thresholds tuned on ``tune_songs``, against the fused CNNs' own decisions."""
-    chosen = columns(outputs)
+        songs: Path | None = None, tune_songs: Path | None = None, per_class: bool = False,
+        taggers: tuple[Path, ...] = (MODEL,)) -> dict:
+    """Fit the head on ``train`` (default ``split/train``) over the chosen musicnn ``outputs`` of the
+    ``taggers`` (side by side); its figures (and the fused CNNs', alone and times the head) on the split's
+    held-out folders and the real recordings; with ``songs``, ``fused`` and ``tune_songs``, also the presence
+    decided on the product by per-instrument thresholds tuned on ``tune_songs``, against the fused CNNs' own
+    decisions."""
+    embedder = Taggers(taggers)
+    chosen = embedder.columns(outputs)
     train = [Path(t) for t in train] or ([Path(split) / "train"] if split else [])
     if not train:
         raise ValueError("nothing to fit the head on: give a split or training folders")
@@ -83,16 +111,18 @@ def run(split: Path | None = None, fused: Path | None = None, real_audio: Path |
         checked["real"] = Path(real_audio)
     if not checked and songs is None:
         raise ValueError(f"{split}: no held-out folder ({', '.join(CHECKED)}) and no --real-audio to check on")
-    embedder = Embedder()
     recognizer = Recognizer(fused) if fused is not None else None
-    head, fitted_on, silent = fit(train, c, cache, embedder, outputs, per_class)
+    fitted = [embedder.folder(Path(folder), cache) for folder in train]
+    head = fit_head(np.concatenate([f[1] for f in fitted])[:, chosen], np.concatenate([f[2] for f in fitted]),
+                    c, per_class)
+    fitted_on, silent = [p for f in fitted for p in f[0]], [p for f in fitted for p in f[3]]
     result = {"split": str(split) if split else None, "train": [str(t) for t in train], "c": c,
-              "per_class": per_class,
+              "per_class": per_class, "taggers": [m.name for m in embedder.models],
               "outputs": [name for name in OUTPUTS if name in outputs],
               "train_files": len(fitted_on), "fused": str(fused) if fused else None,
               "silent_files": {"train": [str(p) for p in silent]}}
     for name, folder in checked.items():
-        paths, x, y, silent = embed_folder(embedder, folder, cache)
+        paths, x, y, silent = embedder.folder(folder, cache)
         result["silent_files"][name] = [str(p) for p in silent]
         p = class_probabilities(head, x[:, chosen])
         figures = {"head": first_right(p, y)}
@@ -117,11 +147,11 @@ def run(split: Path | None = None, fused: Path | None = None, real_audio: Path |
     return result
 
 
-def _songs(embedder: Embedder, folder: Path, cache: Path | None, head, chosen: np.ndarray, recognizer
+def _songs(embedder: Taggers, folder: Path, cache: Path | None, head, chosen: np.ndarray, recognizer
            ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Head probabilities, fused scores (None without a recognizer) and multi-hot truth of multi-label songs."""
     songs = read_testing(folder).excerpts
-    kept, x, _ = embed_files(embedder, [e.path for e in songs], cache)
+    kept, x, _ = embedder.files([e.path for e in songs], cache)
     if not len(kept):
         raise ValueError(f"{folder}: no audible songs")
     p = class_probabilities(head, x[:, chosen])
@@ -156,12 +186,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="one logistic regression per class (one-vs-rest) instead of one over the eleven")
     ap.add_argument("--outputs", default=",".join(OUTPUTS),
                     help=f"the musicnn outputs the head sees, comma-separated (default all: {','.join(OUTPUTS)})")
+    ap.add_argument("--tagger", type=Path, action="append", default=[],
+                    help=f"a musicnn model in ONNX (export/musicnn_to_onnx.py) whose embedding the head sees; "
+                         f"repeated, side by side (default the shipped {MODEL.name})")
     ap.add_argument("--cache", type=Path, help="keep each file's embedding here")
     ap.add_argument("--out", type=Path, help="write the figures here as JSON")
     args = ap.parse_args(argv)
     try:
         result = run(args.split, args.fused, args.real_audio, args.c, args.cache, args.train,
-                     tuple(args.outputs.split(",")), args.songs, args.tune_songs, args.per_class)
+                     tuple(args.outputs.split(",")), args.songs, args.tune_songs, args.per_class,
+                     tuple(args.tagger) or (MODEL,))
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

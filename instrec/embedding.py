@@ -151,6 +151,7 @@ class Embedder:
 
         if not Path(model).is_file():
             raise FileNotFoundError(f"{model}: musicnn's ONNX model is missing (python export/musicnn_to_onnx.py makes it)")
+        self.model = Path(model)
         self.session = ort.InferenceSession(str(model), session_options(ort, threads or default_threads()),
                                             providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name

@@ -187,6 +187,37 @@ def test_pretrained_head_tells_tones_from_noise_it_never_heard(tmp_path):
     assert run(split, cache=tmp_path / "cache", outputs=("taggram",))["outputs"] == ["taggram"]
 
 
+def test_pretrained_head_on_two_taggers_side_by_side(tmp_path):
+    # a second tagger: musicnn with its tag layer's bias moved, so its taggram differs and the rest does not
+    import onnx
+    from onnx import numpy_helper
+
+    from experiments.pretrained_head import Taggers, run
+    from instrec.embedding import MODEL
+    from tests.conftest import tones_and_noise
+
+    model = onnx.load(str(MODEL))
+    bias = next(i for i in model.graph.initializer if i.name == "dense_1/BiasAdd/ReadVariableOp:0")
+    bias.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(bias) + 1.0, bias.name))
+    other = tmp_path / "other.onnx"
+    onnx.save(model, str(other))
+    split = tmp_path / "split"
+    tones_and_noise(split / "train", 3, seed=0, f0=220)
+    tones_and_noise(split / "held", 2, seed=1, f0=180)
+
+    taggers = Taggers((MODEL, other))
+    paths, x, y, silent = taggers.folder(split / "held", tmp_path / "cache")
+    assert x.shape == (4, 2 * 1756) and not silent
+    assert np.array_equal(x[:, :1706], x[:, 1756:3462])  # the same pooled and penultimate values
+    assert (x[:, 3462:] > x[:, 1706:1756]).all()  # a higher taggram, every tag: each model is cached apart
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 8
+    assert np.array_equal(taggers.columns(("taggram",)), np.r_[np.arange(1706, 1756), np.arange(3462, 3512)])
+    result = run(split, cache=tmp_path / "cache", taggers=(MODEL, other))
+    assert result["taggers"] == [MODEL.name, "other.onnx"] and result["held"]["head"]["mean_over_classes"] == 1.0
+    with pytest.raises(ValueError, match="no tagger"):
+        Taggers(())
+
+
 def test_first_right_counts_the_top_class_per_true_class():
     from experiments.pretrained_head import first_right
 

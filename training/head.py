@@ -54,11 +54,11 @@ def _model_sha256(model: Path) -> str:
 
 def file_embedding(embedder: Embedder, path: Path, cache: Path | None = None) -> np.ndarray:
     """(EMBEDDING_SIZE,) mean over a file's patches, cached by the file's resolved path, size and time, and
-    the model's sha256 and the embedding's version."""
+    the sha256 of the embedder's model and the embedding's version."""
     path = Path(path).resolve()
     if cache is not None:
         stat = path.stat()
-        key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{_model_sha256(MODEL)}|{EMBEDDING_VERSION}"
+        key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{_model_sha256(embedder.model)}|{EMBEDDING_VERSION}"
         key = hashlib.sha1(key.encode()).hexdigest()
         cached = Path(cache) / f"{key}.npy"
         if cached.exists():
