@@ -2,7 +2,7 @@
 
     python -m experiments.pretrained_head --split runs/lolo [--fused runs/lolo/onnx] [--real-audio tests/data/real]
         [--c 0.01] [--outputs max_pool,mean_pool,penultimate,taggram] [--per-class] [--cache runs/cache/musicnn]
-        [--out head.json]
+        [--tagger MODEL.onnx ...] [--out head.json]
     python -m experiments.pretrained_head --train data/synth/train --train data/synth/notes/train
         --fused instrec/models --real-audio tests/data/real [--songs data/synth/test]
 
@@ -24,6 +24,9 @@ true class comes first, per class, with its mean over classes; the real recordin
 songs whose top class is one of theirs, and with ``--tune-songs`` (another such folder) the micro F1 of
 presence decided on the product by per-instrument thresholds tuned there. ``--per-class`` fits one logistic
 regression per class instead of one over the eleven, whose probabilities a mixture need not share.
+``--tagger`` (repeatable) names the musicnn models whose embeddings the head sees, side by side: the shipped
+MagnaTagATune model by default, or others that ``export/musicnn_to_onnx.py --model`` converts (its Million
+Song Dataset model, ``MSD_musicnn``).
 """
 
 from __future__ import annotations
@@ -35,11 +38,11 @@ from pathlib import Path
 
 import numpy as np
 
-from instrec.embedding import EMBEDDING_SIZE, MODEL, OUTPUTS, Embedder
+from instrec.embedding import MODEL, OUTPUTS
 from instrec.labels import CODES
 from instrec.recognizer import Recognizer
 from training.datasets import read_testing
-from training.head import C, class_probabilities, columns, embed_files, embed_folder, fit_head
+from training.head import C, Taggers, class_probabilities, fit
 from training.metrics import evaluate
 from training.thresholds import best_threshold
 
@@ -67,31 +70,6 @@ def fused_scores(recognizer, paths: list[Path]) -> np.ndarray:
     return np.array([[p.scores[c] for c in CODES] for p in map(recognizer.predict, paths)])
 
 
-class Taggers:
-    """One or more musicnn models (:class:`~instrec.embedding.Embedder`) whose file embeddings are put side by
-    side; each model's embeddings are cached on their own."""
-
-    def __init__(self, models: tuple[Path, ...] = (MODEL,)):
-        if not models:
-            raise ValueError("no tagger to embed with")
-        self.models = tuple(Path(m) for m in models)
-        self.embedders = [Embedder(m) for m in self.models]
-
-    def columns(self, outputs: tuple[str, ...]) -> np.ndarray:
-        """Indices of the chosen outputs of every model in the side-by-side embedding."""
-        return np.concatenate([columns(outputs) + k * EMBEDDING_SIZE for k in range(len(self.embedders))])
-
-    def folder(self, folder: Path, cache: Path | None) -> tuple[list[Path], np.ndarray, np.ndarray, list[Path]]:
-        """:func:`training.head.embed_folder` with every model's embeddings side by side."""
-        got = [embed_folder(e, folder, cache) for e in self.embedders]
-        return got[0][0], np.concatenate([g[1] for g in got], axis=1), got[0][2], got[0][3]
-
-    def files(self, paths: list[Path], cache: Path | None) -> tuple[np.ndarray, np.ndarray, list[Path]]:
-        """:func:`training.head.embed_files` with every model's embeddings side by side."""
-        got = [embed_files(e, paths, cache) for e in self.embedders]
-        return got[0][0], np.concatenate([g[1] for g in got], axis=1), got[0][2]
-
-
 def run(split: Path | None = None, fused: Path | None = None, real_audio: Path | None = None, c: float = C,
         cache: Path | None = None, train: list[Path] = (), outputs: tuple[str, ...] = tuple(OUTPUTS),
         songs: Path | None = None, tune_songs: Path | None = None, per_class: bool = False,
@@ -112,10 +90,7 @@ def run(split: Path | None = None, fused: Path | None = None, real_audio: Path |
     if not checked and songs is None:
         raise ValueError(f"{split}: no held-out folder ({', '.join(CHECKED)}) and no --real-audio to check on")
     recognizer = Recognizer(fused) if fused is not None else None
-    fitted = [embedder.folder(Path(folder), cache) for folder in train]
-    head = fit_head(np.concatenate([f[1] for f in fitted])[:, chosen], np.concatenate([f[2] for f in fitted]),
-                    c, per_class)
-    fitted_on, silent = [p for f in fitted for p in f[0]], [p for f in fitted for p in f[3]]
+    head, fitted_on, silent = fit(train, c, cache, embedder, outputs, per_class)
     result = {"split": str(split) if split else None, "train": [str(t) for t in train], "c": c,
               "per_class": per_class, "taggers": [m.name for m in embedder.models],
               "outputs": [name for name in OUTPUTS if name in outputs],

@@ -192,9 +192,10 @@ def test_pretrained_head_on_two_taggers_side_by_side(tmp_path):
     import onnx
     from onnx import numpy_helper
 
-    from experiments.pretrained_head import Taggers, run
+    from experiments.pretrained_head import run
     from instrec.embedding import MODEL
     from tests.conftest import tones_and_noise
+    from training.head import Taggers
 
     model = onnx.load(str(MODEL))
     bias = next(i for i in model.graph.initializer if i.name == "dense_1/BiasAdd/ReadVariableOp:0")

@@ -72,7 +72,7 @@ def test_parity_is_enforced(exported):
     other, _, _ = head.fit([root / "train"], c=100.0, cache=root / "cache")
     mel = patches(audio.load(root / "train" / "p0.wav"), sr=22050)
     with pytest.raises(ValueError, match="differs from the fitted head"):
-        head.check_parity(other, root / "out" / "head.onnx", mel, Embedder(), atol=1e-9)
+        head.check_parity(other, root / "out" / "head.onnx", mel, head.Taggers(), atol=1e-9)
 
 
 def test_command_line_errors_are_one_line(tmp_path, capsys):
@@ -122,3 +122,36 @@ def test_a_head_per_class_gives_each_instrument_its_own_probability(exported, tm
     assert (p.argmax(axis=1) == CODES.index("pia")).all()
     with pytest.raises(ValueError, match="only the multinomial head"):
         head.to_onnx(fitted, tmp_path / "h.onnx")
+
+
+def test_a_head_on_two_taggers_reads_both_graphs_from_one_input(exported, tmp_path):
+    # a second musicnn model (its timbral filters halved, so every output moves): the exported graph runs both
+    # on the same patches and gives scikit-learn's probabilities on the two embeddings side by side
+    import onnx
+    from onnx import numpy_helper
+
+    from instrec.embedding import MODEL
+
+    root, _ = exported
+    model = onnx.load(str(MODEL))
+    conv = next(i for i in model.graph.initializer if i.name == "conv2d/Conv2D/ReadVariableOp:0")
+    conv.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(conv) * 0.5, conv.name))
+    other = tmp_path / "other.onnx"
+    onnx.save(model, str(other))
+    info = head.export([root / "train"], tmp_path / "out", cache=root / "cache", taggers=(MODEL, other))
+    assert [t["file"] for t in info["taggers"]] == [MODEL.name, "other.onnx"] and info["parity"]["max_abs_diff"] <= 1e-5
+    taggers = head.Taggers((MODEL, other))
+    fitted, _, _ = head.fit([root / "train"], cache=root / "cache", taggers=taggers)
+    mel = patches(tone(300.0, 7.0), sr=22050)
+    x = taggers.patches(mel)
+    assert x.shape == (5, 2 * 1756) and np.abs(x[:, :1756] - x[:, 1756:]).max() > 0.1  # the second model differs
+    session = ort.InferenceSession(str(tmp_path / "out" / "head.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["mel:0"]
+    got = session.run(["probabilities"], {"mel:0": mel})[0]
+    np.testing.assert_allclose(got, head.class_probabilities(fitted, x), atol=1e-5)
+    one, _, _ = head.fit([root / "train"], cache=root / "cache")
+    assert np.abs(got - head.class_probabilities(one, x[:, :1756])).max() > 1e-3  # not the one-model head
+    with pytest.raises(ValueError, match="all 3512 values"):
+        head.to_onnx(one, tmp_path / "h.onnx", (MODEL, other))
+    with pytest.raises(ValueError, match="named twice"):
+        head.Taggers((MODEL, MODEL))

@@ -1,7 +1,7 @@
 """A classifier on musicnn's embedding (:mod:`instrec.embedding`), fitted on a corpus and exported to ONNX.
 
     python -m training.head --train data/synth3c/train --train data/synth3c/notes/train --out runs/head
-        [--c 0.01] [--cache runs/cache/musicnn]
+        [--c 0.01] [--cache runs/cache/musicnn] [--tagger MODEL.onnx ...]
 
 Each training file (labelled folders: the IRMAS training layout or ``labels.csv``) is embedded once: the
 mean over its 3-second patches of musicnn's four outputs side by side. A standardised multinomial logistic
@@ -9,6 +9,10 @@ regression over the eleven classes is fitted on them; only this head learns from
 as ``head.onnx``, musicnn's graph with the head appended (input ``mel:0``, patches of
 :func:`instrec.embedding.patches`; output ``probabilities``, (patches, 11) in class order), and
 ``head.json`` (what it was fitted on, its regularisation, the sha256 of musicnn's and the head's files).
+``--tagger`` (repeatable) names the musicnn models the head listens through, their embeddings side by side
+(default the shipped MagnaTagATune model; ``export/musicnn_to_onnx.py --model MSD_musicnn`` converts the
+Million Song Dataset one): every model reads the same patches, so ``head.onnx`` holds their graphs side by
+side on one input.
 Before anything is written, onnxruntime's probabilities on real patches of the training files must equal
 scikit-learn's within 1e-5.
 """
@@ -143,29 +147,86 @@ def class_probabilities(head, x: np.ndarray) -> np.ndarray:
     return p
 
 
-def fit(train: list[Path], c: float = C, cache: Path | None = None, embedder: Embedder | None = None,
+class Taggers:
+    """One or more musicnn models (:class:`~instrec.embedding.Embedder`) whose embeddings are put side by side,
+    in the order given; each model's file embeddings are cached on their own (:func:`file_embedding`)."""
+
+    def __init__(self, models: tuple[Path, ...] = (MODEL,)):
+        if not models:
+            raise ValueError("no tagger to embed with")
+        self.models = tuple(Path(m) for m in models)
+        if len({_model_sha256(m) for m in self.models}) < len(self.models):
+            raise ValueError(f"a tagger is named twice ({', '.join(m.name for m in self.models)}): "
+                             "its embedding would be counted twice")
+        self.embedders = [Embedder(m) for m in self.models]
+        self.size = EMBEDDING_SIZE * len(self.models)
+
+    def columns(self, outputs: tuple[str, ...]) -> np.ndarray:
+        """Indices of the chosen outputs of every model in the side-by-side embedding (:func:`columns`)."""
+        return np.concatenate([columns(outputs) + k * EMBEDDING_SIZE for k in range(len(self.models))])
+
+    def folder(self, folder: Path, cache: Path | None = None) -> tuple[list[Path], np.ndarray, np.ndarray, list[Path]]:
+        """:func:`embed_folder`, every model's embeddings side by side."""
+        got = [embed_folder(e, folder, cache) for e in self.embedders]
+        return got[0][0], np.concatenate([g[1] for g in got], axis=1), got[0][2], got[0][3]
+
+    def files(self, paths: list[Path], cache: Path | None = None) -> tuple[np.ndarray, np.ndarray, list[Path]]:
+        """:func:`embed_files`, every model's embeddings side by side."""
+        got = [embed_files(e, paths, cache) for e in self.embedders]
+        return got[0][0], np.concatenate([g[1] for g in got], axis=1), got[0][2]
+
+    def patches(self, mel_patches: np.ndarray) -> np.ndarray:
+        """(n, 187, 96) patches -> (n, size): each patch's outputs, model after model."""
+        return np.concatenate([np.concatenate(list(e.outputs(mel_patches).values()), axis=1)
+                               for e in self.embedders], axis=1)
+
+
+def fit(train: list[Path], c: float = C, cache: Path | None = None, taggers: Taggers | None = None,
         outputs: tuple[str, ...] = tuple(OUTPUTS), per_class: bool = False):
-    """The head (:func:`fit_head`) fitted on the chosen ``outputs`` of every audible file of the ``train``
-    folders; also returns those files and the silent files left out."""
-    embedder = embedder or Embedder()
-    fitted = [embed_folder(embedder, Path(folder), cache) for folder in train]
+    """The head (:func:`fit_head`) fitted on the chosen ``outputs`` of the ``taggers`` (default the shipped
+    musicnn model) for every audible file of the ``train`` folders; also returns those files and the silent
+    files left out."""
+    taggers = taggers or Taggers()
+    fitted = [taggers.folder(Path(folder), cache) for folder in train]
     x, y = np.concatenate([f[1] for f in fitted]), np.concatenate([f[2] for f in fitted])
-    head = fit_head(x[:, columns(outputs)], y, c, per_class)
+    head = fit_head(x[:, taggers.columns(outputs)], y, c, per_class)
     return head, [p for f in fitted for p in f[0]], [p for f in fitted for p in f[3]]
 
 
-def to_onnx(head, out: Path, model: Path = MODEL) -> None:
-    """musicnn's graph with ``head`` (a fitted StandardScaler + LogisticRegression pipeline over every
-    output) appended: ``mel:0`` (n, 187, 96) -> ``probabilities`` (n, 11)."""
+def _tagger_graphs(models: tuple[Path, ...]):
+    """The models' ONNX graphs merged into one whose input ``mel:0`` every model reads: the first model's
+    names kept, each further model's prefixed ``tagger<k>/``. Returns the model and each tagger's output names
+    in :data:`OUTPUTS` order."""
+    import onnx
+
+    merged = onnx.load(str(models[0]))
+    outputs = [[f"{name}:0" for name in OUTPUTS]]
+    for k, path in enumerate(models[1:], start=1):
+        other = onnx.load(str(path))
+        prefix = f"tagger{k}/"
+        other = onnx.compose.add_prefix(other, prefix)
+        keep = {prefix + "mel:0": "mel:0"}  # the shared input
+        for node in other.graph.node:
+            node.input[:] = [keep.get(name, name) for name in node.input]
+        merged.graph.node.extend(other.graph.node)
+        merged.graph.initializer.extend(other.graph.initializer)
+        outputs.append([f"{prefix}{name}:0" for name in OUTPUTS])
+    return merged, outputs
+
+
+def to_onnx(head, out: Path, models: tuple[Path, ...] = (MODEL,)) -> None:
+    """The musicnn models' graphs with ``head`` (a fitted StandardScaler + LogisticRegression pipeline over
+    every output of every model, side by side) appended: ``mel:0`` (n, 187, 96) -> ``probabilities`` (n, 11)."""
     import onnx
     from onnx import helper, numpy_helper
 
     scaler, regression = head[0], head[-1]
     if not isinstance(regression, LogisticRegression):
         raise ValueError("only the multinomial head is exported (a head per class is for experiments)")
-    if scaler.mean_.shape != (EMBEDDING_SIZE,):
-        raise ValueError(f"the head must see all {EMBEDDING_SIZE} values of the embedding, "
-                         f"not {scaler.mean_.shape[0]}")
+    size = EMBEDDING_SIZE * len(models)
+    if scaler.mean_.shape != (size,):
+        raise ValueError(f"the head must see all {size} values of the embedding "
+                         f"({len(models)} musicnn model{'s' if len(models) > 1 else ''}), not {scaler.mean_.shape[0]}")
     weights = np.zeros((len(scaler.mean_), len(CODES)), np.float32)
     bias = np.full(len(CODES), ABSENT_LOGIT, np.float32)
     coef, intercept, classes = regression.coef_, regression.intercept_, regression.classes_
@@ -173,14 +234,14 @@ def to_onnx(head, out: Path, model: Path = MODEL) -> None:
         coef, intercept = np.concatenate([np.zeros_like(coef), coef]), np.concatenate([[0.0], intercept])
     weights[:, classes] = coef.T
     bias[classes] = intercept
-    graph = onnx.load(str(model))
+    graph, outputs = _tagger_graphs(tuple(models))
     g = graph.graph
     g.initializer.extend([numpy_helper.from_array(scaler.mean_.astype(np.float32), "head_mean"),
                           numpy_helper.from_array(scaler.scale_.astype(np.float32), "head_scale"),
                           numpy_helper.from_array(weights, "head_weights"),
                           numpy_helper.from_array(bias, "head_bias")])
     g.node.extend([
-        helper.make_node("Concat", [f"{name}:0" for name in OUTPUTS], ["embedding"], axis=1),  # (n, 1756)
+        helper.make_node("Concat", [name for names in outputs for name in names], ["embedding"], axis=1),  # (n, size)
         helper.make_node("Sub", ["embedding", "head_mean"], ["centred"]),
         helper.make_node("Div", ["centred", "head_scale"], ["standardised"]),
         helper.make_node("MatMul", ["standardised", "head_weights"], ["weighted"]),  # (n, 11)
@@ -193,29 +254,30 @@ def to_onnx(head, out: Path, model: Path = MODEL) -> None:
     onnx.save(graph, str(out))
 
 
-def check_parity(head, onnx_path: Path, mel_patches: np.ndarray, embedder: Embedder, atol: float = 1e-5) -> float:
+def check_parity(head, onnx_path: Path, mel_patches: np.ndarray, taggers: Taggers, atol: float = 1e-5) -> float:
     """Largest difference between onnxruntime's and scikit-learn's probabilities on ``mel_patches``;
     ValueError over ``atol``."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     got = session.run(["probabilities"], {"mel:0": mel_patches})[0]
-    x = np.concatenate(list(embedder.outputs(mel_patches).values()), axis=1)
+    x = taggers.patches(mel_patches)
     worst = float(np.abs(got - class_probabilities(head, x)).max())
     if not worst <= atol:
         raise ValueError(f"head.onnx differs from the fitted head by {worst:.2e} (over {atol:.0e})")
     return worst
 
 
-def export(train: list[Path], out: Path, c: float = C, cache: Path | None = None) -> dict:
-    """Fit, write ``out/head.onnx`` (checked against scikit-learn on real patches of the training files)
-    and ``out/head.json``; returns the latter."""
-    embedder = Embedder()
+def export(train: list[Path], out: Path, c: float = C, cache: Path | None = None,
+           taggers: tuple[Path, ...] = (MODEL,)) -> dict:
+    """Fit on the ``taggers``' embeddings, write ``out/head.onnx`` (checked against scikit-learn on real
+    patches of the training files) and ``out/head.json``; returns the latter."""
+    embedder = Taggers(taggers)
     head, audible, silent = fit(train, c, cache, embedder)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / "head.onnx.tmp"
-    to_onnx(head, tmp)
+    to_onnx(head, tmp, embedder.models)
     probe = audible[:: max(1, len(audible) // 8)][:8]  # eight files spread over the training folders
     mel = np.concatenate([patches(audio.load(p), sr=audio.DEFAULT.sample_rate) for p in probe])
     try:
@@ -227,7 +289,9 @@ def export(train: list[Path], out: Path, c: float = C, cache: Path | None = None
     info = {"train": [str(t) for t in train], "train_files": len(audible), "silent_files": [str(p) for p in silent],
             "c": c,
             "classes": [CODES[k] for k in head[-1].classes_], "outputs": list(OUTPUTS),
-            "musicnn_sha256": _model_sha256(MODEL), "sha256": sha256(out / "head.onnx"),
+            "musicnn_sha256": _model_sha256(embedder.models[0]),
+            "taggers": [{"file": m.name, "sha256": _model_sha256(m)} for m in embedder.models],
+            "sha256": sha256(out / "head.onnx"),
             "parity": {"patches": len(mel), "max_abs_diff": worst}}
     (out / "head.json").write_text(json.dumps(info, indent=1))
     return info
@@ -239,9 +303,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="folder for head.onnx and head.json")
     ap.add_argument("--c", type=float, default=C, help=f"the logistic regression's inverse regularisation (default {C})")
     ap.add_argument("--cache", type=Path, help="keep each file's embedding here")
+    ap.add_argument("--tagger", type=Path, action="append", default=[],
+                    help=f"a musicnn model in ONNX (export/musicnn_to_onnx.py) whose embedding the head sees; "
+                         f"repeated, side by side (default the shipped {MODEL.name})")
     args = ap.parse_args(argv)
     try:
-        info = export(args.train, args.out, args.c, args.cache)
+        info = export(args.train, args.out, args.c, args.cache, tuple(args.tagger) or (MODEL,))
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
