@@ -4,7 +4,8 @@ musicnn (J. Pons and X. Serra, "musicnn: pre-trained convolutional neural networ
 tagging", ISMIR 2019 late-breaking demo; ISC licence) was trained on the MagnaTagATune dataset, about
 25 000 real song excerpts tagged with 50 tags (guitar, piano, violin, flute, cello, vocal, female, ...).
 Its model ships here converted to ONNX (``instrec/pretrained/musicnn_mtt.onnx``, made by
-``export/musicnn_to_onnx.py``). A classifier fitted on its embedding of the synthetic corpus
+``export/musicnn_to_onnx.py``), and so does the same network trained by its authors on the Million Song
+Dataset (``musicnn_msd.onnx``: about 200 000 real songs, 50 Last.fm tags). A classifier fitted on its embedding of the synthetic corpus
 (``training.head``) starts from features learnt on real recording setups, which no
 CNN trained on the corpus alone can have.
 
@@ -31,6 +32,8 @@ from .params import DEFAULT, FeatureParams
 from .runtime import default_threads, session_options
 
 MODEL = Path(__file__).parent / "pretrained" / "musicnn_mtt.onnx"
+#: musicnn's Million Song Dataset model (``MSD_musicnn``), the same network trained on other real recordings
+MSD_MODEL = Path(__file__).parent / "pretrained" / "musicnn_msd.onnx"
 #: Bumped whenever :func:`patches` computes other values for the same audio (embedding caches key on it).
 VERSION = 1
 SAMPLE_RATE = 16000
