@@ -200,6 +200,30 @@ def test_the_model_card_describes_the_head_and_how_the_fusion_was_tuned(with_hea
     assert f"**{real['top1_correct']} of 31" in text
     assert "| musicnn |" not in text  # not a row of the CNNs' table
     assert "rule **mean**, window" in text  # every model the same: no weights to name
+    assert "`musicnn_mtt.onnx` (trained on the real song excerpts of MagnaTagATune)" in text
+
+    # refreshed after the fusion changes, without the training run: the card made from the run comes back,
+    # but for the line that says how it was made, and a changed real-recording check is what it then says
+    from training.model_card import main, refresh
+
+    (with_head / "MODEL_CARD.md").write_text(text)
+    again = refresh(with_head, check)
+    made_by = [line for line in text.split("\n") if line.startswith("python -m training.model_card")]
+    assert again.split("\n") == [f"python -m training.model_card --models {with_head} --refresh --real-audio {check}"
+                                 if line in made_by else line for line in text.split("\n")]
+    changed = json.loads(check.read_text())
+    changed["top1_correct"] = 3
+    check.write_text(json.dumps(changed))
+    refreshed = refresh(with_head, check)
+    assert "**3 of 31" in refreshed and f"**{real['top1_correct']} of 31" not in refreshed
+    assert refreshed.split("```")[-1] == text.split("```")[-1]  # the run's times and versions, kept
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "manifest.json").write_text((with_head / "manifest.json").read_text())
+    (plain / "MODEL_CARD.md").write_text("# some other card\n")
+    assert main(["--models", str(plain), "--refresh", "--real-audio", str(check)]) == 1
+    assert main(["--models", str(tmp_path / "none"), "--refresh", "--real-audio", str(check)]) == 1
+    (with_head / "MODEL_CARD.md").write_text(text)
 
 
 def test_quantising_models_with_the_head_keeps_it_in_float(with_head, tiny_corpus, tmp_path):

@@ -1,8 +1,13 @@
 """Write ``instrec/models/MODEL_CARD.md`` from the manifest, the evaluation and the real-recording check.
 
     python -m training.model_card [--models instrec/models] [--run runs/default] [--real-audio check.json]
+    python -m training.model_card --models instrec/models --refresh --real-audio check.json
 
-Every number in the card is read from files the pipeline wrote; nothing is typed in by hand.
+Every number in the card is read from files the pipeline wrote; nothing is typed in by hand. ``--refresh``
+rewrites only what the manifest's fusion and the real-recording check decide (the opening paragraph and
+model table, the head's section, "Real recordings", "Thresholds tuned again" and the head's and the
+retune's commands), keeping what the existing card says of the CNNs' training run: after
+``training.retune`` changes the fusion, the card is made again without the run's folder.
 """
 
 from __future__ import annotations
@@ -94,31 +99,47 @@ def recording_text(corpus: dict) -> str:
     return "".join(f"; {p}" for p in parts)
 
 
+#: what each musicnn model shipped in instrec/pretrained was trained on, by file name
+TAGGERS = {"musicnn_mtt.onnx": "the real song excerpts of MagnaTagATune",
+           "musicnn_msd.onnx": "the real songs of the Million Song Dataset"}
+
+
+def head_taggers(head: dict) -> list[str]:
+    """The musicnn model files a head listens through (heads fitted before there was a choice: MagnaTagATune's)."""
+    return [t["file"] for t in head.get("taggers", [{"file": "musicnn_mtt.onnx"}])]
+
+
 def head_section(m: dict) -> list[str]:
     """What the manifest says of the classifier on musicnn's embedding, when the fusion has one."""
     if HEAD not in m["models"]:
         return []
     info = m["models"][HEAD]
     head = info["training"]
+    taggers = [f"`{t}` (trained on {TAGGERS.get(t, 'what its provider says')})" for t in head_taggers(head)]
     return ["", f"A fourth model, `{HEAD}` ({info['bytes'] / 1e6:.1f} MB, `{info['sha256'][:16]}...`), is a "
             "logistic regression over the eleven classes (inverse regularisation C " + format(head["c"], "g")
             + ") on the embedding of musicnn (J. Pons and X. Serra, \"musicnn: pre-trained convolutional neural "
-            "networks for music audio tagging\", ISMIR 2019 late-breaking demo; ISC licence), a tagger trained on "
-            "the real song excerpts of MagnaTagATune; only the logistic regression learnt from the corpus: "
+            "networks for music audio tagging\", ISMIR 2019 late-breaking demo; ISC licence): "
+            + (f"the models {' and '.join(taggers)}, side by side" if len(taggers) > 1 else f"the model {taggers[0]}")
+            + "; only the logistic regression learnt from the corpus: "
             f"{head['train_files']} excerpts of " + ", ".join(f"`{t}`" for t in head["train"])
             + ", by `python -m training.head`. It hears the 3 seconds around each 1-second window "
             "(`instrec.embedding.WindowPatches`)."]
 
 
-def card(models: Path, run: Path, real_audio: Path | None = None) -> str:
-    """The card of the models in ``models``, trained as ``run``; the real-recording check is read from
-    ``real_audio`` (``python -m training.real_audio --json`` of these models), default ``run/real_audio.json``."""
-    m = json.loads((models / "manifest.json").read_text())
-    metrics = json.loads((run / "eval" / "metrics.json").read_text())
-    real_path = real_audio or run / "real_audio.json"
-    real = json.loads(real_path.read_text()) if real_path.exists() else None
-    data = m["training_data"]
-    corpus = data.get("synthetic_corpus", {})
+def head_command(m: dict) -> list[str]:
+    """The command that fitted the head, when the fusion has one."""
+    if HEAD not in m["models"]:
+        return []
+    head = m["models"][HEAD]["training"]
+    taggers = head_taggers(head)
+    return ["python -m training.head " + " ".join(f"--train {t}" for t in head["train"]) + f" --c {head['c']:g}"
+            + ("".join(f" --tagger instrec/pretrained/{t}" for t in taggers) if taggers != ["musicnn_mtt.onnx"] else "")
+            + " --out runs/head"]
+
+
+def intro(m: dict) -> list[str]:
+    """The card's title, its opening paragraph (models, fusion) and the table of models."""
     f = m["fusion"]
     lines = [
         "# instrec default models", "",
@@ -148,7 +169,43 @@ def card(models: Path, run: Path, real_audio: Path | None = None) -> str:
                      f"{freq_norm_text(info)}{pcen_text(info)} | "
                      f"{'`' + training['init'] + '`' if training.get('init') else 'scratch'} | "
                      f"{info['best_val_loss']:.3f} | `{info['sha256'][:16]}...` |")
-    lines += head_section(m)
+    return lines + head_section(m)
+
+
+def real_section(real: dict | None) -> list[str]:
+    """"Real recordings": the real-recording check (``python -m training.real_audio --json``), clip by clip."""
+    if not real:
+        return []
+    lines = ["", "## Real recordings", "",
+             f"On {real['n']} real solo excerpts (Medley-solos-DB, CC BY 4.0: clarinet and voice, in "
+             "`tests/data/real/`), the right instrument ranks first for "
+             f"**{real['top1_correct']} of {real['n']} ({real['top1_share']:.0%})**; chance is 1 in 11 (9 %). "
+             + (f"The clips come from {real['n_recordings']} recordings; most clips of {real['recordings_right']} "
+                "of them are right first. " if "n_recordings" in real else "")
+             + "Each model alone: " + ", ".join(f"{k} {v:.0%}" for k, v in real["top1_share_per_model"].items())
+             + ". Per instrument: " + ", ".join(f"{NAMES[k]} {v['correct']}/{v['n']}" for k, v in real["per_label"].items())
+             + ".", "", "| clip | truth | ranked first | rank of truth | fused score of truth |", "|---|---|---|---|---|"]
+    for c in real["clips"]:
+        lines.append(f"| {c['file']} | {c['label']} | {c['top']} | {c['rank']} | {c['score']:.2f} |")
+    return lines
+
+
+def tuning_section(m: dict) -> list[str]:
+    """"Thresholds tuned again", when ``training.retune`` tuned the fusion."""
+    tuning = m.get("fusion_tuning") or {}
+    return tuning["card"].rstrip("\n").split("\n") if tuning.get("card") else []
+
+
+def card(models: Path, run: Path, real_audio: Path | None = None) -> str:
+    """The card of the models in ``models``, trained as ``run``; the real-recording check is read from
+    ``real_audio`` (``python -m training.real_audio --json`` of these models), default ``run/real_audio.json``."""
+    m = json.loads((models / "manifest.json").read_text())
+    metrics = json.loads((run / "eval" / "metrics.json").read_text())
+    real_path = real_audio or run / "real_audio.json"
+    real = json.loads(real_path.read_text()) if real_path.exists() else None
+    data = m["training_data"]
+    corpus = data.get("synthetic_corpus", {})
+    lines = intro(m)
     lines += [
         "", "## Training data: synthetic", "",
         f"Trained on `{data['root']}`: the synthetic IRMAS-style corpus rendered by `python -m corpus.synth` "
@@ -183,32 +240,16 @@ def card(models: Path, run: Path, real_audio: Path | None = None) -> str:
         for code in CODES:
             lines.append(f"| {NAMES[code]} | " + " | ".join(
                 f"{r['test']['per_instrument'][code][key]:.3f}" for r in metrics["configs"].values()) + " |")
-    if real:
-        lines += ["", "## Real recordings", "",
-                  f"On {real['n']} real solo excerpts (Medley-solos-DB, CC BY 4.0: clarinet and voice, in "
-                  "`tests/data/real/`), the right instrument ranks first for "
-                  f"**{real['top1_correct']} of {real['n']} ({real['top1_share']:.0%})**; chance is 1 in 11 (9 %). "
-                  + (f"The clips come from {real['n_recordings']} recordings; most clips of {real['recordings_right']} "
-                     "of them are right first. " if "n_recordings" in real else "")
-                  + "Each model alone: " + ", ".join(f"{k} {v:.0%}" for k, v in real["top1_share_per_model"].items())
-                  + ". Per instrument: " + ", ".join(f"{NAMES[k]} {v['correct']}/{v['n']}" for k, v in real["per_label"].items())
-                  + ".", "", "| clip | truth | ranked first | rank of truth | fused score of truth |", "|---|---|---|---|---|"]
-        for c in real["clips"]:
-            lines.append(f"| {c['file']} | {c['label']} | {c['top']} | {c['rank']} | {c['score']:.2f} |")
-    tuning = m.get("fusion_tuning") or {}
-    if tuning.get("card"):
-        lines += tuning["card"].rstrip("\n").split("\n")
+    lines += real_section(real)
+    lines += tuning_section(m)
     lines += ["", "## What to expect on IRMAS", "",
               "Published IRMAS results for this design (micro / macro F1), what models trained on IRMAS with these "
               "commands should approach:", ""]
     lines += [f"- {name}: {micro:.3f} / {macro:.3f}" for name, micro, macro in PUBLISHED]
     lines += ["", "Several published IRMAS figures were obtained with thresholds tuned on the test set; instrec "
               "tunes on validation data only.", "", "## Reproduce", "", "```bash"]
-    lines += commands(run)
-    if HEAD in m["models"]:
-        head = m["models"][HEAD]["training"]
-        lines.append("python -m training.head " + " ".join(f"--train {t}" for t in head["train"])
-                     + f" --c {head['c']:g} --out runs/head")
+    lines += commands(run) + head_command(m)
+    tuning = m.get("fusion_tuning") or {}
     if tuning.get("command"):
         lines.append(tuning["command"])
     lines += [f"python -m training.model_card --models {models} --run {run}", "```", ""]
@@ -227,6 +268,35 @@ def card(models: Path, run: Path, real_audio: Path | None = None) -> str:
     return "\n".join(lines)
 
 
+def refresh(models: Path, real_audio: Path) -> str:
+    """The card in ``models`` with what the manifest's fusion and the real-recording check ``real_audio``
+    decide written anew, and what it says of the CNNs' training run (training data, synthetic test, the run's
+    commands and times) kept."""
+    path = models / "MODEL_CARD.md"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no card to refresh (python -m training.model_card --run RUN writes one)")
+    old = path.read_text()
+    m = json.loads((models / "manifest.json").read_text())
+    heads = {name: old.find(f"\n## {name}\n") for name in ("Training data: synthetic", "Real recordings",
+                                                           "Thresholds tuned again", "What to expect on IRMAS", "Reproduce")}
+    for name in ("Training data: synthetic", "What to expect on IRMAS", "Reproduce"):
+        if heads[name] < 0:
+            raise ValueError(f"{path}: no section \"{name}\": not a card training.model_card wrote")
+    trained_end = min(i for i in (heads["Real recordings"], heads["Thresholds tuned again"], heads["What to expect on IRMAS"]) if i >= 0)
+    reproduce = old[heads["Reproduce"]:].split("\n")
+    block_end = reproduce.index("```", reproduce.index("```bash") + 1)
+    kept = [line for line in reproduce[reproduce.index("```bash") + 1 : block_end]
+            if not line.startswith(("python -m training.head ", "python -m training.retune ", "python -m training.model_card "))]
+    tuning = m.get("fusion_tuning") or {}
+    lines = intro(m) + [old[heads["Training data: synthetic"] : trained_end].rstrip("\n")]
+    lines += real_section(json.loads(Path(real_audio).read_text())) + tuning_section(m)
+    lines += [old[heads["What to expect on IRMAS"] : heads["Reproduce"]].rstrip("\n")]
+    lines += ["", "## Reproduce", "", "```bash", *kept, *head_command(m), *([tuning["command"]] if tuning.get("command") else []),
+              f"python -m training.model_card --models {models} --refresh --real-audio {real_audio}", "```",
+              *reproduce[block_end + 1 :]]
+    return "\n".join(lines)
+
+
 def _duration(seconds: float) -> str:
     """A stage's time as the card gives it: seconds under two minutes (a stage that only checked its output
     takes seconds), minutes above."""
@@ -240,8 +310,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--real-audio", type=Path, metavar="JSON",
                     help="the models' real-recording check (python -m training.real_audio --json; default "
                          "RUN/real_audio.json)")
+    ap.add_argument("--refresh", action="store_true",
+                    help="rewrite only what the fusion and the real-recording check (--real-audio) decide, keeping "
+                         "what the existing card says of the training run")
     args = ap.parse_args(argv)
-    (args.models / "MODEL_CARD.md").write_text(card(args.models, args.run, args.real_audio))
+    if args.refresh:
+        if args.real_audio is None:
+            ap.error("--refresh needs --real-audio")
+        try:
+            text = refresh(args.models, args.real_audio)
+        except (ValueError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    else:
+        text = card(args.models, args.run, args.real_audio)
+    (args.models / "MODEL_CARD.md").write_text(text)
     print(f"-> {args.models / 'MODEL_CARD.md'}")
     return 0
 
