@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -133,9 +134,10 @@ def head_command(m: dict) -> list[str]:
         return []
     head = m["models"][HEAD]["training"]
     taggers = head_taggers(head)
+    folder = re.search(r"--head (\S+)", (m.get("fusion_tuning") or {}).get("command", ""))  # where the retune read it
     return ["python -m training.head " + " ".join(f"--train {t}" for t in head["train"]) + f" --c {head['c']:g}"
             + ("".join(f" --tagger instrec/pretrained/{t}" for t in taggers) if taggers != ["musicnn_mtt.onnx"] else "")
-            + " --out runs/head"]
+            + f" --out {folder.group(1) if folder else 'runs/head'}"]
 
 
 def intro(m: dict) -> list[str]:
