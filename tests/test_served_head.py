@@ -2,6 +2,7 @@
 ``training.retune --head``, run by the recognizer on one patch per window, streamed like the CNNs."""
 
 import json
+import shutil
 
 import numpy as np
 import onnxruntime as ort
@@ -240,6 +241,31 @@ def test_quantising_models_with_the_head_keeps_it_in_float(with_head, tiny_corpu
     p32, p8 = (Recognizer(m).predict(y, 22050).window_probabilities for m in (with_head, out))
     np.testing.assert_array_equal(p8[HEAD], p32[HEAD])  # the same float model on the same patches
     assert not np.array_equal(p8["mel"], p32["mel"])
+
+    # --reuse: the int8 CNNs of that quantisation taken as they are, no calibration; the head and the
+    # thresholds the fp32 models' own; both precisions scored again
+    again = tmp_path / "int8-again"
+    assert quantize.main(["--models", str(with_head), "--corpus", str(tiny_corpus), "--out", str(again),
+                          "--reuse", str(out)]) == 0
+    reused = json.loads((again / "manifest.json").read_text())
+    for rep in ("mel", "modgd", "cqt"):
+        assert (again / f"{rep}.onnx").read_bytes() == (out / f"{rep}.onnx").read_bytes()
+        assert reused["models"][rep]["fp32_sha256"] == sha256(with_head / f"{rep}.onnx")
+    assert reused["quantization"]["reused_from"] == str(out) and reused["parity"]["int8_vs_fp32"]["validation"]
+    # a folder whose CNN was quantised from another fp32 model is refused before anything is written
+    other = tmp_path / "other-int8"
+    shutil.copytree(out, other)
+    changed = json.loads((other / "manifest.json").read_text())
+    changed["models"]["mel"]["fp32_sha256"] = "0" * 64
+    (other / "manifest.json").write_text(json.dumps(changed))
+    assert quantize.main(["--models", str(with_head), "--corpus", str(tiny_corpus), "--out", str(tmp_path / "no"),
+                          "--reuse", str(other)]) == 1
+    assert not (tmp_path / "no").exists()
+    del changed["models"]["mel"]["fp32_sha256"]  # an older record: compared field by field
+    changed["models"]["mel"]["best_val_loss"] += 1
+    (other / "manifest.json").write_text(json.dumps(changed))
+    assert quantize.main(["--models", str(with_head), "--corpus", str(tiny_corpus), "--out", str(tmp_path / "no"),
+                          "--reuse", str(other)]) == 1
 
 
 def test_fusion_candidates_are_tuned_on_the_same_windows_and_scored_as_served(with_head, tiny_models, tiny_corpus,

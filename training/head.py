@@ -159,7 +159,6 @@ class Taggers:
             raise ValueError(f"a tagger is named twice ({', '.join(m.name for m in self.models)}): "
                              "its embedding would be counted twice")
         self.embedders = [Embedder(m) for m in self.models]
-        self.size = EMBEDDING_SIZE * len(self.models)
 
     def columns(self, outputs: tuple[str, ...]) -> np.ndarray:
         """Indices of the chosen outputs of every model in the side-by-side embedding (:func:`columns`)."""

@@ -2,7 +2,7 @@
 
     python -m training.quantize --models instrec/models --corpus data/synth2 --out runs/int8 \\
         [--real-audio tests/data/real] [--calibration-files 160] [--calibration minmax|percentile|entropy]
-        [--thresholds keep|tune] [--validation DIR] [--test DIR]
+        [--thresholds keep|tune] [--validation DIR] [--test DIR] [--reuse DIR]
 
 1. Calibration: the windows of ``--calibration-files`` training excerpts of the corpus the models
    were trained on (drawn with a fixed seed), computed as the recognizer computes them.
@@ -21,6 +21,13 @@
 
 ``--validation`` and ``--test`` name the splits when they are not the corpus's own (models trained on a
 corpus rendered without them and tuned on another's: the training split calibrates, these score).
+
+``--reuse DIR`` takes the int8 CNNs of an earlier quantisation of the same fp32 CNNs (``DIR``, such as
+``instrec/models/int8``) instead of quantising again: after ``training.retune`` changed only the fusion or
+the head, the int8 CNNs need not change, and min-max calibration over a corpus rendered again can land
+elsewhere. A CNN is reused only when ``DIR``'s manifest describes the same fp32 model (its ``fp32_sha256``,
+or for quantisations older than that record, every field but the quantisation's own); otherwise it is
+refused before anything is written. Both precisions are scored as above.
 
 ``--out`` gets the int8 models and a manifest (each model's ``precision``, the quantisation settings,
 the parity figures), loadable as ``Recognizer(out)`` or ``instrec --models out``, and ``report.json``.
@@ -151,12 +158,40 @@ def main(argv: list[str] | None = None) -> int:
                          "on the validation split")
     ap.add_argument("--validation", type=Path, help="validation split (default <corpus>/validation)")
     ap.add_argument("--test", type=Path, help="test split (default <corpus>/test)")
+    ap.add_argument("--reuse", type=Path, metavar="DIR",
+                    help="take the int8 CNNs of an earlier quantisation of the same fp32 CNNs (e.g. instrec/models/int8) "
+                         "instead of quantising again")
     args = ap.parse_args(argv)
     try:
         return run(args)
     except (ValueError, OSError) as exc:  # a missing split or model folder, an unreadable label file
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+
+#: the fields of an int8 model's manifest entry that quantisation writes; the rest are the fp32 model's
+QUANTISED_FIELDS = {"sha256", "bytes", "precision", "float_nodes", "fp32_sha256"}
+
+
+def reusable(folder: Path, manifest: dict, models: list[str]) -> dict:
+    """The manifest of the int8 models in ``folder``, checked to be quantisations of ``manifest``'s CNNs
+    (``models``, the head aside); ValueError naming the first that is not."""
+    old = load_manifest(folder)
+    for rep in models:
+        if rep == HEAD:
+            continue
+        mine, theirs = manifest["models"][rep], old["models"].get(rep)
+        if theirs is None or theirs.get("precision") != "int8":
+            raise ValueError(f"{folder}: no int8 {rep} model to reuse")
+        same = (theirs["fp32_sha256"] == mine["sha256"] if "fp32_sha256" in theirs else
+                {k: v for k, v in theirs.items() if k not in QUANTISED_FIELDS}
+                == {k: v for k, v in mine.items() if k not in QUANTISED_FIELDS})
+        if not same:
+            raise ValueError(f"{folder}: its {rep} model was quantised from another fp32 model than "
+                             f"{rep}'s here; quantise again without --reuse")
+        if sha256(folder / theirs["file"]) != theirs["sha256"]:
+            raise ValueError(f"{folder / theirs['file']}: its sha256 is not the one its manifest records")
+    return old
 
 
 def run(args: argparse.Namespace) -> int:
@@ -167,7 +202,8 @@ def run(args: argparse.Namespace) -> int:
     test = read_any(args.test or args.corpus / "test")
     manifest = load_manifest(args.models)
     fusion32 = Fusion.from_dict(manifest["fusion"])
-    windows = calibration_windows(args.corpus, manifest, args.calibration_files, args.seed)
+    reused = reusable(args.reuse, manifest, fusion32.models) if args.reuse else None
+    windows = calibration_windows(args.corpus, manifest, args.calibration_files, args.seed) if reused is None else None
     args.out.mkdir(parents=True, exist_ok=True)
     out_manifest = json.loads(json.dumps(manifest))
     for rep in fusion32.models:
@@ -178,18 +214,29 @@ def run(args: argparse.Namespace) -> int:
             out_manifest["models"][rep]["precision"] = "fp32"
             print(f"{rep}: {info['bytes'] / 1e6:.1f} MB fp32, kept in float")
             continue
-        kept = quantize_model(args.models / info["file"], dst, windows[rep], args.float_last_convs, args.calibration)
+        if reused is not None:
+            old = reused["models"][rep]
+            shutil.copy(args.reuse / old["file"], dst)
+            kept = old["float_nodes"]
+        else:
+            kept = quantize_model(args.models / info["file"], dst, windows[rep], args.float_last_convs, args.calibration)
         out_manifest["models"][rep].update(sha256=sha256(dst), bytes=dst.stat().st_size, precision="int8",
-                                           float_nodes=kept)
+                                           float_nodes=kept, fp32_sha256=info["sha256"])
         print(f"{rep}: {info['bytes'] / 1e6:.1f} MB fp32 -> {dst.stat().st_size / 1e6:.1f} MB int8 "
-              f"(float: {', '.join(kept)})")
-    out_manifest["quantization"] = {"format": "QDQ", "weights": "int8 per channel", "activations": "uint8",
+              f"(float: {', '.join(kept)}{'; reused from ' + str(args.reuse) if reused is not None else ''})")
+    if reused is not None:
+        out_manifest["quantization"] = {**reused["quantization"], "reused_from": str(args.reuse)}
+        out_manifest["quantization"]["thresholds"] = "the fp32 models' own"
+    else:
+        out_manifest["quantization"] = {"format": "QDQ", "weights": "int8 per channel", "activations": "uint8",
                                     "calibration": f"{args.calibration} over {len(windows[fusion32.models[0]])} windows of "
                                                    f"{args.calibration_files} training excerpts of {args.corpus.name}",
                                     "float_nodes": "first convolution, dense head"
                                     + (f", last {args.float_last_convs} convolutions" if args.float_last_convs else ""),
                                     "thresholds": "tuned for int8 on the validation split" if args.thresholds == "tune"
                                     else "the fp32 models' own"}
+    if reused is not None and args.thresholds == "tune":
+        out_manifest["quantization"]["thresholds"] = "tuned for int8 on the validation split"
     (args.out / "manifest.json").write_text(json.dumps(out_manifest, indent=1))
 
     rec32, rec8 = Recognizer(args.models), Recognizer(args.out)
