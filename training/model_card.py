@@ -140,6 +140,12 @@ def head_command(m: dict) -> list[str]:
             + f" --out {folder.group(1) if folder else 'runs/head'}"]
 
 
+def head_and_tuning_commands(m: dict) -> list[str]:
+    """The commands after the CNNs' training run: the head's fit and the retune, when they were run."""
+    tuning = (m.get("fusion_tuning") or {}).get("command")
+    return head_command(m) + ([tuning] if tuning else [])
+
+
 def intro(m: dict) -> list[str]:
     """The card's title, its opening paragraph (models, fusion) and the table of models."""
     f = m["fusion"]
@@ -250,10 +256,7 @@ def card(models: Path, run: Path, real_audio: Path | None = None) -> str:
     lines += [f"- {name}: {micro:.3f} / {macro:.3f}" for name, micro, macro in PUBLISHED]
     lines += ["", "Several published IRMAS figures were obtained with thresholds tuned on the test set; instrec "
               "tunes on validation data only.", "", "## Reproduce", "", "```bash"]
-    lines += commands(run) + head_command(m)
-    tuning = m.get("fusion_tuning") or {}
-    if tuning.get("command"):
-        lines.append(tuning["command"])
+    lines += commands(run) + head_and_tuning_commands(m)
     lines += [f"python -m training.model_card --models {models} --run {run}", "```", ""]
     for r in runs(run):
         t = r / "pipeline_times.json"
@@ -289,11 +292,10 @@ def refresh(models: Path, real_audio: Path) -> str:
     block_end = reproduce.index("```", reproduce.index("```bash") + 1)
     kept = [line for line in reproduce[reproduce.index("```bash") + 1 : block_end]
             if not line.startswith(("python -m training.head ", "python -m training.retune ", "python -m training.model_card "))]
-    tuning = m.get("fusion_tuning") or {}
     lines = intro(m) + [old[heads["Training data: synthetic"] : trained_end].rstrip("\n")]
     lines += real_section(json.loads(Path(real_audio).read_text())) + tuning_section(m)
     lines += [old[heads["What to expect on IRMAS"] : heads["Reproduce"]].rstrip("\n")]
-    lines += ["", "## Reproduce", "", "```bash", *kept, *head_command(m), *([tuning["command"]] if tuning.get("command") else []),
+    lines += ["", "## Reproduce", "", "```bash", *kept, *head_and_tuning_commands(m),
               f"python -m training.model_card --models {models} --refresh --real-audio {real_audio}", "```",
               *reproduce[block_end + 1 :]]
     return "\n".join(lines)

@@ -226,17 +226,15 @@ def run(args: argparse.Namespace) -> int:
               f"(float: {', '.join(kept)}{'; reused from ' + str(args.reuse) if reused is not None else ''})")
     if reused is not None:
         out_manifest["quantization"] = {**reused["quantization"], "reused_from": str(args.reuse)}
-        out_manifest["quantization"]["thresholds"] = "the fp32 models' own"
     else:
         out_manifest["quantization"] = {"format": "QDQ", "weights": "int8 per channel", "activations": "uint8",
-                                    "calibration": f"{args.calibration} over {len(windows[fusion32.models[0]])} windows of "
-                                                   f"{args.calibration_files} training excerpts of {args.corpus.name}",
-                                    "float_nodes": "first convolution, dense head"
-                                    + (f", last {args.float_last_convs} convolutions" if args.float_last_convs else ""),
-                                    "thresholds": "tuned for int8 on the validation split" if args.thresholds == "tune"
-                                    else "the fp32 models' own"}
-    if reused is not None and args.thresholds == "tune":
-        out_manifest["quantization"]["thresholds"] = "tuned for int8 on the validation split"
+                                        "calibration": f"{args.calibration} over {len(windows[fusion32.models[0]])} "
+                                                       f"windows of {args.calibration_files} training excerpts of "
+                                                       f"{args.corpus.name}",
+                                        "float_nodes": "first convolution, dense head"
+                                        + (f", last {args.float_last_convs} convolutions" if args.float_last_convs else "")}
+    out_manifest["quantization"]["thresholds"] = ("tuned for int8 on the validation split" if args.thresholds == "tune"
+                                                  else "the fp32 models' own")
     (args.out / "manifest.json").write_text(json.dumps(out_manifest, indent=1))
 
     rec32, rec8 = Recognizer(args.models), Recognizer(args.out)
