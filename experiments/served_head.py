@@ -1,11 +1,12 @@
 """The musicnn head served as the fusion's fourth model, checked on sources never heard.
 
     python -m experiments.served_head --split runs/lolo-clip --validation data/synth3/validation \\
-        [--cache runs/cache/musicnn] [--head-weight 0.4 ...] [--c 0.01] [--out served.json]
+        [--cache runs/cache/musicnn] [--head-weight 0.4 ...] [--c 0.01] [--tagger MODEL.onnx ...] [--out served.json]
 
 ``--split`` is a folder written by :mod:`experiments.leave_one_out` with ``--representation fused`` (its
 CNNs exported in ``<split>/onnx``). The head is fitted on the split's ``train`` excerpts
-(:mod:`training.head`, into ``<split>/head``) and added to the split's CNNs by :mod:`training.retune`
+(:mod:`training.head`, into ``<split>/head``; on the musicnn models ``--tagger`` names, side by side, the
+shipped MagnaTagATune model by default) and added to the split's CNNs by :mod:`training.retune`
 (``--head``, rule "mean", aggregation S1, into ``<split>/with-head``), as the shipped models were made.
 Then every held-out file (``held``: songs, ``held-notes``: single notes) is asked through that recognizer,
 and its window probabilities are decided on by each fusion: the split's own (the CNNs' "and", tuned on
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments.pretrained_head import CHECKED, first_right
+from instrec.embedding import MODEL
 from instrec.fusion import Fusion
 from instrec.labels import CODES
 from instrec.recognizer import HEAD, Recognizer, load_manifest
@@ -34,15 +36,22 @@ from training.real_audio import read_labels
 from training.thresholds import tune_fusion
 
 
+def folder_suffix(c: float, taggers: tuple[Path, ...]) -> str:
+    """What names the head's and the recognizer's folders in the split apart from the default head's: the
+    regularisation, and the taggers' file names when they are not the shipped MagnaTagATune model alone."""
+    suffix = "" if c == head.C else f"-c{c:g}"
+    return suffix if tuple(map(Path, taggers)) == (MODEL,) else suffix + "-" + "+".join(Path(t).stem for t in taggers)
+
+
 def run(split: Path, validation: Path, cache: Path | None = None, weights: tuple[float, ...] = (),
-        c: float = head.C) -> dict:
+        c: float = head.C, taggers: tuple[Path, ...] = (MODEL,)) -> dict:
     split = Path(split)
     checked = [name for name in CHECKED if (split / name).is_dir()]
     if not checked or not (split / "onnx" / "manifest.json").exists():
         raise ValueError(f"{split}: no held-out folder or no exported CNNs (<split>/onnx); "
                          "run experiments.leave_one_out --representation fused first")
-    suffix = "" if c == head.C else f"-c{c:g}"  # another regularisation: beside the default's folders
-    head.export([split / "train"], split / f"head{suffix}", c=c, cache=cache)
+    suffix = folder_suffix(c, taggers)  # another head: beside the default's folders
+    head.export([split / "train"], split / f"head{suffix}", c=c, cache=cache, taggers=tuple(taggers))
     with_head = split / f"with-head{suffix}"
     retune.retune(split / "onnx", [Path(validation)], with_head, rule="mean", aggregation="S1",
                   head=split / f"head{suffix}")
@@ -59,7 +68,8 @@ def run(split: Path, validation: Path, cache: Path | None = None, weights: tuple
                **{f"four_mean_head_{w:g}": tune_fusion(s1, y, four.models, "mean", "S1", quiet_db=own.quiet_db,
                                                        weights=retune.head_weights(four.models, w))
                   for w in weights}}
-    result: dict = {"split": str(split), "validation": str(validation), "c": c, "fusions": {k: f.to_dict() for k, f in fusions.items()}}
+    result: dict = {"split": str(split), "validation": str(validation), "c": c,
+                    "taggers": [Path(t).name for t in taggers], "fusions": {k: f.to_dict() for k, f in fusions.items()}}
     for name in checked:
         labelled = read_labels(split / name)
         truth = np.array([CODES.index(code) for _, code in labelled])
@@ -79,10 +89,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--c", type=float, default=head.C,
                     help=f"the head's inverse regularisation (default {head.C:g}; another writes <split>/head-cC "
                          "and <split>/with-head-cC)")
+    ap.add_argument("--tagger", type=Path, action="append", default=[],
+                    help=f"a musicnn model in ONNX whose embedding the head sees; repeated, side by side (default "
+                         f"the shipped {MODEL.name}; another set writes <split>/head[-cC]-<names> and "
+                         "<split>/with-head[-cC]-<names>)")
     ap.add_argument("--out", type=Path, help="write the figures here (JSON)")
     args = ap.parse_args(argv)
     try:
-        result = run(args.split, args.validation, args.cache, tuple(args.head_weight), args.c)
+        result = run(args.split, args.validation, args.cache, tuple(args.head_weight), args.c,
+                     tuple(args.tagger) or (MODEL,))
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from instrec.embedding import MODEL, MSD_MODEL
 from instrec.labels import CODES
 from training.datasets import read_training
 
@@ -193,7 +194,6 @@ def test_pretrained_head_on_two_taggers_side_by_side(tmp_path):
     from onnx import numpy_helper
 
     from experiments.pretrained_head import run
-    from instrec.embedding import MODEL
     from tests.conftest import tones_and_noise
     from training.head import Taggers
 
@@ -296,6 +296,16 @@ def test_pretrained_head_beside_the_fused_cnns_on_a_split(tiny_corpus, tiny_mode
     assert "no held-out folder" in capsys.readouterr().err
 
 
+def test_served_head_names_each_head_folder_by_its_regularisation_and_taggers():
+    from experiments.served_head import folder_suffix
+    from training.head import C
+
+    assert folder_suffix(C, (MODEL,)) == ""
+    assert folder_suffix(0.1, (MODEL,)) == "-c0.1"
+    assert folder_suffix(C, (MODEL, MSD_MODEL)) == "-musicnn_mtt+musicnn_msd"
+    assert folder_suffix(0.003, (MSD_MODEL,)) == "-c0.003-musicnn_msd"
+
+
 def test_served_head_decides_the_held_out_files_with_each_fusion(tiny_corpus, tiny_models, tmp_path, capsys):
     import shutil
 
@@ -308,8 +318,9 @@ def test_served_head_decides_the_held_out_files_with_each_fusion(tiny_corpus, ti
     split = tmp_path / "lolo"
     plan = split_by_source(tiny_corpus, split)
     shutil.copytree(tiny_models, split / "onnx")  # the split's CNNs, as --representation fused exports them
+    # the head on musicnn's Million Song Dataset model instead of the default MagnaTagATune one
     assert main(["--split", str(split), "--validation", str(tiny_corpus / "validation"), "--head-weight", "0.5",
-                 "--c", "0.1", "--out", str(tmp_path / "served.json")]) == 0
+                 "--c", "0.1", "--tagger", str(MSD_MODEL), "--out", str(tmp_path / "served.json")]) == 0
     result = json.loads((tmp_path / "served.json").read_text())
     assert set(result["held"]) == {"own", "cnns_and", "cnns_mean", "four_mean", "four_mean_head_0.5", "head_alone"}
     assert result["fusions"]["four_mean_head_0.5"]["weights"] == pytest.approx({"mel": 1 / 6, "modgd": 1 / 6,
@@ -318,10 +329,11 @@ def test_served_head_decides_the_held_out_files_with_each_fusion(tiny_corpus, ti
     assert result["fusions"]["four_mean"]["models"] == ["mel", "modgd", "cqt", "musicnn"]
     # the four models' figure is what the models the experiment made answer, file by file
     labelled = read_labels(split / "held")
-    # a regularisation other than the default's is fitted and served beside the default's folders
-    assert json.loads((split / "head-c0.1" / "head.json").read_text())["c"] == 0.1 and result["c"] == 0.1
+    # another regularisation and tagger are fitted and served beside the default's folders
+    fitted = json.loads((split / "head-c0.1-musicnn_msd" / "head.json").read_text())
+    assert fitted["c"] == 0.1 == result["c"] and [t["file"] for t in fitted["taggers"]] == result["taggers"] == [MSD_MODEL.name]
     assert not (split / "head").exists()
-    rec = Recognizer(split / "with-head-c0.1")
+    rec = Recognizer(split / "with-head-c0.1-musicnn_msd")
     scores = np.array([[rec.predict(p).scores[c] for c in CODES] for p, _ in labelled])
     expected = first_right(scores, np.array([CODES.index(c) for _, c in labelled]))
     assert result["held"]["four_mean"]["correct"] == expected["correct"]

@@ -227,7 +227,7 @@ def test_the_model_card_describes_the_head_and_how_the_fusion_was_tuned(with_hea
     (with_head / "MODEL_CARD.md").write_text(text)
 
 
-def test_quantising_models_with_the_head_keeps_it_in_float(with_head, tiny_corpus, tmp_path):
+def test_quantising_models_with_the_head_keeps_it_in_float(with_head, tiny_corpus, tmp_path, capsys):
     from training import quantize
 
     out = tmp_path / "int8"
@@ -266,6 +266,27 @@ def test_quantising_models_with_the_head_keeps_it_in_float(with_head, tiny_corpu
     (other / "manifest.json").write_text(json.dumps(changed))
     assert quantize.main(["--models", str(with_head), "--corpus", str(tiny_corpus), "--out", str(tmp_path / "no"),
                           "--reuse", str(other)]) == 1
+    # an int8 CNN of the earlier rule, which named only the first convolution and the dense layers: onnxruntime
+    # runs that convolution as an integer one all the same, so it is refused, and the error says so
+    import onnx
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    older = tmp_path / "older-int8"
+    shutil.copytree(out, older)
+    graph = onnx.load(str(with_head / "mel.onnx")).graph
+    nodes = graph.node
+    first_and_dense = [n.name for n in nodes if n.op_type == "Conv"][:1] + [n.name for n in nodes if n.op_type == "Gemm"]
+    windows = quantize.calibration_windows(tiny_corpus, manifest, 4)["mel"]
+    quantize_static(str(with_head / "mel.onnx"), str(older / "mel.onnx"), quantize._Reader(graph.input[0].name, windows),
+                    quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8, nodes_to_exclude=first_and_dense)
+    assert first_and_dense[0] in quantize.integer_nodes(older / "mel.onnx")
+    old_rule = json.loads((older / "manifest.json").read_text())
+    old_rule["models"]["mel"].update(sha256=sha256(older / "mel.onnx"), float_nodes=first_and_dense)
+    (older / "manifest.json").write_text(json.dumps(old_rule))
+    assert quantize.main(["--models", str(with_head), "--corpus", str(tiny_corpus), "--out", str(tmp_path / "no"),
+                          "--reuse", str(older)]) == 1
+    assert "integer operators" in capsys.readouterr().err and not (tmp_path / "no").exists()
 
 
 def test_fusion_candidates_are_tuned_on_the_same_windows_and_scored_as_served(with_head, tiny_models, tiny_corpus,

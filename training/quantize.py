@@ -8,9 +8,11 @@
    were trained on (drawn with a fixed seed), computed as the recognizer computes them.
 2. onnxruntime's ``quantize_static``: QDQ format, weights int8 per output channel, activations uint8
    (what x86 int8 kernels take), calibrated over those windows (min-max by default; onnxruntime's
-   percentile or entropy calibration on request). The first convolution and the dense head (the Gemm
-   layers) stay in float: they are small, and the most sensitive to rounding. A musicnn head in the
-   fusion (``training.retune --head``) is copied in float as it is.
+   percentile or entropy calibration on request). The input normalisation with the first convolution, and
+   the head from its pooling on (the Gemm layers), stay in float: they are small, and the most sensitive
+   to rounding. Each int8 model is then opened as onnxruntime serves it, and refused if onnxruntime runs
+   one of those nodes as an integer operator (:func:`float_nodes` says why it could). A musicnn head in
+   the fusion (``training.retune --head``) is copied in float as it is.
 3. Thresholds: the fp32 models' own (default), so that only the rounding can change a decision; or,
    with ``--thresholds tune``, tuned again for the int8 models on the corpus's validation split (same
    rule and aggregation, as :mod:`training.thresholds` does for trained runs). Re-tuning on the 150
@@ -88,13 +90,27 @@ class _Reader:
         return next(self.items, None)
 
 
+#: the operators that begin a CNN's head: the pooling over time and frequency, and the dense layers
+HEAD_OPS = ("ReduceMax", "ReduceMean", "GlobalMaxPool", "GlobalAveragePool", "Flatten", "Gemm", "MatMul")
+
+
 def float_nodes(model_path: Path, last_convs: int = 0) -> list[str]:
-    """Nodes kept in float: the first convolution, the ``last_convs`` last ones, and the dense head."""
+    """Nodes kept in float: the input normalisation and the first convolution, the ``last_convs`` last
+    convolutions, and the head from its pooling on (:data:`HEAD_OPS`).
+
+    Keeping a float node's neighbours in float too matters: onnxruntime (1.2x and later) quantises the
+    weights of a float Conv or Gemm that sits between a DequantizeLinear and a QuantizeLinear itself, when
+    it optimises the session, so a first convolution named alone is run as an integer convolution all
+    the same. On an AVX2 processor without AVX-512 that integer convolution of the one-channel input
+    moved the mel CNN's probabilities by up to 0.8 (docs/performance.md).
+    """
     import onnx
 
-    nodes = onnx.load(str(model_path)).graph.node
-    convs = [n.name for n in nodes if n.op_type == "Conv"]
-    return convs[:1] + (convs[-last_convs:] if last_convs else []) + [n.name for n in nodes if n.op_type in ("Gemm", "MatMul")]
+    nodes = list(onnx.load(str(model_path)).graph.node)
+    conv_at = [k for k, n in enumerate(nodes) if n.op_type == "Conv"]
+    head_at = next((k for k, n in enumerate(nodes) if k > conv_at[-1] and n.op_type in HEAD_OPS), len(nodes))
+    kept = nodes[: conv_at[0] + 1] + [nodes[k] for k in (conv_at[-last_convs:] if last_convs else [])] + nodes[head_at:]
+    return [n.name for n in kept]
 
 
 #: ``--calibration`` choices: onnxruntime's calibration methods.
@@ -115,6 +131,21 @@ def quantize_model(src: Path, dst: Path, windows: np.ndarray, last_convs: int = 
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=getattr(CalibrationMethod, CALIBRATIONS[calibration]), nodes_to_exclude=keep)
     return keep
+
+
+def integer_nodes(model_path: Path) -> set[str]:
+    """Names of the nodes that onnxruntime runs as integer operators (QLinearConv, QGemm, ...) once it has
+    fused a QDQ model's quantise and dequantise pairs into them, as every session it opens does."""
+    import onnx
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as tmp:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED  # where QDQ fusion happens
+        options.optimized_model_filepath = str(Path(tmp) / "optimised.onnx")
+        ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        nodes = onnx.load(options.optimized_model_filepath).graph.node
+    return {n.name for n in nodes if n.op_type.startswith(("QLinear", "QGemm", "MatMulInteger", "ConvInteger"))}
 
 
 def window_scores(rec: Recognizer, paths: list[Path], what: str) -> WindowScores:
@@ -191,6 +222,10 @@ def reusable(folder: Path, manifest: dict, models: list[str]) -> dict:
                              f"{rep}'s here; quantise again without --reuse")
         if sha256(folder / theirs["file"]) != theirs["sha256"]:
             raise ValueError(f"{folder / theirs['file']}: its sha256 is not the one its manifest records")
+        if integer := integer_nodes(folder / theirs["file"]) & set(theirs["float_nodes"]):
+            raise ValueError(f"{folder / theirs['file']}: onnxruntime runs {', '.join(sorted(integer))} as integer "
+                             "operators, though they are meant to stay in float (a quantisation older than "
+                             "float_nodes' rule); quantise again without --reuse")
     return old
 
 
@@ -220,6 +255,9 @@ def run(args: argparse.Namespace) -> int:
             kept = old["float_nodes"]
         else:
             kept = quantize_model(args.models / info["file"], dst, windows[rep], args.float_last_convs, args.calibration)
+            if integer := integer_nodes(dst) & set(kept):
+                raise ValueError(f"{dst}: onnxruntime runs {', '.join(sorted(integer))} as integer operators, "
+                                 "though they are meant to stay in float")
         out_manifest["models"][rep].update(sha256=sha256(dst), bytes=dst.stat().st_size, precision="int8",
                                            float_nodes=kept, fp32_sha256=info["sha256"])
         print(f"{rep}: {info['bytes'] / 1e6:.1f} MB fp32 -> {dst.stat().st_size / 1e6:.1f} MB int8 "
@@ -231,7 +269,7 @@ def run(args: argparse.Namespace) -> int:
                                         "calibration": f"{args.calibration} over {len(windows[fusion32.models[0]])} "
                                                        f"windows of {args.calibration_files} training excerpts of "
                                                        f"{args.corpus.name}",
-                                        "float_nodes": "first convolution, dense head"
+                                        "float_nodes": "input normalisation and first convolution, pooling and dense head"
                                         + (f", last {args.float_last_convs} convolutions" if args.float_last_convs else "")}
     out_manifest["quantization"]["thresholds"] = ("tuned for int8 on the validation split" if args.thresholds == "tune"
                                                   else "the fp32 models' own")
