@@ -341,3 +341,53 @@ def test_served_head_decides_the_held_out_files_with_each_fusion(tiny_corpus, ti
     shutil.rmtree(split / "onnx")
     assert main(["--split", str(split), "--validation", str(tiny_corpus / "validation")]) == 1
     assert "no exported CNNs" in capsys.readouterr().err
+
+
+def test_head_variants_weigh_sources_alike_and_project_out_where_they_differ():
+    from experiments.head_variants import nuisance_directions, source_weights
+
+    y = np.array([0, 0, 0, 1, 1])
+    sources = np.array(["a", "a", "b", "c", "d"])
+    w = source_weights(y, sources)
+    assert w.mean() == pytest.approx(1.0)
+    assert w[:2].sum() == pytest.approx(w[2]) and w[3] == pytest.approx(w[4])  # each source of a class alike
+    assert w[:3].sum() / w[3:].sum() == pytest.approx(3 / 2)  # each class as much as its files
+    # two classes apart along the first axis, two sources of each apart along the second: the direction that
+    # separates the sources is the second axis, and once it is projected out the sources' means coincide
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 40)
+    sources = np.tile(np.repeat(["p", "q"], 20), 2)
+    z = np.zeros((80, 5))
+    z[:, 0] = np.where(y == 0, -3.0, 3.0)
+    z[:, 1] = np.where(sources == "p", -1.0, 1.0)
+    z += 0.01 * rng.standard_normal(z.shape)
+    v = nuisance_directions(z, y, sources, 1)
+    assert abs(v[0, 1]) > 0.99 and np.linalg.norm(v[0]) == pytest.approx(1.0)
+    projected = z - (z @ v.T) @ v
+    for c in (0, 1):
+        means = [projected[(y == c) & (sources == s)].mean(axis=0) for s in ("p", "q")]
+        assert np.abs(means[0] - means[1]).max() < 0.02
+    np.testing.assert_allclose(projected[:, 0], z[:, 0], atol=0.02)  # what tells the classes apart is kept
+
+
+def test_head_variants_on_a_split_of_the_tiny_corpus(tiny_corpus, tmp_path, capsys):
+    from experiments.head_variants import main
+    from experiments.leave_one_out import split_by_source
+    from experiments.pretrained_head import run
+    from tests.conftest import REAL_AUDIO
+
+    split = tmp_path / "lolo"
+    split_by_source(tiny_corpus, split)
+    cache = tmp_path / "cache"
+    assert main(["--split", str(split), "--corpus", str(tiny_corpus), "--real-audio", str(REAL_AUDIO),
+                 "--cache", str(cache), "--c", "0.1", "--nuisance", "2", "--out", str(tmp_path / "v.json")]) == 0
+    result = json.loads((tmp_path / "v.json").read_text())
+    assert set(result["held"]) == {"head", "sources_balanced", "nuisance_2", "lda"}  # one tagger: no product
+    assert result["real"]["head"]["n"] == 31 and result["sources"] >= 2 * len(result["held"]["head"]["per_class"])
+    # the shipped head's figures are experiments.pretrained_head's for the same split
+    shipped = run(split, real_audio=REAL_AUDIO, c=0.1, cache=cache)
+    assert result["held"]["head"] == shipped["held"]["head"] and result["real"]["head"] == shipped["real"]["head"]
+    assert "held       lda" in capsys.readouterr().out
+    # the corpus the split's files link into must be named, and must be a rendered corpus
+    assert main(["--split", str(split), "--corpus", str(tmp_path)]) == 1
+    assert "corpus.json" in capsys.readouterr().err
