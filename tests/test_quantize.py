@@ -60,3 +60,22 @@ def test_quantize_keeping_the_fp32_thresholds(tiny_models, tiny_corpus, tmp_path
     assert report["synthetic_test"] == report["with_fp32_thresholds"]["synthetic_test"]
     assert "real" not in report
     assert report["synthetic_test"]["n_files"] == len(read_any(tiny_corpus / "test"))
+
+
+def test_float_nodes_leave_no_float_node_between_quantised_tensors():
+    # the shipped fp32 mel CNN: input normalisation, the first convolution, and the head from its pooling on
+    import onnx
+
+    from instrec.recognizer import PRECISIONS
+
+    path = PRECISIONS["fp32"] / "mel.onnx"
+    nodes = onnx.load(str(path)).graph.node
+    op = {n.name: n.op_type for n in nodes}
+    assert [op[n] for n in quantize.float_nodes(path)] == ["Sub", "Div", "Mul", "Conv", "ReduceMax", "Gemm",
+                                                           "LeakyRelu", "Gemm", "Softmax"]
+    # with the last two convolutions, everything from the second-last convolution on
+    kept = quantize.float_nodes(path, last_convs=2)
+    convs = [n.name for n in nodes if n.op_type == "Conv"]
+    assert kept[:4] == quantize.float_nodes(path)[:4] and kept[4] == convs[-2]
+    assert kept[4:] == [n.name for n in nodes][[n.name for n in nodes].index(convs[-2]):]
+    assert quantize.float_nodes(path, last_convs=99) == [n.name for n in nodes]  # every node: nothing quantised

@@ -95,8 +95,8 @@ HEAD_OPS = ("ReduceMax", "ReduceMean", "GlobalMaxPool", "GlobalAveragePool", "Fl
 
 
 def float_nodes(model_path: Path, last_convs: int = 0) -> list[str]:
-    """Nodes kept in float: the input normalisation and the first convolution, the ``last_convs`` last
-    convolutions, and the head from its pooling on (:data:`HEAD_OPS`).
+    """Nodes kept in float: the input normalisation and the first convolution, and the head from its pooling
+    on (:data:`HEAD_OPS`), or with ``last_convs`` everything from the ``last_convs``-th last convolution on.
 
     Keeping a float node's neighbours in float too matters: onnxruntime (1.2x and later) quantises the
     weights of a float Conv or Gemm that sits between a DequantizeLinear and a QuantizeLinear itself, when
@@ -109,8 +109,11 @@ def float_nodes(model_path: Path, last_convs: int = 0) -> list[str]:
     nodes = list(onnx.load(str(model_path)).graph.node)
     conv_at = [k for k, n in enumerate(nodes) if n.op_type == "Conv"]
     head_at = next((k for k, n in enumerate(nodes) if k > conv_at[-1] and n.op_type in HEAD_OPS), len(nodes))
-    kept = nodes[: conv_at[0] + 1] + [nodes[k] for k in (conv_at[-last_convs:] if last_convs else [])] + nodes[head_at:]
-    return [n.name for n in kept]
+    if not last_convs:
+        tail_at = head_at
+    else:  # from the last_convs-th last convolution on; every convolution named leaves nothing to quantise
+        tail_at = conv_at[-last_convs] if last_convs < len(conv_at) - 1 else conv_at[0] + 1
+    return [n.name for n in nodes[: conv_at[0] + 1] + nodes[tail_at:]]
 
 
 #: ``--calibration`` choices: onnxruntime's calibration methods.
@@ -181,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--real-audio", type=Path, help="folder of real recordings with labels.csv")
     ap.add_argument("--calibration-files", type=int, default=160)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--float-last-convs", type=int, default=0, help="also keep this many last convolutions in float")
+    ap.add_argument("--float-last-convs", type=int, default=0,
+                    help="also keep this many last convolutions in float, with everything after them")
     ap.add_argument("--calibration", choices=tuple(CALIBRATIONS), default="minmax",
                     help="how activation ranges are calibrated (default minmax)")
     ap.add_argument("--thresholds", choices=("keep", "tune"), default="keep",
