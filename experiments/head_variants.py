@@ -32,10 +32,10 @@ from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.linear_model import LogisticRegression
 
 from corpus.subset import lead_sources
-from experiments.pretrained_head import CHECKED, first_right
+from experiments.pretrained_head import CHECKED, first_right, print_first_right
 from instrec.embedding import EMBEDDING_SIZE, MODEL
 from instrec.labels import CODES
-from training.head import C, FlooredScaler, Taggers, class_probabilities, fit_head
+from training.head import C, Taggers, class_probabilities, fit_head
 
 #: ``--nuisance`` default: the counts of directions projected out
 NUISANCE = (5, 10, 20)
@@ -83,9 +83,9 @@ def _all_classes(probabilities: np.ndarray, classes: np.ndarray) -> np.ndarray:
 def fit_variants(x: np.ndarray, y: np.ndarray, sources: np.ndarray, n_taggers: int, c: float = C,
                  nuisance: tuple[int, ...] = NUISANCE) -> dict:
     """Variant name -> a function from embeddings (m, EMBEDDING_SIZE * n_taggers) to (m, 11) probabilities."""
-    scaler = FlooredScaler().fit(x)
-    z = scaler.transform(x)
     shipped = fit_head(x, y, c)
+    scaler = shipped[0]  # its FlooredScaler: every variant sees the same standardised embedding
+    z = scaler.transform(x)
     variants = {"head": lambda a: class_probabilities(shipped, a)}
     balanced = LogisticRegression(C=c, max_iter=3000).fit(z, y, sample_weight=source_weights(y, sources))
     variants["sources_balanced"] = lambda a: _all_classes(balanced.predict_proba(scaler.transform(a)), balanced.classes_)
@@ -151,11 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    for name in (*CHECKED, "real"):
-        for variant, f in result.get(name, {}).items():
-            classes = " ".join(f"{k} {v:.2f}" for k, v in f["per_class"].items())
-            print(f"{name:10s} {variant:18s} mean over classes {f['mean_over_classes']:.3f}, "
-                  f"{f['correct']} / {f['n']} right ({classes})")
+    print_first_right(result, width=18)
     if args.out:
         args.out.write_text(json.dumps(result, indent=1))
     return 0

@@ -58,6 +58,16 @@ def first_right(scores: np.ndarray, y: np.ndarray) -> dict:
             "correct": int((top == y).sum()), "n": len(y)}
 
 
+def print_first_right(result: dict, width: int = 16) -> None:
+    """One line per checked folder and ranker of ``result`` (:func:`first_right` figures under
+    ``result[folder][ranker]``): the mean over classes, the right files and each class's share."""
+    for name in (*CHECKED, "real"):
+        for ranker, f in result.get(name, {}).items():
+            classes = " ".join(f"{k} {v:.2f}" for k, v in f["per_class"].items())
+            print(f"{name:10s} {ranker:{width}s} mean over classes {f['mean_over_classes']:.3f}, "
+                  f"{f['correct']} / {f['n']} right ({classes})")
+
+
 def top_among_true(scores: np.ndarray, truth: np.ndarray) -> dict:
     """Share of files whose top class is one of their (multi-hot) true classes."""
     top = np.asarray(scores).argmax(axis=1)
@@ -174,11 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    for name in (*CHECKED, "real"):
-        for ranker, f in result.get(name, {}).items():
-            classes = " ".join(f"{k} {v:.2f}" for k, v in f["per_class"].items())
-            print(f"{name:10s} {ranker:16s} mean over classes {f['mean_over_classes']:.3f}, "
-                  f"{f['correct']} / {f['n']} right ({classes})")
+    print_first_right(result)
     for ranker, f in {k: v for k, v in result.get("songs", {}).items() if k not in ("data", "presence")}.items():
         print(f"songs      {ranker:16s} top class among the true ones for {f['correct']} / {f['n']} ({f['share']:.3f})")
     if "presence" in result.get("songs", {}):
