@@ -109,7 +109,7 @@ def stages(models: Path, clip: Path, repeats: int) -> dict[str, float]:
 
         def musicnn_patches():
             with runtime.compute_threads(rec.threads):
-                windows[HEAD] = window_patches(y, rec.params)
+                windows[HEAD] = window_patches(y, rec.params, rec.head_stride)
         out[f"features {HEAD}"] = ms(musicnn_patches)
         out[f"model {HEAD}"] = ms(lambda: rec._run(rec.head, windows[HEAD]))  # in the recognizer's batches
     return out
@@ -120,7 +120,7 @@ def straightforward_runner(models: Path):
     import torch
     from bench_features import straightforward_chroma, straightforward_mel, straightforward_modgd
 
-    from instrec.audio import pad_to_windows
+    from instrec.audio import n_windows, pad_to_windows
     from instrec.features import windows
     from instrec.fusion import Fusion, aggregate
     from training.models import InstrumentCNN
@@ -136,7 +136,8 @@ def straightforward_runner(models: Path):
     if HEAD in fusion.models:  # musicnn has no other implementation here: the same ONNX model on the same patches
         import onnxruntime as ort
 
-        from instrec.embedding import window_patches
+        from instrec.embedding import WindowPatches, window_patches
+        stride = manifest["models"][HEAD].get("stride", 1)
         head = ort.InferenceSession(str(models / manifest["models"][HEAD]["file"]), providers=["CPUExecutionProvider"])
 
     def run(path):
@@ -144,9 +145,10 @@ def straightforward_runner(models: Path):
         y = y / np.max(np.abs(y))
         scores = {}
         if head is not None:
-            patches = window_patches(y)
+            patches = window_patches(y, stride=stride)
             probs = [head.run(None, {"mel:0": patches[i : i + HEAD_BATCH]})[0] for i in range(0, len(patches), HEAD_BATCH)]
-            scores[HEAD] = aggregate(np.concatenate(probs), fusion.aggregation)
+            spread = WindowPatches(stride=stride).spread(np.concatenate(probs), n_windows(len(y)))
+            scores[HEAD] = aggregate(spread, fusion.aggregation)
         y = pad_to_windows(y)
         for rep, fn in funcs.items():
             x = torch.from_numpy(windows(fn(y)))

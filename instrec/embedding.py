@@ -14,10 +14,11 @@ mel power spectrogram of 16 kHz audio (512-point FFT, hop 256), compressed as ``
 cut into 3-second patches of 187 frames. Patches start every second, so a file gives one patch per second
 as the CNNs give one window per second, less two; a file under 3 seconds is repeated to fill one.
 
-Served beside the CNNs (:class:`WindowPatches`), every 1-second window of :func:`instrec.audio.n_windows`
-gets its own patch: the 3 seconds around it (the second before, the window, the second after), moved
-inside the signal at its ends, so the patch of a window is the same whether the file was decoded at once
-or streamed in blocks.
+Served beside the CNNs (:class:`WindowPatches`), the 1-second windows of :func:`instrec.audio.n_windows`
+are taken ``stride`` at a time (the manifest's ``models.musicnn.stride``: 1, or 3 for patches that tile
+the signal), and each group gets the patch of the 3 seconds around its second window (the second before,
+the window, the second after), moved inside the signal at its ends, so a patch is the same whether the
+file was decoded at once or streamed in blocks.
 """
 
 from __future__ import annotations
@@ -76,27 +77,37 @@ def patches(y: np.ndarray, *, sr: int) -> np.ndarray:
 
 
 class WindowPatches:
-    """One musicnn patch per analysis window of a prepared signal that arrives in blocks.
+    """One musicnn patch per group of ``stride`` analysis windows of a prepared signal that arrives in blocks.
 
-    Window ``i`` of :func:`instrec.audio.n_windows` (samples ``[i W, (i + 1) W)``, ``W`` the window's samples,
-    about a second) gets the
-    patch of the 3 seconds ``[(i - 1) W, (i + 2) W)``, moved to start at 0 for the first window and to end
-    with the signal for the last ones; a signal under 3 seconds gives every window :func:`patches`' one tiled
-    patch. Each patch is computed from its own 3 seconds alone, so the answer does not depend on the blocks.
-    :meth:`watch` passes blocks through while keeping what the next patches need (3 windows, and what has
-    arrived since :meth:`ready` was last called); :meth:`ready` gives the patches that are complete,
-    :meth:`finish` the rest.
+    Window ``i`` of :func:`instrec.audio.n_windows` holds samples ``[i W, (i + 1) W)`` (``W`` the window's
+    samples, about a second). Windows are taken ``stride`` at a time (the last group may be shorter), and
+    group ``g`` gets the patch of its middle window ``a = g stride + stride // 2`` (the last window when
+    the signal ends before it): the 3 seconds ``[(a - 1) W, (a + 2) W)``, moved to start at 0 for the first
+    window and to end with the signal for the last ones. With ``stride`` 1 every window has its own patch;
+    with 3 the patches tile the signal without overlapping, a third of the patches to compute. A signal
+    under 3 seconds gives every group :func:`patches`' one tiled patch. Each patch is computed from its own
+    3 seconds alone, so the answer does not depend on the blocks. :meth:`watch` passes blocks through
+    while keeping what the next patches need (3 windows, and what has arrived since :meth:`ready` was last
+    called); :meth:`ready` gives the patches that are complete, :meth:`finish` the rest, and
+    :meth:`spread` gives each window its group's values.
     """
 
     SPAN = 3  #: windows in a patch
 
-    def __init__(self, params: FeatureParams = DEFAULT):
+    def __init__(self, params: FeatureParams = DEFAULT, stride: int = 1):
+        if not isinstance(stride, int) or not 1 <= stride <= self.SPAN:
+            raise ValueError(f"a patch serves 1 to {self.SPAN} windows, not {stride!r}")
         self.params = params
+        self.stride = stride
         self.W = params.window_samples
         self.total = 0  # samples seen
-        self.next = 0  # next window to give a patch
+        self.next = 0  # next group of windows to give a patch
         self._buffer = np.zeros(0, np.float32)
         self._start = 0  # absolute index of _buffer[0]
+
+    def _middle(self, group: int) -> int:
+        """The window whose 3 seconds are group ``group``'s patch, before the signal's end is known."""
+        return group * self.stride + self.stride // 2
 
     def watch(self, blocks):
         for block in blocks:
@@ -111,36 +122,46 @@ class WindowPatches:
         return patches(segment, sr=self.params.sample_rate)[0]
 
     def _drop(self) -> None:
-        keep = min(max(self.next - 1, 0) * self.W, self.total - self.SPAN * self.W)
+        keep = min(max(self._middle(self.next) - 1, 0) * self.W, self.total - self.SPAN * self.W)
         if keep > self._start:
             self._buffer, self._start = self._buffer[keep - self._start :], keep
 
     def ready(self) -> np.ndarray:
-        """(k, 187, 96) patches of the next windows whose 3 seconds have all arrived."""
+        """(k, 187, 96) patches of the next groups whose 3 seconds have all arrived."""
         out = []
-        while (start := max(self.next - 1, 0) * self.W) + self.SPAN * self.W <= self.total:
+        while (start := max(self._middle(self.next) - 1, 0) * self.W) + self.SPAN * self.W <= self.total:
             out.append(self._patch(start))
             self.next += 1
         self._drop()
         return np.stack(out) if out else np.zeros((0, PATCH_FRAMES, N_MELS), np.float32)
 
     def finish(self) -> np.ndarray:
-        """(k, 187, 96) patches of the windows left, once the whole signal has arrived."""
+        """(k, 187, 96) patches of the groups left, once the whole signal has arrived."""
         n = n_windows(self.total, self.params)
+        groups = -(-n // self.stride)
         if self.total < self.SPAN * self.W:
             if not self.total:
                 raise AudioError("no samples to embed")
-            out = [patches(self._buffer, sr=self.params.sample_rate)[0]] * (n - self.next)  # nothing was dropped
+            out = [patches(self._buffer, sr=self.params.sample_rate)[0]] * (groups - self.next)  # nothing was dropped
         else:
             last = self.total - self.SPAN * self.W
-            out = [self._patch(min(max(i - 1, 0) * self.W, last)) for i in range(self.next, n)]
-        self.next = n
+            out = [self._patch(min(max(min(self._middle(g), n - 1) - 1, 0) * self.W, last))
+                   for g in range(self.next, groups)]
+        self.next = groups
         return np.stack(out) if out else np.zeros((0, PATCH_FRAMES, N_MELS), np.float32)
 
+    def spread(self, values: np.ndarray, n_windows: int) -> np.ndarray:
+        """(groups, ...) values, one per patch -> (n_windows, ...): each window its group's."""
+        values = np.asarray(values)
+        if len(values) != -(-n_windows // self.stride):
+            raise ValueError(f"{len(values)} patches' values for {n_windows} windows {self.stride} at a time")
+        return np.repeat(values, self.stride, axis=0)[:n_windows]
 
-def window_patches(y: np.ndarray, params: FeatureParams = DEFAULT) -> np.ndarray:
-    """(n_windows, 187, 96): the patch of every analysis window of a whole prepared signal (:class:`WindowPatches`)."""
-    windows = WindowPatches(params)
+
+def window_patches(y: np.ndarray, params: FeatureParams = DEFAULT, stride: int = 1) -> np.ndarray:
+    """(groups, 187, 96): the patch of every group of ``stride`` analysis windows of a whole prepared signal
+    (:class:`WindowPatches`; with ``stride`` 1, one per window)."""
+    windows = WindowPatches(params, stride)
     for _ in windows.watch([y]):
         pass
     return np.concatenate([windows.ready(), windows.finish()])

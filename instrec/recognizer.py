@@ -13,8 +13,8 @@ shared and mutable).
 Long audio (over ``whole_file_s``) is processed in chunks of ``stream_chunk_windows`` windows with 2 s of real audio as context
 on both sides, so peak memory does not grow with duration beyond the per-window results; the
 chunk boundaries are placed so that every representation gives the same frames as the whole
-file would (see :func:`instrec.features.context_samples`), and each window's musicnn patch is
-computed from its own 3 seconds (:class:`instrec.embedding.WindowPatches`).
+file would (see :func:`instrec.features.context_samples`), and each musicnn patch is computed from
+its own 3 seconds (:class:`instrec.embedding.WindowPatches`).
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ DEFAULT_MAX_DURATION_S = 2 * 3600.0
 WHOLE_FILE_S = 600.0
 MANIFEST_FORMAT = 1
 #: The fusion's name for the classifier on musicnn's embedding (``training.head``), beside the CNNs'
-#: representations; it sees :class:`instrec.embedding.WindowPatches`, one patch per window.
+#: representations; it sees :class:`instrec.embedding.WindowPatches`, one patch per group of ``stride``
+#: windows (the manifest's ``models.musicnn.stride``, 1 when it has none).
 HEAD = "musicnn"
 #: musicnn's patches per run: as fast per patch as 16 on 2 cores (24 against 26 ms) with a third of the
 #: memory (peak 245 against 752 MB for musicnn alone; ``benchmarks/bench_inference.py``, docs/performance.md)
@@ -180,6 +181,7 @@ class Recognizer:
         runtime.tune_allocator()  # large feature buffers reused, not page-faulted afresh (see instrec.runtime)
         self.sessions = {}  # the CNNs, by representation
         self.head = None  # the classifier on musicnn's patches, when the fusion has it
+        self.head_stride = 1  # analysis windows per musicnn patch (:class:`instrec.embedding.WindowPatches`)
         for rep in self.fusion.models:
             info = self.manifest["models"].get(rep)
             if info is None:
@@ -194,6 +196,11 @@ class Recognizer:
             session = self._session(ort, path, providers, self.threads)
             if rep == HEAD:
                 self.head = session
+                self.head_stride = info.get("stride", 1)  # windows per patch; 1 in manifests from before strides
+                try:
+                    WindowPatches(self.params, self.head_stride)
+                except ValueError as e:
+                    raise ModelError(f"{self.models_dir / 'manifest.json'}: the {HEAD} head's stride: {e}") from None
             elif rep in REPRESENTATIONS:
                 self.sessions[rep] = session
             else:
@@ -243,7 +250,7 @@ class Recognizer:
         blocks = meter.watch(iter(blocks))
         if self.head is not None:
             out[HEAD] = []
-            head_patches = WindowPatches(self.params)
+            head_patches = WindowPatches(self.params, self.head_stride)
             blocks = head_patches.watch(blocks)
         stream = features.stream_windows(blocks, params=self.params, representations=tuple(self.sessions),
                                          chunk_windows=chunk_windows or self.chunk_windows)
@@ -265,6 +272,8 @@ class Recognizer:
         frames = {rep: np.concatenate(v).transpose(1, 0, 2).reshape(v[0].shape[1], -1) for rep, v in kept.items() if v}
         probs = {rep: np.concatenate(v) if v else np.zeros((0, len(CODES)), np.float32) for rep, v in out.items()}
         levels = meter.levels()
+        if HEAD in probs:  # one patch per group of windows: each window its group's probabilities
+            probs[HEAD] = head_patches.spread(probs[HEAD], len(levels))
         if any(len(p) != len(levels) for p in probs.values()):  # the windows' rule is audio.n_windows for both
             raise RuntimeError(f"{len(levels)} window levels for {[len(p) for p in probs.values()]} windows")
         return probs, frames, levels

@@ -151,24 +151,50 @@ def test_each_window_gets_the_three_seconds_around_it_moved_inside_the_signal_at
         np.testing.assert_allclose(got[i], patches(y[start : start + 3 * W], sr=22050)[0], atol=1e-4)
 
 
+@pytest.mark.parametrize("stride", [1, 2, 3])
 @pytest.mark.parametrize("seconds", [0.1, 0.6, 1.0, 2.4, 2.6, 3.0, 3.3, 3.7, 9.5])
-def test_patches_do_not_depend_on_the_blocks_the_audio_arrives_in(seconds):
+def test_patches_do_not_depend_on_the_blocks_the_audio_arrives_in(seconds, stride):
     """Streamed in blocks of any size (patches given as soon as their audio has arrived), the patches are
-    those of the whole signal, one per window of audio.n_windows, however long the signal (short ones: the
-    tiled patch of :func:`patches` for every window)."""
+    those of the whole signal, one per group of ``stride`` windows of audio.n_windows, however long the
+    signal (short ones: the tiled patch of :func:`patches` for every group)."""
     y = steps(10)[: int(seconds * 22050)] * np.linspace(0.2, 1, int(seconds * 22050), dtype=np.float32)
-    whole = window_patches(y)
-    assert len(whole) == audio.n_windows(len(y))
+    whole = window_patches(y, stride=stride)
+    assert len(whole) == -(-audio.n_windows(len(y)) // stride)
     if seconds < 3:
         for p in whole:
             np.testing.assert_array_equal(p, patches(y, sr=22050)[0])
     rng = np.random.default_rng(int(seconds * 10))
     cuts = np.sort(rng.choice(np.arange(1, len(y)), size=min(12, len(y) - 1), replace=False))
-    windows = WindowPatches()
+    windows = WindowPatches(stride=stride)
     got = [windows.ready() for _ in windows.watch(np.split(y, cuts))]
     got.append(windows.finish())
     # 1e-4: the same audio in another array, whose FFTs may round differently (values up to about 4)
     np.testing.assert_allclose(np.concatenate(got), whole, atol=1e-4)
+
+
+@pytest.mark.parametrize("seconds", [4.0, 6.6, 7.0, 8.2])
+def test_a_patch_per_group_of_windows_is_the_patch_of_its_second_window(seconds):
+    """Stride 3: windows 0-2 get window 1's patch, 3-5 window 4's, ...; a last group that ends before its
+    second window gets its own last window's (7 s: windows 0-6, the last group is window 6 alone)."""
+    y = steps(10)[: int(seconds * 22050)]
+    n = audio.n_windows(len(y))
+    every = window_patches(y)
+    for stride in (2, 3):
+        middles = [min(g * stride + 1, n - 1) for g in range(-(-n // stride))]
+        np.testing.assert_array_equal(window_patches(y, stride=stride), every[middles])
+    assert [min(g * 3 + 1, n - 1) for g in range(-(-n // 3))] == {4: [1, 3], 7: [1, 4, 6], 8: [1, 4, 7]}[n]
+
+
+def test_each_window_gets_its_groups_values():
+    values = np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])
+    np.testing.assert_array_equal(WindowPatches(stride=3).spread(values, 7), values[[0, 0, 0, 1, 1, 1, 2]])
+    np.testing.assert_array_equal(WindowPatches(stride=2).spread(values, 6), values[[0, 0, 1, 1, 2, 2]])
+    np.testing.assert_array_equal(WindowPatches().spread(values, 3), values)
+    with pytest.raises(ValueError, match="3 patches' values for 10 windows 3 at a time"):
+        WindowPatches(stride=3).spread(values, 10)
+    for stride in (0, 4, 1.0, "3"):
+        with pytest.raises(ValueError, match="a patch serves 1 to 3 windows"):
+            WindowPatches(stride=stride)
 
 
 def test_a_long_stream_keeps_only_the_audio_the_next_patches_need():
@@ -179,5 +205,12 @@ def test_a_long_stream_keeps_only_the_audio_the_next_patches_need():
         assert len(windows._buffer) <= 3 * DEFAULT.window_samples + 22050  # three windows and the block that arrived
     # 60 s are 60 windows and 3 000 samples: windows 0-58 have their 3 s inside the signal; the last waits for the end
     assert given == 59 and len(windows.finish()) == 1
+    # stride 3: 20 groups; the last one's patch is window 58's 3 s, inside the signal, so none waits for the end
+    windows = WindowPatches(stride=3)
+    given = 0
+    for _ in windows.watch(steps(1) for _ in range(60)):
+        given += len(windows.ready())
+        assert len(windows._buffer) <= 3 * DEFAULT.window_samples + 22050
+    assert given == 20 and len(windows.finish()) == 0
     with pytest.raises(AudioError, match="no samples"):
         WindowPatches().finish()

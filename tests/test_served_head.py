@@ -114,10 +114,56 @@ def test_a_weighted_head_is_tuned_and_served_with_its_weight(tiny_models, tiny_c
     assert reweighed["weights"] == pytest.approx({"mel": 0.1, "modgd": 0.1, "cqt": 0.1, HEAD: 0.7}, abs=1e-15)
 
 
+def test_a_head_with_a_stride_is_tuned_and_served_one_patch_per_three_windows(with_head, tiny_corpus, tmp_path):
+    val = str(tiny_corpus / "validation")
+    out = tmp_path / "strided"
+    assert retune.main(["--models", str(with_head), "--validation", val, "--head-stride", "3", "--out", str(out)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["models"][HEAD]["stride"] == 3 and "--head-stride 3" in manifest["fusion_tuning"]["command"]
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "the musicnn head hearing one patch per 3 windows (before: one per window)" in card
+    # a 10.4 s file: 10 windows, patches of windows 1, 4, 7 and 9 (the last group, window 9 alone)
+    y = np.concatenate([tone(330.0, 5.0), tone(196.0, 5.4)])
+    path = write(tmp_path / "ten.wav", y)
+    session = ort.InferenceSession(str(out / f"{HEAD}.onnx"), providers=["CPUExecutionProvider"])
+    every = session.run(["probabilities"], {"mel:0": window_patches(audio.load(path))})[0]
+    served = Recognizer(out).predict(path)
+    assert len(served.window_probabilities[HEAD]) == audio.n_windows(len(y)) == 10
+    np.testing.assert_allclose(served.window_probabilities[HEAD], every[[1, 1, 1, 4, 4, 4, 7, 7, 7, 9]], atol=1e-5)
+    streamed = Recognizer(out, whole_file_s=5, chunk_windows=4, stream_chunk_windows=4).predict(path)
+    np.testing.assert_allclose(streamed.window_probabilities[HEAD], served.window_probabilities[HEAD], atol=1e-5)
+    # the served decision is the tuned fusion's on those probabilities
+    fusion = Fusion.from_dict(manifest["fusion"])
+    decided = fusion.decide(fusion.file_scores(served.window_probabilities, served.window_levels))
+    assert served.instruments == [c for c, d in zip(CODES, decided) if d]
+    # tuned again without --head-stride, the stride stays
+    assert retune.main(["--models", str(out), "--validation", val, "--out", str(tmp_path / "again")]) == 0
+    assert json.loads((tmp_path / "again" / "manifest.json").read_text())["models"][HEAD]["stride"] == 3
+    # models from before strides (no stride in the manifest) hear a patch per window; a stride it cannot serve
+    # is a clear error
+    for stride, expected in ((None, 1), (5, "the musicnn head's stride: a patch serves 1 to 3 windows, not 5")):
+        other = tmp_path / f"other{stride}"
+        shutil.copytree(out, other)
+        m = json.loads((other / "manifest.json").read_text())
+        if stride is None:
+            del m["models"][HEAD]["stride"]
+        else:
+            m["models"][HEAD]["stride"] = stride
+        (other / "manifest.json").write_text(json.dumps(m))
+        if stride is None:
+            assert Recognizer(other).head_stride == 1
+            np.testing.assert_allclose(Recognizer(other).predict(path).window_probabilities[HEAD], every, atol=1e-5)
+        else:
+            with pytest.raises(Exception, match=expected):
+                Recognizer(other)
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--head-weight", "0.4"], "give --head too, or models that have it"),
     (["--head", "HEAD", "--head-weight", "1"], "between 0 and 1"),
     (["--head", "HEAD", "--head-weight", "0"], "between 0 and 1"),
+    (["--head-stride", "3"], "--head-stride is the musicnn head's: give --head too"),
+    (["--head", "HEAD", "--head-stride", "4"], "a patch serves 1 to 3 windows, not 4"),
 ])
 def test_bad_head_weights_are_refused_before_anything_is_written(tiny_models, tiny_corpus, fitted_head, tmp_path,
                                                                  capsys, extra, message):

@@ -124,8 +124,15 @@ def head_section(m: dict) -> list[str]:
             + (f"the models {' and '.join(taggers)}, side by side" if len(taggers) > 1 else f"the model {taggers[0]}")
             + "; only the logistic regression learnt from the corpus: "
             f"{head['train_files']} excerpts of " + ", ".join(f"`{t}`" for t in head["train"])
-            + ", by `python -m training.head`. It hears the 3 seconds around each 1-second window "
-            "(`instrec.embedding.WindowPatches`)."]
+            + ", by `python -m training.head`. " + head_hearing(info.get("stride", 1))]
+
+
+def head_hearing(stride: int) -> str:
+    """How the head hears a file, one patch per ``stride`` windows (the card's sentence)."""
+    if stride == 1:
+        return "It hears the 3 seconds around each 1-second window (`instrec.embedding.WindowPatches`)."
+    return (f"It hears the 3 seconds around the second of every {stride} 1-second windows, and all {stride} get "
+            f"those probabilities (`instrec.embedding.WindowPatches`, stride {stride}).")
 
 
 def head_command(m: dict) -> list[str]:

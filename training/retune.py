@@ -2,7 +2,8 @@
 
     python -m training.retune --models instrec/models --validation data/synth3-val/validation \\
         --out runs/retuned [--validation DIR ...] [--test data/synth3/test] [--real-audio tests/data/real] \\
-        [--rule vote] [--min-threshold 0.1] [--quiet-db 30] [--aggregation S1] [--head runs/head [--head-weight 0.4]]
+        [--rule vote] [--min-threshold 0.1] [--quiet-db 30] [--aggregation S1] [--head runs/head [--head-weight 0.4]] \\
+        [--head-stride 3]
 
 The per-instrument thresholds of :mod:`training.thresholds` are tuned on the validation set a run
 was trained beside: 150 files for the half-scale corpus, so that a few songs move a threshold (an
@@ -22,6 +23,9 @@ on recorded in the manifest), and tunes the fusion of all four: the "mean" rule,
 instrument on the mean of the four models' scores (the joint search of the per-model rules takes up to three).
 ``--head-weight W`` weighs the head W in that mean and each CNN (1 - W) / 3 (also for models that have the
 head already); without it the four count the same, or as the models weighed them when they had the head.
+``--head-stride S`` gives the head one musicnn patch per ``S`` one-second windows (1 to 3; each window
+gets its group's probabilities, :class:`instrec.embedding.WindowPatches`), written in the manifest as
+``models.musicnn.stride`` and tuned for; without it the models' own stride is kept (1 for a new head).
 
 ``--out`` gets the ONNX models (copied, unchanged), a manifest with the new fusion and where it was
 tuned (``fusion_tuning``), the model card with a section saying so, and ``report.json``: micro and
@@ -41,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from instrec.embedding import N_MELS, PATCH_FRAMES
+from instrec.embedding import N_MELS, PATCH_FRAMES, WindowPatches
 from instrec.fusion import AGGREGATIONS, PER_MODEL_RULES, RULES, Fusion
 from instrec.labels import CODES
 from instrec.recognizer import HEAD, Recognizer, load_manifest, sha256
@@ -97,7 +101,7 @@ def measure(windows: WindowScores, y: np.ndarray, old: Fusion, new: Fusion) -> t
 def retune(models: Path, validation: list[Path], out: Path, test: Path | None = None,
            real_audio: Path | None = None, rule: str | None = None, min_threshold: float = 0.0,
            quiet_db: float | None | str = KEEP, aggregation: str | None = None, head: Path | None = None,
-           head_weight: float | None = None) -> dict:
+           head_weight: float | None = None, head_stride: int | None = None) -> dict:
     t0 = time.perf_counter()
     manifest = load_manifest(models)
     old = Fusion.from_dict(manifest["fusion"])
@@ -113,6 +117,12 @@ def retune(models: Path, validation: list[Path], out: Path, test: Path | None = 
         fused = (*old.models, HEAD)
     if head_weight is not None and HEAD not in fused:
         raise ValueError(f"--head-weight weighs the {HEAD} head: give --head too, or models that have it")
+    if head_stride is not None:
+        if HEAD not in fused:
+            raise ValueError(f"--head-stride is the {HEAD} head's: give --head too, or models that have it")
+        WindowPatches(stride=head_stride)  # 1 to 3, before anything is written
+    old_stride = manifest["models"].get(HEAD, {}).get("stride", 1) if HEAD in old.models else None
+    stride = head_stride or old_stride or 1
     rule = rule or (old.rule if old.rule in rules_for(len(fused)) else rules_for(len(fused))[0])
     if rule not in rules_for(len(fused)):
         raise ValueError(f"rule {rule!r} is not one for {len(fused)} models; "
@@ -137,6 +147,8 @@ def retune(models: Path, validation: list[Path], out: Path, test: Path | None = 
                                  "bytes": (out / HEAD_FILE).stat().st_size, "input": "mel:0",
                                  "output": "probabilities", "input_shape": [None, PATCH_FRAMES, N_MELS],
                                  "training": head_info}
+    if HEAD in fused:
+        tuned["models"][HEAD]["stride"] = stride
     # the models with every threshold of the new set at 0, so the recognizer scores all of them
     tuned["fusion"] = Fusion(fused, "mean", aggregation, {"mean": [0.0] * len(CODES)}, quiet_db).to_dict()
     (out / "manifest.json").write_text(json.dumps(tuned, indent=1))
@@ -148,6 +160,7 @@ def retune(models: Path, validation: list[Path], out: Path, test: Path | None = 
               "previous_rule": old.rule, "min_threshold": min_threshold, "quiet_db": quiet_db,
               "previous_quiet_db": old.quiet_db, "aggregation": aggregation, "previous_aggregation": old.aggregation,
               "models_fused": list(fused), "previous_models": list(old.models), "weights": new.weights,
+              "head_stride": stride if HEAD in fused else None, "previous_head_stride": old_stride,
               "on_validation": measure(val, y, old, new)[0]}
     if test is not None:
         t_paths, t_y = labelled_files([test])
@@ -169,7 +182,7 @@ def retune(models: Path, validation: list[Path], out: Path, test: Path | None = 
                               "n_validation_files": len(y), "min_threshold": min_threshold, "quiet_db": quiet_db,
                               "previous_fusion": old.to_dict(), "card": card_section(report, len(y)),
                               "command": command(models, validation, out, rule, min_threshold, quiet_db, aggregation,
-                                                 head, head_weight)}
+                                                 head, head_weight, stride if HEAD in fused else None)}
     (out / "manifest.json").write_text(json.dumps(tuned, indent=1))
     card = (models / "MODEL_CARD.md").read_text() if (models / "MODEL_CARD.md").exists() else ""
     (out / "MODEL_CARD.md").write_text(card + tuned["fusion_tuning"]["card"])
@@ -190,13 +203,15 @@ def read_head(folder: Path) -> dict:
 
 
 def command(models: Path, validation: list[Path], out: Path, rule: str, min_threshold: float, quiet_db: float | None,
-            aggregation: str, head: Path | None, head_weight: float | None = None) -> str:
+            aggregation: str, head: Path | None, head_weight: float | None = None,
+            head_stride: int | None = None) -> str:
     """The command line that tunes the same fusion again (for the model card)."""
     words = ["python -m training.retune --models", str(models), *(f"--validation {v}" for v in validation),
              f"--rule {rule} --aggregation {aggregation}", f"--quiet-db {'none' if quiet_db is None else format(quiet_db, 'g')}"]
     words += [f"--min-threshold {min_threshold:g}"] if min_threshold else []
     words += [f"--head {head}"] if head is not None else []
     words += [f"--head-weight {head_weight:g}"] if head_weight is not None else []
+    words += [f"--head-stride {head_stride}"] if head_stride is not None else []
     return " ".join([*words, f"--out {out}"])
 
 
@@ -224,6 +239,11 @@ def _rule_change(report: dict) -> str:
                else f"rule {report['previous_rule']} replaced by {report['rule']}")
     if report.get("weights"):
         change += ", the mean weighing " + ", ".join(f"{m} {w:.3g}" for m, w in report["weights"].items())
+    stride, before = report.get("head_stride"), report.get("previous_head_stride")
+    if stride is not None and stride != before:
+        change += (f", the {HEAD} head hearing one patch per {stride} windows" if stride > 1
+                   else f", the {HEAD} head hearing a patch per window")
+        change += f" (before: {'one per window' if before == 1 else f'one per {before}'})" if before else ""
     floor = report.get("min_threshold", 0.0)
     change += f", no threshold under {floor:g}" if floor else ""
     if report.get("quiet_db", None) != report.get("previous_quiet_db", None):
@@ -254,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--head-weight", type=float, metavar="W",
                     help="the musicnn head's weight in the mean (with --head, or models that have it), the CNNs "
                          "sharing the rest equally (default: the models' own weights, else every model the same)")
+    ap.add_argument("--head-stride", type=int, metavar="S",
+                    help="one musicnn patch per S one-second windows, 1 to 3 (default: the models' own, 1 for a "
+                         "new head)")
     ap.add_argument("--quiet-db", type=quiet_db_arg, default=argparse.SUPPRESS, metavar="DB|none",
                     help="windows this many dB under a file's loudest are left out of its scores ('none': every "
                          "window counts; default: the models' own setting)")
@@ -263,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = retune(args.models, args.validation, args.out, args.test, args.real_audio, args.rule,
                         args.min_threshold, getattr(args, "quiet_db", KEEP), args.aggregation, args.head,
-                        args.head_weight)
+                        args.head_weight, args.head_stride)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
