@@ -1,13 +1,15 @@
 """The musicnn head served as the fusion's fourth model, checked on sources never heard.
 
     python -m experiments.served_head --split runs/lolo-clip --validation data/synth3/validation \\
-        [--cache runs/cache/musicnn] [--head-weight 0.4 ...] [--c 0.01] [--tagger MODEL.onnx ...] [--out served.json]
+        [--cache runs/cache/musicnn] [--head-weight 0.4 ...] [--c 0.01] [--tagger MODEL.onnx ...] [--head-stride 3] \\
+        [--out served.json]
 
 ``--split`` is a folder written by :mod:`experiments.leave_one_out` with ``--representation fused`` (its
 CNNs exported in ``<split>/onnx``). The head is fitted on the split's ``train`` excerpts
 (:mod:`training.head`, into ``<split>/head``; on the musicnn models ``--tagger`` names, side by side, the
 shipped MagnaTagATune model by default) and added to the split's CNNs by :mod:`training.retune`
-(``--head``, rule "mean", aggregation S1, into ``<split>/with-head``), as the shipped models were made.
+(``--head``, rule "mean", aggregation S1, into ``<split>/with-head``; with ``--head-stride S``, one patch
+per ``S`` windows, into ``<split>/with-head-sS``), as the shipped models were made.
 Then every held-out file (``held``: songs, ``held-notes``: single notes) is asked through that recognizer,
 and its window probabilities are decided on by each fusion: the split's own (the CNNs' "and", tuned on
 the split's training songs), the CNNs' "and" and "mean" (S1) tuned on ``--validation``, the head alone
@@ -44,7 +46,7 @@ def folder_suffix(c: float, taggers: tuple[Path, ...]) -> str:
 
 
 def run(split: Path, validation: Path, cache: Path | None = None, weights: tuple[float, ...] = (),
-        c: float = head.C, taggers: tuple[Path, ...] = (MODEL,)) -> dict:
+        c: float = head.C, taggers: tuple[Path, ...] = (MODEL,), head_stride: int = 1) -> dict:
     split = Path(split)
     checked = [name for name in CHECKED if (split / name).is_dir()]
     if not checked or not (split / "onnx" / "manifest.json").exists():
@@ -52,9 +54,9 @@ def run(split: Path, validation: Path, cache: Path | None = None, weights: tuple
                          "run experiments.leave_one_out --representation fused first")
     suffix = folder_suffix(c, taggers)  # another head: beside the default's folders
     head.export([split / "train"], split / f"head{suffix}", c=c, cache=cache, taggers=tuple(taggers))
-    with_head = split / f"with-head{suffix}"
+    with_head = split / (f"with-head{suffix}" + (f"-s{head_stride}" if head_stride != 1 else ""))
     retune.retune(split / "onnx", [Path(validation)], with_head, rule="mean", aggregation="S1",
-                  head=split / f"head{suffix}")
+                  head=split / f"head{suffix}", head_stride=head_stride)
     own = Fusion.from_dict(load_manifest(split / "onnx")["fusion"])
     four = Fusion.from_dict(load_manifest(with_head)["fusion"])
     rec = Recognizer(with_head)
@@ -68,7 +70,7 @@ def run(split: Path, validation: Path, cache: Path | None = None, weights: tuple
                **{f"four_mean_head_{w:g}": tune_fusion(s1, y, four.models, "mean", "S1", quiet_db=own.quiet_db,
                                                        weights=retune.head_weights(four.models, w))
                   for w in weights}}
-    result: dict = {"split": str(split), "validation": str(validation), "c": c,
+    result: dict = {"split": str(split), "validation": str(validation), "c": c, "head_stride": head_stride,
                     "taggers": [Path(t).name for t in taggers], "fusions": {k: f.to_dict() for k, f in fusions.items()}}
     for name in checked:
         labelled = read_labels(split / name)
@@ -93,11 +95,13 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"a musicnn model in ONNX whose embedding the head sees; repeated, side by side (default "
                          f"the shipped {MODEL.name}; another set writes <split>/head[-cC]-<names> and "
                          "<split>/with-head[-cC]-<names>)")
+    ap.add_argument("--head-stride", type=int, default=1, metavar="S",
+                    help="one musicnn patch per S windows, 1 to 3 (default 1; another writes <split>/with-head[...]-sS)")
     ap.add_argument("--out", type=Path, help="write the figures here (JSON)")
     args = ap.parse_args(argv)
     try:
         result = run(args.split, args.validation, args.cache, tuple(args.head_weight), args.c,
-                     tuple(args.tagger) or (MODEL,))
+                     tuple(args.tagger) or (MODEL,), args.head_stride)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -318,9 +318,10 @@ def test_served_head_decides_the_held_out_files_with_each_fusion(tiny_corpus, ti
     split = tmp_path / "lolo"
     plan = split_by_source(tiny_corpus, split)
     shutil.copytree(tiny_models, split / "onnx")  # the split's CNNs, as --representation fused exports them
-    # the head on musicnn's Million Song Dataset model instead of the default MagnaTagATune one
+    # the head on musicnn's Million Song Dataset model instead of the default MagnaTagATune one, a patch per 3 windows
     assert main(["--split", str(split), "--validation", str(tiny_corpus / "validation"), "--head-weight", "0.5",
-                 "--c", "0.1", "--tagger", str(MSD_MODEL), "--out", str(tmp_path / "served.json")]) == 0
+                 "--c", "0.1", "--tagger", str(MSD_MODEL), "--head-stride", "3",
+                 "--out", str(tmp_path / "served.json")]) == 0
     result = json.loads((tmp_path / "served.json").read_text())
     assert set(result["held"]) == {"own", "cnns_and", "cnns_mean", "four_mean", "four_mean_head_0.5", "head_alone"}
     assert result["fusions"]["four_mean_head_0.5"]["weights"] == pytest.approx({"mel": 1 / 6, "modgd": 1 / 6,
@@ -333,7 +334,8 @@ def test_served_head_decides_the_held_out_files_with_each_fusion(tiny_corpus, ti
     fitted = json.loads((split / "head-c0.1-musicnn_msd" / "head.json").read_text())
     assert fitted["c"] == 0.1 == result["c"] and [t["file"] for t in fitted["taggers"]] == result["taggers"] == [MSD_MODEL.name]
     assert not (split / "head").exists()
-    rec = Recognizer(split / "with-head-c0.1-musicnn_msd")
+    rec = Recognizer(split / "with-head-c0.1-musicnn_msd-s3")
+    assert rec.head_stride == 3 == result["head_stride"]
     scores = np.array([[rec.predict(p).scores[c] for c in CODES] for p, _ in labelled])
     expected = first_right(scores, np.array([CODES.index(c) for _, c in labelled]))
     assert result["held"]["four_mean"]["correct"] == expected["correct"]

@@ -248,6 +248,13 @@ def test_the_model_card_describes_the_head_and_how_the_fusion_was_tuned(with_hea
     assert "| musicnn |" not in text  # not a row of the CNNs' table
     assert "rule **mean**, window" in text  # every model the same: no weights to name
     assert "`musicnn_mtt.onnx` (trained on the real song excerpts of MagnaTagATune)" in text
+    # how the head hears a file: a patch per window, or per group of windows with a stride
+    from training.model_card import head_section
+
+    assert "It hears the 3 seconds around each 1-second window" in text
+    strided = json.loads((with_head / "manifest.json").read_text())
+    strided["models"][HEAD]["stride"] = 3
+    assert "It hears one 3-second patch per group of 3 one-second windows" in "\n".join(head_section(strided))
 
     # refreshed after the fusion changes, without the training run: the card made from the run comes back,
     # but for the line that says how it was made, and a changed real-recording check is what it then says

@@ -131,8 +131,9 @@ def head_hearing(stride: int) -> str:
     """How the head hears a file, one patch per ``stride`` windows (the card's sentence)."""
     if stride == 1:
         return "It hears the 3 seconds around each 1-second window (`instrec.embedding.WindowPatches`)."
-    return (f"It hears the 3 seconds around the second of every {stride} 1-second windows, and all {stride} get "
-            f"those probabilities (`instrec.embedding.WindowPatches`, stride {stride}).")
+    return (f"It hears one 3-second patch per group of {stride} one-second windows (the 3 seconds around the "
+            "group's second window), whose probabilities every window of the group gets "
+            f"(`instrec.embedding.WindowPatches`, stride {stride}).")
 
 
 def head_command(m: dict) -> list[str]:
