@@ -16,8 +16,9 @@ as the CNNs give one window per second, less two; a file under 3 seconds is repe
 
 Served beside the CNNs (:class:`WindowPatches`), the 1-second windows of :func:`instrec.audio.n_windows`
 are taken ``stride`` at a time (the manifest's ``models.musicnn.stride``: 1, or 3 for patches that tile
-the signal), and each group gets the patch of the 3 seconds around its second window (the second before,
-the window, the second after), moved inside the signal at its ends, so a patch is the same whether the
+the signal), and each group gets the patch of the 3 seconds around its middle window (its only one, the
+second of two, the middle of three: the second before, the window, the second after), moved inside the
+signal at its ends, so a patch is the same whether the
 file was decoded at once or streamed in blocks.
 """
 
@@ -81,8 +82,8 @@ class WindowPatches:
 
     Window ``i`` of :func:`instrec.audio.n_windows` holds samples ``[i W, (i + 1) W)`` (``W`` the window's
     samples, about a second). Windows are taken ``stride`` at a time (the last group may be shorter), and
-    group ``g`` gets the patch of its middle window ``a = g stride + stride // 2`` (the last window when
-    the signal ends before it): the 3 seconds ``[(a - 1) W, (a + 2) W)``, moved to start at 0 for the first
+    group ``g`` gets the patch of its middle window ``a = g stride + stride // 2`` (its only window, the
+    second of two, the middle of three; the signal's last window when the signal ends before ``a``): the 3 seconds ``[(a - 1) W, (a + 2) W)``, moved to start at 0 for the first
     window and to end with the signal for the last ones. With ``stride`` 1 every window has its own patch;
     with 3 the patches tile the signal without overlapping, a third of the patches to compute. A signal
     under 3 seconds gives every group :func:`patches`' one tiled patch. Each patch is computed from its own
