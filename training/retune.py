@@ -26,6 +26,7 @@ head already); without it the four count the same, or as the models weighed them
 ``--head-stride S`` gives the head one musicnn patch per ``S`` one-second windows (1 to 3; each window
 gets its group's probabilities, :class:`instrec.embedding.WindowPatches`), written in the manifest as
 ``models.musicnn.stride`` and tuned for; without it the models' own stride is kept (1 for a new head).
+Old and new thresholds are then both scored on the new stride's probabilities.
 
 ``--out`` gets the ONNX models (copied, unchanged), a manifest with the new fusion and where it was
 tuned (``fusion_tuning``), the model card with a section saying so, and ``report.json``: micro and
