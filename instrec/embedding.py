@@ -96,15 +96,20 @@ class WindowPatches:
     SPAN = 3  #: windows in a patch
 
     def __init__(self, params: FeatureParams = DEFAULT, stride: int = 1):
-        if not isinstance(stride, int) or not 1 <= stride <= self.SPAN:
-            raise ValueError(f"a patch serves 1 to {self.SPAN} windows, not {stride!r}")
         self.params = params
-        self.stride = stride
+        self.stride = self.check_stride(stride)
         self.W = params.window_samples
         self.total = 0  # samples seen
         self.next = 0  # next group of windows to give a patch
         self._buffer = np.zeros(0, np.float32)
         self._start = 0  # absolute index of _buffer[0]
+
+    @classmethod
+    def check_stride(cls, stride) -> int:
+        """``stride`` when a patch can serve that many windows (1 to :attr:`SPAN`); else a ValueError."""
+        if not isinstance(stride, int) or not 1 <= stride <= cls.SPAN:
+            raise ValueError(f"a patch serves 1 to {cls.SPAN} windows, not {stride!r}")
+        return stride
 
     def _middle(self, group: int) -> int:
         """The window whose 3 seconds are group ``group``'s patch, before the signal's end is known."""

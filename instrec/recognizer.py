@@ -196,9 +196,8 @@ class Recognizer:
             session = self._session(ort, path, providers, self.threads)
             if rep == HEAD:
                 self.head = session
-                self.head_stride = info.get("stride", 1)  # windows per patch; 1 in manifests from before strides
-                try:
-                    WindowPatches(self.params, self.head_stride)
+                try:  # windows per patch; 1 in manifests from before strides
+                    self.head_stride = WindowPatches.check_stride(info.get("stride", 1))
                 except ValueError as e:
                     raise ModelError(f"{self.models_dir / 'manifest.json'}: the {HEAD} head's stride: {e}") from None
             elif rep in REPRESENTATIONS:

@@ -3,6 +3,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -12,7 +13,7 @@ from instrec import audio, batch
 from instrec.embedding import window_patches
 from instrec.fusion import Fusion
 from instrec.labels import CODES
-from instrec.recognizer import HEAD, Recognizer, sha256
+from instrec.recognizer import HEAD, ModelError, Recognizer, sha256
 from tests.conftest import REAL_AUDIO, tone, tones_and_noise, write
 from training import head, retune
 from training.datasets import read_any
@@ -141,21 +142,21 @@ def test_a_head_with_a_stride_is_tuned_and_served_one_patch_per_three_windows(wi
     assert json.loads((tmp_path / "again" / "manifest.json").read_text())["models"][HEAD]["stride"] == 3
     # models from before strides (no stride in the manifest) hear a patch per window; a stride it cannot serve
     # is a clear error
-    for stride, expected in ((None, 1), (5, "the musicnn head's stride: a patch serves 1 to 3 windows, not 5")):
-        other = tmp_path / f"other{stride}"
+    def with_stride(name: str, stride: int | None) -> Path:
+        other = tmp_path / name
         shutil.copytree(out, other)
         m = json.loads((other / "manifest.json").read_text())
-        if stride is None:
-            del m["models"][HEAD]["stride"]
-        else:
+        m["models"][HEAD].pop("stride")
+        if stride is not None:
             m["models"][HEAD]["stride"] = stride
         (other / "manifest.json").write_text(json.dumps(m))
-        if stride is None:
-            assert Recognizer(other).head_stride == 1
-            np.testing.assert_allclose(Recognizer(other).predict(path).window_probabilities[HEAD], every, atol=1e-5)
-        else:
-            with pytest.raises(Exception, match=expected):
-                Recognizer(other)
+        return other
+
+    before = Recognizer(with_stride("before", None))
+    assert before.head_stride == 1
+    np.testing.assert_allclose(before.predict(path).window_probabilities[HEAD], every, atol=1e-5)
+    with pytest.raises(ModelError, match="the musicnn head's stride: a patch serves 1 to 3 windows, not 5"):
+        Recognizer(with_stride("five", 5))
 
 
 @pytest.mark.parametrize("extra, message", [

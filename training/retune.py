@@ -121,7 +121,7 @@ def retune(models: Path, validation: list[Path], out: Path, test: Path | None = 
     if head_stride is not None:
         if HEAD not in fused:
             raise ValueError(f"--head-stride is the {HEAD} head's: give --head too, or models that have it")
-        WindowPatches(stride=head_stride)  # 1 to 3, before anything is written
+        WindowPatches.check_stride(head_stride)  # before anything is written
     old_stride = manifest["models"].get(HEAD, {}).get("stride", 1) if HEAD in old.models else None
     stride = head_stride or old_stride or 1
     rule = rule or (old.rule if old.rule in rules_for(len(fused)) else rules_for(len(fused))[0])
