@@ -214,7 +214,7 @@ def render_notes(out: Path, *, per_class: int = PER_CLASS, seed: int = 0, worker
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     catalogue = synth.Catalogue(synth.gm_soundfonts(gm), synth.extra_soundfonts(extra_folders or []), real_share,
-                                synth.sample_libraries(samples, tuple(without_libraries)))
+                                synth.sample_libraries(samples, tuple(without_libraries), notes=True))
     groups = plan(catalogue, seed, per_class, real_share, tuple(codes))
     synth.check_folder(out, {"seed": seed, "per_class": per_class, "soundfonts": catalogue.soundfont_names,
                              "libraries": catalogue.library_names, "guitar_rig": guitar_rig,

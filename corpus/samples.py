@@ -9,7 +9,9 @@ checks the tarball's sha256 against the list, and unpacks its recordings into
 example a folder holding ``splendid-grand-piano/``); libraries with a ``patch`` are played note by
 note from one patch of the FreePats General MIDI set (Debian's ``freepats``, each patch file checked
 against its sha256) by TiMidity++ (Debian's ``timidity``) into note-named recordings, one every
-:data:`FREEPATS_STEP` semitones over the class's playing range. A library already in place is kept. At
+:data:`FREEPATS_STEP` semitones over the class's playing range; a ``singer`` is a voice model that
+:class:`corpus.singer.Singer` sings with, copied from the pip package that ships it (``pip install
+'instrec[singer]'``) and checked against its sha256. A library already in place is kept. At
 the end it says which libraries are there and, for each missing one, why and what to do; it exits
 with status 1 when any is missing. ``list`` says which classes each prepared library covers.
 """
@@ -142,6 +144,43 @@ def _render_freepats(entry: dict, dest: Path, timidity: str, patches: Path = FRE
     staging.rename(dest)
 
 
+def _copy_singer(entry: dict, dest: Path) -> None:
+    """Copy the voice model ``entry["singer"]`` and its licence from the installed pip package ``entry["pip"]``."""
+    from corpus.singer import SingerError, voice_models
+
+    try:
+        folder = voice_models()
+    except SingerError as exc:
+        raise OSError(str(exc)) from None
+    model = folder / entry["singer"]
+    if not model.is_file():
+        raise OSError(f"{model} not found: pip install '{entry['pip']}=={entry['version']}'")
+    digest = sha256(model)
+    if digest != entry["sha256"]:
+        raise OSError(f"{model}: sha256 {digest} is not the listed {entry['sha256']}; not used")
+    staging = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    shutil.copy2(model, staging / model.name)
+    if (folder / "COPYING").is_file():
+        shutil.copy2(folder / "COPYING", staging / "COPYING")
+    shutil.rmtree(dest, ignore_errors=True)
+    staging.rename(dest)
+
+
+def check_library(entry: dict, dest: Path) -> None:
+    """Raise SamplerError or OSError unless the prepared library at ``dest`` can be played."""
+    if "singer" in entry:
+        from corpus.singer import Singer, SingerError
+
+        try:
+            Singer(dest / entry["singer"])
+        except SingerError as exc:
+            raise OSError(str(exc)) from None
+    else:
+        SampleLibrary(dest)  # it must load: a map, recordings that read
+
+
 def fetch(out: Path, *, local: Path | None = None, npm: str = "npm", names: list[str] | None = None,
           entries: list[dict] | None = None, timidity: str = "timidity", patches: Path = FREEPATS) -> dict:
     """Prepare every library of ``entries`` (default: the catalogue), or those named, under ``out``;
@@ -161,9 +200,11 @@ def fetch(out: Path, *, local: Path | None = None, npm: str = "npm", names: list
                 _fetch_npm(entry, dest, npm)
             elif "patch" in entry:
                 _render_freepats(entry, dest, timidity, patches)
+            elif "singer" in entry:
+                _copy_singer(entry, dest)
             else:
                 _copy_local(entry, dest, local)
-            SampleLibrary(dest)  # it must load: a map, recordings that read
+            check_library(entry, dest)
         except (OSError, SamplerError) as exc:
             missing[entry["name"]] = str(exc)
             continue

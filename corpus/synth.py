@@ -40,6 +40,7 @@ from tqdm import tqdm
 from corpus import acoustics, guitar, music
 from corpus.music import Part, Song
 from corpus.sampler import SampleLibrary, Sampler
+from corpus.singer import Singer
 from instrec.labels import CODES
 
 SAMPLE_RATE = 44100
@@ -165,9 +166,10 @@ def extra_soundfonts(folders: list[Path], mapping: dict | None = None) -> dict[s
     return out
 
 
-def sample_libraries(folder: Path | None, without: tuple[str, ...] = ()) -> dict[str, list[dict]]:
+def sample_libraries(folder: Path | None, without: tuple[str, ...] = (), notes: bool = False) -> dict[str, list[dict]]:
     """The recorded-note libraries prepared under ``folder`` by ``python -m corpus.samples fetch``, by class,
-    less those whose name matches a pattern of ``without`` (``freepats-*``)."""
+    less those whose name matches a pattern of ``without`` (``freepats-*``); with ``notes``, for the notes
+    corpus, also the libraries that play only there (``notes_only``: the singer)."""
     if folder is None:
         return {}
     from corpus.samples import prepared
@@ -176,7 +178,10 @@ def sample_libraries(folder: Path | None, without: tuple[str, ...] = ()) -> dict
         raise SynthError(f"{folder}: sample library folder not found (python -m corpus.samples fetch --out {folder})")
     out: dict[str, list[dict]] = {}
     for name, entry in sorted(prepared(folder).items()):
-        if any(fnmatch.fnmatch(name, pattern) for pattern in without):
+        if any(fnmatch.fnmatch(name, pattern) for pattern in without) or (entry.get("notes_only") and not notes):
+            continue
+        if "singer" in entry:
+            out.setdefault(entry["code"], []).append({**entry, "path": str(Path(folder) / name / entry["singer"])})
             continue
         lib = SampleLibrary(Path(folder) / name)
         out.setdefault(entry["code"], []).append({**entry, "path": str(Path(folder) / name),
@@ -202,6 +207,7 @@ class Instrument:
     library: bool = False  # played by corpus.sampler from recorded notes
     sustained: bool = True  # library only: loop notes longer than their recordings
     release_s: float = 0.15  # library only
+    singer: bool = False  # sung by corpus.singer with the voice model ``soundfont``
 
     @property
     def source(self) -> str:
@@ -209,6 +215,8 @@ class Instrument:
         return Path(self.soundfont).name
 
     def describe(self) -> dict:
+        if self.singer:
+            return {"source": self.source, "singer": self.source, "code": self.code}
         if self.library:
             return {"source": self.source, "library": self.source, "code": self.code}
         return {"source": self.source, "soundfont": self.source, "bank": self.bank, "program": self.program,
@@ -251,6 +259,7 @@ class Renderer:
         self.synth, self.ids = self._new_synth()
         self.sampler = Sampler(sample_rate)
         self._libraries: dict[str, SampleLibrary] = {}
+        self._singers: dict[str, Singer] = {}
 
     def _new_synth(self):
         settings = {"synth.reverb.active": 0, "synth.chorus.active": 0, "synth.polyphony": 512,
@@ -277,6 +286,11 @@ class Renderer:
 
     def render(self, part: Part, instrument: Instrument, n_samples: int) -> np.ndarray:
         """Render one part -> float32 (n_samples, 2); the synthesizer is left silent after."""
+        if instrument.singer:
+            singer = self._singers.get(instrument.soundfont)
+            if singer is None:
+                singer = self._singers[instrument.soundfont] = Singer(instrument.soundfont, self.sample_rate)
+            return singer.render(part, n_samples)
         if instrument.library:
             lib = self._libraries.get(instrument.soundfont)
             if lib is None:
@@ -438,6 +452,9 @@ class Catalogue:
             lo, hi = spec["range"]
             out.append(Instrument(spec["path"], 0, 0, lo, hi, tuple(spec["velocity"]), code, bool(spec.get("clean"))))
         for spec in self.libraries.get(code, []):
+            if "singer" in spec:
+                out.append(Instrument(spec["path"], 0, 0, spec["low"], spec["high"], (1, 127), code, singer=True))
+                continue
             out.append(Instrument(spec["path"], 0, 0, spec["low"], spec["high"], (1, 127), code,
                                   bool(spec.get("clean")), library=True, sustained=bool(spec.get("sustained", True)),
                                   release_s=float(spec.get("release_s", 0.15))))

@@ -206,11 +206,12 @@ def test_catalogue_gives_every_class_two_checked_libraries():
     from instrec.labels import CODES
 
     entries = samples.catalogue()
-    assert all(e["code"] in CODES and sum(k in e for k in ("npm", "local", "patch")) == 1 for e in entries)
+    assert all(e["code"] in CODES and sum(k in e for k in ("npm", "local", "patch", "singer")) == 1 for e in entries)
     assert all(len(e["sha256"]) == 64 and e["version"].count(".") == 2 for e in entries if "npm" in e)
     per_class = Counter(e["code"] for e in entries)
     assert set(per_class) == set(CODES) and all(n >= 2 for code, n in per_class.items() if code != "voi")
-    assert per_class["voi"] == 1  # voice: FreePats' "Voice Oohs"; the sung soundfont is given with --extra-soundfonts
+    # voice: FreePats' "Voice Oohs" and the singer (notes only); the sung soundfont is given with --extra-soundfonts
+    assert per_class["voi"] == 2 and [e["name"] for e in entries if e.get("notes_only")] == ["sinsy-f001"]
     assert len({e["name"] for e in entries}) == len(entries)
     # the listed FreePats patches are the ones Debian's freepats package installs, byte for byte
     from instrec.recognizer import sha256
