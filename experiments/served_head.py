@@ -2,10 +2,11 @@
 
     python -m experiments.served_head --split runs/lolo-clip --validation data/synth3/validation \\
         [--cache runs/cache/musicnn] [--head-weight 0.4 ...] [--c 0.01] [--tagger MODEL.onnx ...] [--head-stride 3] \\
-        [--out served.json]
+        [--head-extra data/singer-notes] [--out served.json]
 
 ``--split`` is a folder written by :mod:`experiments.leave_one_out` with ``--representation fused`` (its
-CNNs exported in ``<split>/onnx``). The head is fitted on the split's ``train`` excerpts
+CNNs exported in ``<split>/onnx``). The head is fitted on the split's ``train`` excerpts (and on the
+``train`` folders of the corpora ``--head-extra`` names, which must play none of the held-out sources)
 (:mod:`training.head`, into ``<split>/head``; on the musicnn models ``--tagger`` names, side by side, the
 shipped MagnaTagATune model by default) and added to the split's CNNs by :mod:`training.retune`
 (``--head``, rule "mean", aggregation S1, into ``<split>/with-head``; with ``--head-stride S``, one patch
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from corpus.subset import training_records
 from experiments.pretrained_head import CHECKED, first_right
 from instrec.embedding import MODEL
 from instrec.fusion import Fusion
@@ -45,15 +47,37 @@ def folder_suffix(c: float, taggers: tuple[Path, ...]) -> str:
     return suffix if tuple(map(Path, taggers)) == (MODEL,) else suffix + "-" + "+".join(Path(t).stem for t in taggers)
 
 
+def extra_training(split: Path, corpora: tuple[Path, ...]) -> list[Path]:
+    """The ``train`` folders of ``corpora`` (rendered by :mod:`corpus.synth` or :mod:`corpus.notes`), refused
+    when one plays a source that the split holds out of its class: the check would then hear it."""
+    if not corpora:
+        return []
+    plan = Path(split) / "leave_one_out.json"
+    if not plan.is_file():
+        raise ValueError(f"{plan} not found: which sources the split holds out is not known")
+    held_out = json.loads(plan.read_text())["held_out"]
+    folders = []
+    for corpus in map(Path, corpora):
+        _, records = training_records(corpus)
+        for record in records:
+            for code, source in zip(record["labels"], record["lead_sources"]):
+                if held_out.get(code) == source:
+                    raise ValueError(f"{corpus}: plays {source}, which {split} holds out of {code}")
+        folders.append(corpus / "train")
+    return folders
+
+
 def run(split: Path, validation: Path, cache: Path | None = None, weights: tuple[float, ...] = (),
-        c: float = head.C, taggers: tuple[Path, ...] = (MODEL,), head_stride: int = 1) -> dict:
+        c: float = head.C, taggers: tuple[Path, ...] = (MODEL,), head_stride: int = 1,
+        head_extra: tuple[Path, ...] = ()) -> dict:
     split = Path(split)
     checked = [name for name in CHECKED if (split / name).is_dir()]
     if not checked or not (split / "onnx" / "manifest.json").exists():
         raise ValueError(f"{split}: no held-out folder or no exported CNNs (<split>/onnx); "
                          "run experiments.leave_one_out --representation fused first")
-    suffix = folder_suffix(c, taggers)  # another head: beside the default's folders
-    head.export([split / "train"], split / f"head{suffix}", c=c, cache=cache, taggers=tuple(taggers))
+    extra = extra_training(split, head_extra)
+    suffix = folder_suffix(c, taggers) + "".join(f"-plus-{Path(e).name}" for e in head_extra)
+    head.export([split / "train", *extra], split / f"head{suffix}", c=c, cache=cache, taggers=tuple(taggers))
     with_head = split / (f"with-head{suffix}" + (f"-s{head_stride}" if head_stride != 1 else ""))
     retune.retune(split / "onnx", [Path(validation)], with_head, rule="mean", aggregation="S1",
                   head=split / f"head{suffix}", head_stride=head_stride)
@@ -71,6 +95,7 @@ def run(split: Path, validation: Path, cache: Path | None = None, weights: tuple
                                                        weights=retune.head_weights(four.models, w))
                   for w in weights}}
     result: dict = {"split": str(split), "validation": str(validation), "c": c, "head_stride": head_stride,
+                    "head_extra": [str(e) for e in head_extra],
                     "taggers": [Path(t).name for t in taggers], "fusions": {k: f.to_dict() for k, f in fusions.items()}}
     for name in checked:
         labelled = read_labels(split / name)
@@ -97,11 +122,14 @@ def main(argv: list[str] | None = None) -> int:
                          "<split>/with-head[-cC]-<names>)")
     ap.add_argument("--head-stride", type=int, default=1, metavar="S",
                     help="one musicnn patch per S windows, 1 to 3 (default 1; another writes <split>/with-head[...]-sS)")
+    ap.add_argument("--head-extra", type=Path, action="append", default=[], metavar="CORPUS",
+                    help="a rendered corpus (corpus.synth or corpus.notes) whose train/ the head also learns from, "
+                         "refused if it plays a held-out source; repeatable (writes <split>/head[...]-plus-<name>)")
     ap.add_argument("--out", type=Path, help="write the figures here (JSON)")
     args = ap.parse_args(argv)
     try:
         result = run(args.split, args.validation, args.cache, tuple(args.head_weight), args.c,
-                     tuple(args.tagger) or (MODEL,), args.head_stride)
+                     tuple(args.tagger) or (MODEL,), args.head_stride, tuple(args.head_extra))
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -309,6 +309,8 @@ def test_served_head_names_each_head_folder_by_its_regularisation_and_taggers():
 def test_served_head_decides_the_held_out_files_with_each_fusion(tiny_corpus, tiny_models, tmp_path, capsys):
     import shutil
 
+    from corpus.notes import render_notes
+    from corpus.synth import GM_PATHS
     from experiments.leave_one_out import split_by_source
     from experiments.pretrained_head import first_right
     from experiments.served_head import main
@@ -318,9 +320,18 @@ def test_served_head_decides_the_held_out_files_with_each_fusion(tiny_corpus, ti
     split = tmp_path / "lolo"
     plan = split_by_source(tiny_corpus, split)
     shutil.copytree(tiny_models, split / "onnx")  # the split's CNNs, as --representation fused exports them
+    (split / "leave_one_out.json").write_text(json.dumps(plan))  # what the check writes: the held-out sources
+    # a corpus that plays a held-out source cannot teach the head: the check would hear that source
+    assert main(["--split", str(split), "--validation", str(tiny_corpus / "validation"),
+                 "--head-extra", str(tiny_corpus)]) == 1
+    assert "holds out" in capsys.readouterr().err and not (split / "head").exists()
+    # flute notes of FluidR3, which the split does not hold out of the flute, can
+    notes_dir = tmp_path / "notes"
+    render_notes(notes_dir, per_class=2, codes=("flu",), gm=[GM_PATHS[0]], samples=None, workers=1, progress=False)
+    assert plan["held_out"].get("flu") != GM_PATHS[0].name
     # the head on musicnn's Million Song Dataset model instead of the default MagnaTagATune one, a patch per 3 windows
     assert main(["--split", str(split), "--validation", str(tiny_corpus / "validation"), "--head-weight", "0.5",
-                 "--c", "0.1", "--tagger", str(MSD_MODEL), "--head-stride", "3",
+                 "--c", "0.1", "--tagger", str(MSD_MODEL), "--head-stride", "3", "--head-extra", str(notes_dir),
                  "--out", str(tmp_path / "served.json")]) == 0
     result = json.loads((tmp_path / "served.json").read_text())
     assert set(result["held"]) == {"own", "cnns_and", "cnns_mean", "four_mean", "four_mean_head_0.5", "head_alone"}
@@ -331,10 +342,12 @@ def test_served_head_decides_the_held_out_files_with_each_fusion(tiny_corpus, ti
     # the four models' figure is what the models the experiment made answer, file by file
     labelled = read_labels(split / "held")
     # another regularisation and tagger are fitted and served beside the default's folders
-    fitted = json.loads((split / "head-c0.1-musicnn_msd" / "head.json").read_text())
+    fitted = json.loads((split / "head-c0.1-musicnn_msd-plus-notes" / "head.json").read_text())
     assert fitted["c"] == 0.1 == result["c"] and [t["file"] for t in fitted["taggers"]] == result["taggers"] == [MSD_MODEL.name]
+    assert fitted["train"] == [str(split / "train"), str(notes_dir / "train")] and result["head_extra"] == [str(notes_dir)]
+    assert fitted["train_files"] == len(read_labels(split / "train")) + 2
     assert not (split / "head").exists()
-    rec = Recognizer(split / "with-head-c0.1-musicnn_msd-s3")
+    rec = Recognizer(split / "with-head-c0.1-musicnn_msd-plus-notes-s3")
     assert rec.head_stride == 3 == result["head_stride"]
     scores = np.array([[rec.predict(p).scores[c] for c in CODES] for p, _ in labelled])
     expected = first_right(scores, np.array([CODES.index(c) for _, c in labelled]))
