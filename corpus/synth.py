@@ -443,7 +443,7 @@ class Catalogue:
 
     @property
     def library_names(self) -> list[str]:
-        return sorted(Path(e["path"]).name for specs in self.libraries.values() for e in specs)
+        return sorted(e.get("name", Path(e["path"]).name) for specs in self.libraries.values() for e in specs)
 
     def real(self, code: str) -> list[Instrument]:
         """The real-recording instruments of a class: soundfonts first, then libraries, in name order."""

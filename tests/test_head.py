@@ -155,3 +155,11 @@ def test_a_head_on_two_taggers_reads_both_graphs_from_one_input(exported, tmp_pa
         head.to_onnx(one, tmp_path / "h.onnx", (MODEL, other))
     with pytest.raises(ValueError, match="named twice"):
         head.Taggers((MODEL, MODEL))
+
+
+def test_the_head_records_which_libraries_played_its_training_folders(exported, tiny_corpus, tmp_path):
+    """A rendered corpus's train/ adds the libraries its corpus.json lists; a folder of other data none."""
+    _, info = exported
+    assert info["libraries"] == []  # tones: no rendered corpus
+    listed = json.loads((tiny_corpus / "corpus.json").read_text())["libraries"]
+    assert listed and head.heard_libraries([tiny_corpus / "train", tmp_path]) == sorted(listed)

@@ -256,6 +256,15 @@ def test_the_model_card_describes_the_head_and_how_the_fusion_was_tuned(with_hea
     strided = json.loads((with_head / "manifest.json").read_text())
     strided["models"][HEAD]["stride"] = 3
     assert "It hears one 3-second patch per group of 3 one-second windows" in "\n".join(head_section(strided))
+    # every library is credited: the songs', and one that only the head's training heard, in the head's words
+    from training.model_card import head_only_libraries
+
+    assert strided["training_data"]["synthetic_corpus"]["libraries"] == ["tonejs-flute"] and "- `tonejs-flute`: " in text
+    assert head_only_libraries(strided) == [] and "also heard" not in text
+    strided["models"][HEAD]["training"]["libraries"] = ["sinsy-f001", "tonejs-flute"]
+    assert head_only_libraries(strided) == ["sinsy-f001"]
+    assert ("The head alone also heard `sinsy-f001`: female singer's voice model NIT SONG070 F001"
+            in "\n".join(head_section(strided)))
 
     # refreshed after the fusion changes, without the training run: the card made from the run comes back,
     # but for the line that says how it was made, and a changed real-recording check is what it then says

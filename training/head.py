@@ -267,6 +267,17 @@ def check_parity(head, onnx_path: Path, mel_patches: np.ndarray, taggers: Tagger
     return worst
 
 
+def heard_libraries(train: list[Path]) -> list[str]:
+    """The recorded-note libraries (and singers) that played the ``train`` folders, as each rendered corpus
+    (``<corpus>/train``) lists them in its ``corpus.json``; folders of other data add none."""
+    names = set()
+    for folder in map(Path, train):
+        manifest = folder.parent / "corpus.json"
+        if manifest.is_file():
+            names.update(json.loads(manifest.read_text()).get("libraries", []))
+    return sorted(names)
+
+
 def export(train: list[Path], out: Path, c: float = C, cache: Path | None = None,
            taggers: tuple[Path, ...] = (MODEL,)) -> dict:
     """Fit on the ``taggers``' embeddings, write ``out/head.onnx`` (checked against scikit-learn on real
@@ -286,7 +297,7 @@ def export(train: list[Path], out: Path, c: float = C, cache: Path | None = None
         raise
     tmp.replace(out / "head.onnx")
     info = {"train": [str(t) for t in train], "train_files": len(audible), "silent_files": [str(p) for p in silent],
-            "c": c,
+            "libraries": heard_libraries(train), "c": c,
             "classes": [CODES[k] for k in head[-1].classes_], "outputs": list(OUTPUTS),
             "musicnn_sha256": _model_sha256(embedder.models[0]),
             "taggers": [{"file": m.name, "sha256": _model_sha256(m)} for m in embedder.models],

@@ -55,27 +55,32 @@ SOUNDFONT_CREDITS = {
 }
 
 
-def sources_section(corpus: dict) -> list[str]:
-    """The sources of each class and the credits of every recording the models heard."""
-    if not corpus.get("sources"):
-        return []
+def credit(name: str) -> str | None:
+    """A library's credit and licence as ``corpus/libraries.json`` gives them (None for a name it lacks)."""
     from corpus.samples import catalogue
 
+    e = next((e for e in catalogue() if e["name"] == name), None)
+    return f"{e['credit']} ({e['licence']})" if e else None
+
+
+def sources_section(corpus: dict, notes_only: list[str] = ()) -> list[str]:
+    """The sources of each class and the credits of every recording the CNNs heard: the corpus's
+    libraries and those that played only its isolated notes (``notes_only``)."""
+    if not corpus.get("sources"):
+        return []
     lines = ["", "## What the models heard", "", "| class | sources |", "|---|---|"]
     lines += [f"| {NAMES[c]} | {', '.join(corpus['sources'].get(c, []))} |" for c in CODES]
     lines += ["", f"Real recordings played {corpus.get('real_share', 0):.0%} of the lead parts of each class that "
               "has any; every song went through a simulated room or reverb"
               + (" and a recording chain (microphone, compression, background noise, lossy encoding)"
                  if corpus.get("recording_chain") else "") + ".", "", "Credits:", ""]
-    entries = {e["name"]: e for e in catalogue()}
-    for name in corpus.get("libraries", []):
-        e = entries.get(name)
-        if e:
-            lines.append(f"- `{name}`: {e['credit']} ({e['licence']})")
+    for name in [*corpus.get("libraries", []), *notes_only]:
+        if credit(name):
+            lines.append(f"- `{name}`: {credit(name)}" + ("; in the isolated notes only" if name in notes_only else ""))
     for font in corpus.get("soundfonts", []):
-        credit = next((v for k, v in SOUNDFONT_CREDITS.items() if font.startswith(k)), None)
-        if credit:
-            lines.append(f"- `{font}`: {credit}")
+        made_by = next((v for k, v in SOUNDFONT_CREDITS.items() if font.startswith(k)), None)
+        if made_by:
+            lines.append(f"- `{font}`: {made_by}")
     return lines
 
 
@@ -124,7 +129,21 @@ def head_section(m: dict) -> list[str]:
             + (f"the models {' and '.join(taggers)}, side by side" if len(taggers) > 1 else f"the model {taggers[0]}")
             + "; only the logistic regression learnt from the corpus: "
             f"{head['train_files']} excerpts of " + ", ".join(f"`{t}`" for t in head["train"])
-            + ", by `python -m training.head`. " + head_hearing(info.get("stride", 1))]
+            + ", by `python -m training.head`. " + head_hearing(info.get("stride", 1))
+            + "".join(f" The head alone also heard `{name}`: {credit(name)}." for name in head_only_libraries(m))]
+
+
+def cnn_libraries(m: dict) -> tuple[list[str], list[str]]:
+    """The libraries that played the CNNs' training songs, and those that played only their isolated notes."""
+    data = m["training_data"]
+    songs = data.get("synthetic_corpus", {}).get("libraries", [])
+    return songs, [name for name in (data.get("notes") or {}).get("libraries", []) if name not in songs]
+
+
+def head_only_libraries(m: dict) -> list[str]:
+    """The libraries that played the musicnn head's training folders and none of the CNNs'."""
+    heard = [name for names in cnn_libraries(m) for name in names]
+    return [name for name in m["models"][HEAD]["training"].get("libraries", []) if name not in heard]
 
 
 def head_hearing(stride: int) -> str:
@@ -238,7 +257,7 @@ def card(models: Path, run: Path, real_audio: Path | None = None) -> str:
         "15 % split); thresholds tuned on "
         f"`{m['validation']['data']}` ({m['validation']['n_files']} files); tested on "
         f"`{metrics['data']}` ({metrics['n_files']} files), never used for tuning.",
-        *sources_section(corpus), "",
+        *sources_section(corpus, cnn_libraries(m)[1]), "",
         "These models have heard no real music, only single recorded notes and synthesised instruments put "
         "together. They are a working default, not IRMAS-grade models: for real accuracy, train on IRMAS with "
         "the same commands (see the README).", "",
