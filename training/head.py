@@ -268,8 +268,9 @@ def check_parity(head, onnx_path: Path, mel_patches: np.ndarray, taggers: Tagger
 
 
 def heard_libraries(train: list[Path]) -> list[str]:
-    """The recorded-note libraries (and singers) that played the ``train`` folders, as each rendered corpus
-    (``<corpus>/train``) lists them in its ``corpus.json``; folders of other data add none."""
+    """The recorded-note libraries (and singers) the ``train`` folders were rendered with, as each rendered
+    corpus (``<corpus>/train``) lists them in its ``corpus.json`` (every library it could play, as the CNNs'
+    card lists theirs); folders of other data add none."""
     names = set()
     for folder in map(Path, train):
         manifest = folder.parent / "corpus.json"
