@@ -14,9 +14,9 @@ across a bar line tied. Every note gets a syllable of :data:`SYLLABLES`, drawn b
 from the notes, so the same part gives the same samples. Velocities, controllers and bends are not sung: Sinsy sings dynamic marks alike, and the
 voice model has its own vibrato.
 
-The model sings held notes off the asked pitch by up to about three semitones, most at the ends of its
-range (it draws pitch towards the middle of what the singer sang; ``tests/test_singer.py`` measures it),
-so the corpus lets it sing single notes and short exercises only (the notes corpus, :mod:`corpus.notes`),
+The model sings held notes off the asked pitch by up to about three and a half semitones, by how much
+depending on the note and the syllable (docs/corpus.md gives the figures; ``tests/test_singer.py`` checks
+two notes), so the corpus lets it sing single notes and short exercises only (the notes corpus, :mod:`corpus.notes`),
 where no accompaniment makes a wrong pitch heard; songs keep the other voices.
 
 The score is written by hand rather than through music21: a part's note lengths are arbitrary times,
@@ -43,7 +43,6 @@ MIN_NOTE_S = 0.06  #: shorter notes are left out: too short to sing a syllable
 SYLLABLES = tuple("あいうえおかきくけこさしすせそたてとなにぬねのはひふへほまみむめもやゆよらりるれろわ")
 _STEPS = ("C", "C", "D", "D", "E", "F", "F", "G", "G", "A", "A", "B")
 _ALTER = (0, 1, 0, 1, 0, 0, 1, 0, 1, 0, 1, 0)
-SINSY_RATE = 48000
 FULL_SCALE = 32768.0  #: Sinsy's samples are 16-bit values as floats
 
 

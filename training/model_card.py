@@ -13,6 +13,7 @@ retune's commands), keeping what the existing card says of the CNNs' training ru
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import sys
@@ -55,6 +56,7 @@ SOUNDFONT_CREDITS = {
 }
 
 
+@functools.cache
 def credit(name: str) -> str | None:
     """A library's credit and licence as ``corpus/libraries.json`` gives them (None for a name it lacks)."""
     from corpus.samples import catalogue
@@ -75,8 +77,8 @@ def sources_section(corpus: dict, notes_only: list[str] = ()) -> list[str]:
               + (" and a recording chain (microphone, compression, background noise, lossy encoding)"
                  if corpus.get("recording_chain") else "") + ".", "", "Credits:", ""]
     for name in [*corpus.get("libraries", []), *notes_only]:
-        if credit(name):
-            lines.append(f"- `{name}`: {credit(name)}" + ("; in the isolated notes only" if name in notes_only else ""))
+        if made_by := credit(name):
+            lines.append(f"- `{name}`: {made_by}" + ("; in the isolated notes only" if name in notes_only else ""))
     for font in corpus.get("soundfonts", []):
         made_by = next((v for k, v in SOUNDFONT_CREDITS.items() if font.startswith(k)), None)
         if made_by:
