@@ -40,7 +40,7 @@ from tqdm import tqdm
 from corpus import acoustics, guitar, music
 from corpus.music import Part, Song
 from corpus.sampler import SampleLibrary, Sampler
-from corpus.singer import Singer
+from corpus.singer import Singer, SingerError
 from instrec.labels import CODES
 
 SAMPLE_RATE = 44100
@@ -181,7 +181,12 @@ def sample_libraries(folder: Path | None, without: tuple[str, ...] = (), notes: 
         if any(fnmatch.fnmatch(name, pattern) for pattern in without) or (entry.get("notes_only") and not notes):
             continue
         if "singer" in entry:
-            out.setdefault(entry["code"], []).append({**entry, "path": str(Path(folder) / name / entry["singer"])})
+            voice = Path(folder) / name / entry["singer"]
+            try:
+                Singer(voice)  # it must sing here, before any worker is asked to
+            except SingerError as exc:
+                raise SynthError(f"{name}: {exc} (or leave it out: --without-library {name})") from None
+            out.setdefault(entry["code"], []).append({**entry, "path": str(voice)})
             continue
         lib = SampleLibrary(Path(folder) / name)
         out.setdefault(entry["code"], []).append({**entry, "path": str(Path(folder) / name),

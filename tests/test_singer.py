@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 
 import librosa
 import numpy as np
@@ -94,6 +95,16 @@ def test_fetch_copies_the_checked_voice_and_the_notes_corpus_sings_with_it(tmp_p
     assert synth.sample_libraries(out) == {}
     libraries = synth.sample_libraries(out, notes=True)
     assert [e["name"] for e in libraries["voi"]] == [entry["name"]]
+    # a prepared singer that cannot sing is said before anything renders, with how to leave it out
+    broken = tmp_path / "broken"
+    shutil.copytree(out, broken)
+    (broken / entry["name"] / entry["singer"]).write_bytes(b"not a voice")
+    with pytest.raises(synth.SynthError, match=f"--without-library {entry['name']}"):
+        synth.sample_libraries(broken, notes=True)
+    assert synth.sample_libraries(broken) == {}  # songs never load it
+    # a voice model the installed package lacks: what to install
+    result = samples.fetch(tmp_path / "other", entries=[{**entry, "singer": "nobody.htsvoice"}])
+    assert "pip install 'pysinsy==0.0.5'" in result["missing"][entry["name"]]
     notes_out = tmp_path / "notes"
     notes.render_notes(notes_out, samples=out, workers=1, codes=("voi",), per_class=2, real_share=1.0,
                        progress=False)
