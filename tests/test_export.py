@@ -238,9 +238,10 @@ def test_real_clips_with_the_defects_of_amateur_recordings(tiny_models, capsys):
     high = np.sin(2 * np.pi * 6000 * np.arange(sr) / sr).astype(np.float32)
     assert np.abs(with_defect(high, "lowpass", 3400.0, sr)[sr // 2 :]).max() < 0.01  # 6 kHz: over 50 dB down
     assert np.mean(with_defect(y, "dc", 0.3, sr)) == pytest.approx(0.3, abs=1e-3)
+    assert np.array_equal(with_defect(y, "first", 0.25, sr), y[: sr // 4])  # a quarter of a second, the start
     assert main(["--models", str(tiny_models), "--data", str(REAL_AUDIO), "--defect", "clip:6",
                  "--defect", "hum:-30", "--surround", "1"]) == 0
-    for bad in ("clip", "clip:x", "clip:-3", "hum:10", "reverb:3", "lowpass:0"):
+    for bad in ("clip", "clip:x", "clip:-3", "hum:10", "reverb:3", "lowpass:0", "first:0"):
         with pytest.raises(SystemExit):
             main(["--models", str(tiny_models), "--data", str(REAL_AUDIO), "--defect", bad])
     assert "expected KIND:VALUE" in capsys.readouterr().err

@@ -31,7 +31,7 @@ a hiss): the answer should be the clip's. ``--defect`` gives every clip a defect
 first (repeatable, applied in order; see :data:`DEFECTS`): ``clip:DB`` drives it DB dB into full scale
 and clips it, ``hum:DB`` adds 50 Hz mains hum (with its 2nd and 3rd harmonics) DB dB under its RMS,
 ``lowpass:HZ`` band-limits it (a 6th-order Butterworth, e.g. 3400 for a telephone line), ``dc:X`` adds
-an offset of X of its peak.
+an offset of X of its peak, ``first:S`` keeps only its first S seconds (a short recording).
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def surrounded(y: np.ndarray, seconds: float, noise_db: float | None, rng: np.ra
 
 #: what ``--defect`` can do to a clip, and the unit of its value
 DEFECTS = {"clip": "dB driven into full scale", "hum": "dB under the clip's RMS", "lowpass": "Hz",
-           "dc": "share of the peak"}
+           "dc": "share of the peak", "first": "seconds kept from the start"}
 
 
 def defect_arg(text: str) -> tuple[str, float]:
@@ -92,7 +92,7 @@ def defect_arg(text: str) -> tuple[str, float]:
         number = float("nan")
     if kind not in DEFECTS or not np.isfinite(number):
         raise argparse.ArgumentTypeError(f"expected KIND:VALUE with KIND one of {', '.join(DEFECTS)}, got {text!r}")
-    if (kind in ("clip", "lowpass") and number <= 0) or (kind == "hum" and number >= 0):
+    if (kind in ("clip", "lowpass", "first") and number <= 0) or (kind == "hum" and number >= 0):
         raise argparse.ArgumentTypeError(f"{text!r}: {kind} takes {DEFECTS[kind]}, "
                                          + ("above 0" if kind != "hum" else "under 0"))
     return kind, number
@@ -109,6 +109,8 @@ def with_defect(y: np.ndarray, kind: str, value: float, sample_rate: int) -> np.
         return (y + gain * hum).astype(np.float32)
     if kind == "lowpass":
         return lowpass(y, min(value, 0.45 * sample_rate), sample_rate)
+    if kind == "first":
+        return y[: max(1, int(round(value * sample_rate)))]
     return (y + value).astype(np.float32)
 
 
