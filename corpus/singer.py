@@ -31,9 +31,9 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-import soxr
 
 from corpus.music import Note, Part
+from instrec.audio import resample
 
 DIVISIONS = 100  #: MusicXML divisions per beat; at 60 beats a minute one is 10 ms
 BEAT_S = 1.0
@@ -157,7 +157,7 @@ class Singer:
                 wav, sr = self._sinsy.synthesize()
             finally:
                 self._sinsy.clearScore()
-        y = soxr.resample(np.asarray(wav, np.float64) / FULL_SCALE, sr, self.sample_rate).astype(np.float32)
+        y = resample(np.asarray(wav, np.float64) / FULL_SCALE, sr, self.sample_rate)
         n = min(n_samples, len(y))
         out[:n] = y[:n, None]
         return out

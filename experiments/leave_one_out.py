@@ -60,6 +60,11 @@ def choose_held_out(rendered: dict, records: list[dict], chosen: list[str] = ())
     return held
 
 
+def held_lead(record: dict, held: dict[str, str]) -> tuple[str, str] | None:
+    """The (class, source) of a lead part of ``record`` (with ``lead_sources``) that ``held`` holds out, if any."""
+    return next(((c, s) for c, s in zip(record["labels"], record["lead_sources"]) if held.get(c) == s), None)
+
+
 def split_by_source(corpus: Path, out: Path, chosen: list[str] = (), notes: Path | None = None,
                     train_notes: bool = True) -> dict:
     """Link the kept training excerpts into ``out/train`` and the held-out ones into ``out/held``;
@@ -67,7 +72,7 @@ def split_by_source(corpus: Path, out: Path, chosen: list[str] = (), notes: Path
     (unless not ``train_notes``: the baseline), but the held-out sources' notes go into ``out/held-notes``."""
     rendered, records = training_records(corpus)
     held = choose_held_out(rendered, records, chosen)
-    is_held = lambda r: any(held.get(c) == s for c, s in zip(r["labels"], r["lead_sources"]))
+    is_held = lambda r: held_lead(r, held) is not None
     for sub in ("train", "held", "held-notes"):
         shutil.rmtree(out / sub, ignore_errors=True)
     kept = link_files(corpus, [r for r in records if not is_held(r)], out / "train")

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from corpus.subset import training_records
+from experiments.leave_one_out import held_lead
 from experiments.pretrained_head import CHECKED, first_right
 from instrec.embedding import MODEL
 from instrec.fusion import Fusion
@@ -59,10 +60,9 @@ def extra_training(split: Path, corpora: tuple[Path, ...]) -> list[Path]:
     folders = []
     for corpus in map(Path, corpora):
         _, records = training_records(corpus)
-        for record in records:
-            for code, source in zip(record["labels"], record["lead_sources"]):
-                if held_out.get(code) == source:
-                    raise ValueError(f"{corpus}: plays {source}, which {split} holds out of {code}")
+        held = next(filter(None, (held_lead(r, held_out) for r in records)), None)
+        if held:
+            raise ValueError(f"{corpus}: plays {held[1]}, which {split} holds out of {held[0]}")
         folders.append(corpus / "train")
     return folders
 
