@@ -52,6 +52,32 @@ def test_onnx_equals_pytorch_for_any_batch(tiny_models, tiny_run):
             np.testing.assert_allclose(session.run(None, {"windows": x})[0], expected, atol=1e-4)
 
 
+def test_an_exported_cnn_is_a_checkpoint_to_fine_tune(tiny_models, tiny_run, tiny_corpus, tmp_path):
+    """The ONNX files hold the weights under the state dict's names: rebuilt from them (and the manifest),
+    each CNN is its checkpoint exactly, and training starts from it as from the checkpoint."""
+    from training.train import train
+
+    for rep in ("mel", "modgd", "cqt"):
+        rebuilt, saved = load_checkpoint(tiny_models / f"{rep}.onnx"), load_checkpoint(tiny_run / rep / "best.pt")
+        assert rebuilt.model.kwargs == saved.model.kwargs and rebuilt.params == saved.params
+        mine, theirs = rebuilt.model.state_dict(), saved.model.state_dict()
+        assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+    summary = train(tiny_corpus, "mel", tmp_path / "ft", epochs=1, batch_size=16, workers=1, progress=False,
+                    init=tiny_models / "mel.onnx")
+    assert len(summary["history"]) == 1
+    tuned = load_checkpoint(tmp_path / "ft" / "mel" / "best.pt")
+    assert tuned.meta["training_args"]["init"] == str(tiny_models / "mel.onnx")
+    # the input statistics come with the weights, not from the new data
+    assert torch.equal(tuned.model.mean, load_checkpoint(tiny_run / "mel" / "best.pt").model.mean)
+    # refused: a model without its manifest, and a quantised model (its weights are not the float ones)
+    (tmp_path / "alone").mkdir()
+    shutil.copy(tiny_models / "mel.onnx", tmp_path / "alone" / "mel.onnx")
+    with pytest.raises(ValueError, match="no manifest.json"):
+        load_checkpoint(tmp_path / "alone" / "mel.onnx")
+    with pytest.raises(ValueError, match="cannot be rebuilt for training"):
+        load_checkpoint(ROOT / "instrec" / "models" / "int8" / "mel.onnx")
+
+
 def test_export_fails_cleanly_without_thresholds(tiny_run, tmp_path):
     run = tmp_path / "run"
     run.mkdir()

@@ -669,6 +669,49 @@ def test_mixstyle_styles_its_share_of_a_training_batch(name, share):
     assert augment.unsupported((name,), "cqt") == [name]
 
 
+@pytest.mark.parametrize("representation", ["mel", "modgd"])
+def test_a_window_cut_short_is_the_window_of_a_short_file(representation):
+    """A 3-second tone (A4 with its octave); its first window cut after k frames against the window of the
+    same tone cut to k hops of audio, which the recognizer pads with zeros: the frames whose analysis
+    window (3 frames either side) lies wholly on one side of the cut are the same to float precision,
+    and only the two frames either side of the cut differ (there the file's frames hear part of the tone)."""
+    from instrec import features
+
+    sr = 22050
+    t = np.arange(3 * sr) / sr
+    y = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.1 * np.sin(2 * np.pi * 880 * t)).astype(np.float32)
+    first = features.extract(y, representations=(representation,))[representation][:1]
+    silent = features.extract(np.zeros(sr, np.float32), representations=(representation,))[representation]
+    for k in (10, 50, 95):
+        short = features.extract(y[: k * 220], representations=(representation,))[representation]
+        cut = augment.cut_after(first, np.array([k]), representation)
+        assert cut.shape == first.shape and cut.dtype == np.float32
+        differs = np.nonzero(np.abs(cut - short)[0, 0].max(axis=0) > 1e-4)[0]
+        assert set(differs) <= set(range(k - 2, k + 3)), (k, differs)
+        np.testing.assert_allclose(cut[0, 0, :, k + 3 :], silent[0, 0, :, k + 3 :], atol=1e-6)
+        assert np.abs(cut[0, 0, :, : k - 3] - first[0, 0, :, : k - 3]).max() == 0  # the kept part as it was
+    assert augment.unsupported(("short",), "cqt") == ["short"]
+
+
+def test_short_cuts_a_quarter_of_a_training_batch():
+    # through the training batch: about SHORT_SHARE of 2000 windows end in silence after 10-95 frames
+    # (a binomial share of 2000 has a standard deviation under 0.01, so +-0.05 cannot fail by chance)
+    windows = np.random.default_rng(0).standard_normal((2000, 1, 128, 100)).astype(np.float32)
+    targets = np.eye(11, dtype=np.float32)[np.arange(2000) % 11]
+    features_ = FeatureSet(windows, np.arange(2000), targets, {})
+    x, y = augment.batch(features_, np.arange(2000), features_.window_targets, ("short",), np.random.default_rng(1),
+                         "mel")
+    floor = augment.silence("mel")[0, 0]
+    assert floor == pytest.approx(np.log(1e-5))  # log-mel of digital silence: the log floor
+    cut = (x[:, 0, 0, :] == floor)  # no frame of the random windows is exactly the floor
+    changed = cut.any(axis=1)
+    assert abs(changed.mean() - augment.SHORT_SHARE) < 0.05
+    kept = cut[changed].argmax(axis=1)  # the first silent frame
+    assert kept.min() >= 10 and kept.max() <= 95 and (cut[changed].sum(1) == 100 - kept).all()
+    np.testing.assert_array_equal(x[~changed], windows[~changed])
+    np.testing.assert_array_equal(y, targets)
+
+
 def test_excerpt_sources_follow_links_to_the_corpus_manifest(tiny_corpus, tmp_path):
     from corpus.subset import link_subset
     from training.datasets import read_training, training_root

@@ -8,6 +8,7 @@ downstream (thresholds, evaluation, export) takes the feature parameters from he
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import instrec
 from instrec.labels import CODES
 from instrec.params import FeatureParams
 from training.datasets import Dataset
-from training.models import InstrumentCNN, from_checkpoint
+from training.models import FILTERS, InstrumentCNN, from_checkpoint
 
 
 @dataclass
@@ -62,7 +63,66 @@ def save(path: Path, model: InstrumentCNN, params: FeatureParams, args: dict, hi
     }, path)
 
 
+#: how far the rebuilt model's probabilities may lie from the ONNX model's (float32 kernels of two runtimes
+#: differ by ~1e-7; the export checks the same bound the other way)
+REBUILD_TOLERANCE = 1e-4
+
+
+def from_exported(path: Path) -> Checkpoint:
+    """A CNN exported by ``export/to_onnx.py`` (``manifest.json`` beside it) as a checkpoint, e.g. the
+    shipped ``instrec/models/mel.onnx`` to fine-tune (``training.train --init``).
+
+    The model is rebuilt from its manifest entry and its weights are the ONNX file's initializers, which
+    the export names as the state dict; every weight must be found, and the rebuilt model must answer
+    random windows as onnxruntime does (within :data:`REBUILD_TOLERANCE`), or it is refused.
+    """
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    path = Path(path)
+    manifest_file = path.parent / "manifest.json"
+    if not manifest_file.is_file():
+        raise ValueError(f"{path}: no manifest.json beside it, so what model it is cannot be known")
+    manifest = json.loads(manifest_file.read_text())
+    if manifest.get("classes") != list(CODES):
+        raise ValueError(f"{manifest_file}: class order {manifest.get('classes')} differs from {list(CODES)}")
+    found = [(rep, e) for rep, e in manifest.get("models", {}).items() if e.get("file") == path.name]
+    if not found or found[0][0] not in FILTERS:
+        raise ValueError(f"{manifest_file} lists no CNN in {path.name}")
+    representation, entry = found[0]
+    params = FeatureParams.from_dict(manifest["feature_params"])
+    weights = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in onnx.load(str(path)).graph.initializer}
+    n_bins = params.shapes[representation][1]
+    model = InstrumentCNN(representation, n_bins, activation=entry.get("activation", "softmax"),
+                          hidden=int(weights["head.0.weight"].shape[0]) if "head.0.weight" in weights else 1024,
+                          max_hz=entry.get("max_hz"), freq_norm=entry.get("freq_norm"),
+                          freq_norm_kind=entry.get("freq_norm_kind", "ifn"), pcen=entry.get("pcen"))
+    state = model.state_dict()
+    missing = [k for k in state if k not in weights or weights[k].shape != state[k].shape]
+    if missing:
+        raise ValueError(f"{path}: weights {missing[:3]} are not in the ONNX file as the model has them; "
+                         "it cannot be rebuilt for training")
+    model.load_state_dict({k: weights[k] for k in state})
+    model.eval()
+    x = np.random.default_rng(0).standard_normal((4, 1, n_bins, params.window_frames)).astype(np.float32)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    onnx_out = session.run(None, {session.get_inputs()[0].name: x})[0]
+    with torch.inference_mode():
+        torch_out = model(torch.from_numpy(x)).numpy()
+    if not np.abs(onnx_out - torch_out).max() <= REBUILD_TOLERANCE:
+        raise ValueError(f"{path}: the rebuilt model answers {np.abs(onnx_out - torch_out).max():.2g} away from "
+                         "the ONNX model; it cannot be trained on")
+    meta = {"model_class": "InstrumentCNN", "model_kwargs": model.kwargs, "feature_params": params.to_dict(),
+            "classes": list(CODES), "training_args": entry.get("training", {}), "history": [],
+            "exported_from": str(path)}
+    return Checkpoint(model, params, meta)
+
+
 def load_checkpoint(path: Path) -> Checkpoint:
+    """A checkpoint written by :mod:`training.train`, or an exported model (:func:`from_exported`)."""
+    if Path(path).suffix == ".onnx":
+        return from_exported(path)
     meta = torch.load(path, map_location="cpu", weights_only=False)
     if meta.get("classes") != list(CODES):
         raise ValueError(f"{path}: class order {meta.get('classes')} differs from {list(CODES)}")
