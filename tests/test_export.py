@@ -55,6 +55,7 @@ def test_onnx_equals_pytorch_for_any_batch(tiny_models, tiny_run):
 def test_an_exported_cnn_is_a_checkpoint_to_fine_tune(tiny_models, tiny_run, tiny_corpus, tmp_path):
     """The ONNX files hold the weights under the state dict's names: rebuilt from them (and the manifest),
     each CNN is its checkpoint exactly, and training starts from it as from the checkpoint."""
+    from training.export import epochs_before
     from training.train import train
 
     for rep in ("mel", "modgd", "cqt"):
@@ -67,6 +68,8 @@ def test_an_exported_cnn_is_a_checkpoint_to_fine_tune(tiny_models, tiny_run, tin
     assert len(summary["history"]) == 1
     tuned = load_checkpoint(tmp_path / "ft" / "mel" / "best.pt")
     assert tuned.meta["training_args"]["init"] == str(tiny_models / "mel.onnx")
+    assert tuned.meta["training_args"]["init_sha256"] == sha256(tiny_models / "mel.onnx")
+    assert epochs_before(tuned.meta) == 1  # the exported model's epoch, counted from its manifest
     # the input statistics come with the weights, not from the new data
     assert torch.equal(tuned.model.mean, load_checkpoint(tiny_run / "mel" / "best.pt").model.mean)
     # refused: a model without its manifest, and a quantised model (its weights are not the float ones)

@@ -68,6 +68,21 @@ def save(path: Path, model: InstrumentCNN, params: FeatureParams, args: dict, hi
 REBUILD_TOLERANCE = 1e-4
 
 
+def exported_entry(path: Path) -> tuple[str, dict, dict]:
+    """The representation and manifest entry of an exported CNN, and the manifest beside it."""
+    path = Path(path)
+    manifest_file = path.parent / "manifest.json"
+    if not manifest_file.is_file():
+        raise ValueError(f"{path}: no manifest.json beside it, so what model it is cannot be known")
+    manifest = json.loads(manifest_file.read_text())
+    if manifest.get("classes") != list(CODES):
+        raise ValueError(f"{manifest_file}: class order {manifest.get('classes')} differs from {list(CODES)}")
+    found = [(rep, e) for rep, e in manifest.get("models", {}).items() if e.get("file") == path.name]
+    if not found or found[0][0] not in FILTERS:
+        raise ValueError(f"{manifest_file} lists no CNN in {path.name}")
+    return found[0][0], found[0][1], manifest
+
+
 def from_exported(path: Path) -> Checkpoint:
     """A CNN exported by ``export/to_onnx.py`` (``manifest.json`` beside it) as a checkpoint, e.g. the
     shipped ``instrec/models/mel.onnx`` to fine-tune (``training.train --init``).
@@ -81,16 +96,7 @@ def from_exported(path: Path) -> Checkpoint:
     from onnx import numpy_helper
 
     path = Path(path)
-    manifest_file = path.parent / "manifest.json"
-    if not manifest_file.is_file():
-        raise ValueError(f"{path}: no manifest.json beside it, so what model it is cannot be known")
-    manifest = json.loads(manifest_file.read_text())
-    if manifest.get("classes") != list(CODES):
-        raise ValueError(f"{manifest_file}: class order {manifest.get('classes')} differs from {list(CODES)}")
-    found = [(rep, e) for rep, e in manifest.get("models", {}).items() if e.get("file") == path.name]
-    if not found or found[0][0] not in FILTERS:
-        raise ValueError(f"{manifest_file} lists no CNN in {path.name}")
-    representation, entry = found[0]
+    representation, entry, manifest = exported_entry(path)
     params = FeatureParams.from_dict(manifest["feature_params"])
     weights = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in onnx.load(str(path)).graph.initializer}
     n_bins = params.shapes[representation][1]

@@ -34,7 +34,7 @@ from instrec.fusion import Fusion, aggregate
 from instrec.labels import CODES
 from instrec.params import REPRESENTATIONS, FeatureParams
 from instrec.recognizer import MODELS_DIR, sha256
-from training.checkpoints import load_checkpoint
+from training.checkpoints import exported_entry, load_checkpoint
 from training.datasets import read_any, training_root
 
 OPSET = 18
@@ -114,6 +114,9 @@ def epochs_before(checkpoint: dict) -> int:
     init = checkpoint.get("training_args", {}).get("init")
     if not init or not Path(init).exists():
         return 0
+    if Path(init).suffix == ".onnx":  # an exported CNN: its manifest counts its epochs
+        entry = exported_entry(Path(init))[1]
+        return int(entry.get("epochs", 0)) + int(entry.get("epochs_before", 0))
     earlier = torch.load(init, map_location="cpu", weights_only=False)
     return len(earlier.get("history", [])) + epochs_before(earlier)
 
@@ -159,7 +162,7 @@ def export(run: Path, out: Path, *, data: Path | None = None) -> dict:
                           "freq_norm_kind": models[rep].freq_norm_kind, "pcen": models[rep].pcen,
                           "training": {k: ckpts[rep]["training_args"].get(k)
                                        for k in ("data", "extra_train", "augment", "lr", "lr_schedule", "init",
-                                                 "ema", "adversary")}}
+                                                 "init_sha256", "ema", "adversary")}}
     manifest = {
         "format": 1,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

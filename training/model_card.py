@@ -204,9 +204,18 @@ def intro(m: dict) -> list[str]:
                      f"{'; cosine learning rate' if training.get('lr_schedule') == 'cosine' else ''}"
                      f"{'; source adversary, weight ' + format(training['adversary'], 'g') if training.get('adversary') else ''}"
                      f"{freq_norm_text(info)}{pcen_text(info)} | "
-                     f"{'`' + training['init'] + '`' if training.get('init') else 'scratch'} | "
+                     f"{started_from(training)} | "
                      f"{info['best_val_loss']:.3f} | `{info['sha256'][:16]}...` |")
     return lines + head_section(m)
+
+
+def started_from(training: dict) -> str:
+    """What a CNN's training began with: ``scratch``, or the checkpoint or exported model (its sha256 when
+    recorded, since an exported model's path may hold another model later)."""
+    if not training.get("init"):
+        return "scratch"
+    sha = training.get("init_sha256")
+    return f"`{training['init']}`" + (f" (sha256 `{sha[:16]}...`)" if sha else "")
 
 
 def real_section(real: dict | None) -> list[str]:

@@ -51,6 +51,7 @@ from tqdm import tqdm
 
 from instrec import features
 from instrec.params import DEFAULT, REPRESENTATIONS, FeatureParams
+from instrec.recognizer import sha256
 from training import augment as aug
 from training.cache import FeatureSet, load_features
 from training.checkpoints import load_checkpoint, pick_device, predict_windows, save
@@ -289,7 +290,8 @@ def train(data: Path, representation: str, out: Path, *, epochs: int = EPOCHS, p
     rng = np.random.default_rng(seed)
     args = {"data": str(data), "representation": representation, "epochs": epochs, "patience": patience,
             "batch_size": batch_size, "lr": lr, "loss": loss, "seed": seed, "augment": list(augment),
-            "extra_train": [str(p) for p in extra_train], "init": str(init) if init else None, "max_hz": max_hz,
+            "extra_train": [str(p) for p in extra_train], "init": str(init) if init else None,
+            "init_sha256": sha256(Path(init)) if init else None, "max_hz": max_hz,
             "ema": ema, "freq_norm": freq_norm, "freq_norm_kind": freq_norm_kind, "lr_schedule": lr_schedule,
             "pcen": pcen, "adversary": adversary}
     if resume and (folder / "last.pt").exists():
