@@ -2,6 +2,7 @@
 
     python -m corpus.notes --out data/notes [--per-class 240] [--real-share 0.6] [--seed 0]
                            [--workers 2] [--extra-soundfonts ../shared/soundfonts] [--samples data/samples]
+                           [--short-share 0.5]
 
 Most solo recordings people have of one instrument are single notes and short exercises, and a CNN
 that has only heard phrases over an accompaniment hears them poorly. This renders, for every class,
@@ -12,6 +13,12 @@ and every real recording (real-sample soundfonts and recorded-note libraries, wh
 ``real_share`` of the class's excerpts when it has any). Each excerpt goes through the corpus's
 acoustics: a simulated room or the synthetic reverb, microphone colour, compression, background
 noise, lossy encoding (:mod:`corpus.acoustics`).
+
+``--short-share`` makes that share of the excerpts short files instead: 0.3-1.2 seconds long, one note
+from its onset (within the first 50 ms), held 0.1 s up to the whole file, the file ending where it ends
+whatever is still sounding, as a recording of one short note or a cut from a longer one is. The
+recognizer pads such a file to one window and tiles it into musicnn's patch; 3-second excerpts never show
+the models that.
 
 Written in IRMAS's training layout, so ``training.train --extra-train <out>`` takes it beside the
 song corpus (or ``--data <out>`` trains on the notes alone, e.g. to pre-train):
@@ -56,6 +63,10 @@ SINGLE_SHARE = 0.7
 SILENT_PEAK = 1e-4
 #: draws of a note part before a preset is given up as silent over its whole range
 DRAWS = 8
+#: ``--short-share``: the shortest and longest short file, and the longest delay of its note's onset (s)
+SHORT_LENGTH, SHORT_ONSET = (0.3, 1.2), 0.05
+#: a short file's last samples fade out over this long (s), so that its end is a cut, not a click
+SHORT_FADE = 0.005
 
 
 @dataclass(frozen=True)
@@ -105,23 +116,40 @@ def plan(catalogue: synth.Catalogue, seed: int, per_class: int, real_share: floa
     return groups
 
 
-def note_part(inst: synth.Instrument, rng: np.random.Generator) -> tuple[Part, str]:
-    """One held note, or two to four separate notes, within the instrument's range."""
-    code, lo, hi = inst.code, inst.low, inst.high
+def excerpt_notes(lo: int, hi: int, rng: np.random.Generator) -> tuple[list[Note], str, float]:
+    """A 3-second excerpt's notes: one held note, or two to four separate ones."""
     start = float(rng.uniform(0.0, 0.4))
     if rng.random() < SINGLE_SHARE:
         end = min(start + float(rng.uniform(0.6, EXCERPT_S)), EXCERPT_S - 0.05)
-        notes = [Note(start, end, int(rng.integers(lo, hi + 1)), int(rng.integers(25, 128)))]
-        what = "held note"
+        return [Note(start, end, int(rng.integers(lo, hi + 1)), int(rng.integers(25, 128)))], "held note", EXCERPT_S
+    notes, t = [], start
+    for _ in range(int(rng.integers(2, 5))):
+        d = float(rng.uniform(0.25, 1.0))
+        if t + d > EXCERPT_S - 0.05:
+            break
+        notes.append(Note(t, t + d, int(rng.integers(lo, hi + 1)), int(rng.integers(25, 128))))
+        t += d + float(rng.uniform(0.05, 0.5))
+    return notes, f"{len(notes)} separate notes", EXCERPT_S
+
+
+def short_note(lo: int, hi: int, rng: np.random.Generator) -> tuple[list[Note], str, float]:
+    """A short file's one note, from its onset, held 0.1 s up to the whole file (it may sound past the end)."""
+    length = float(rng.uniform(*SHORT_LENGTH))
+    start = float(rng.uniform(0.0, SHORT_ONSET))
+    end = start + float(rng.uniform(0.1, length))
+    note = Note(start, end, int(rng.integers(lo, hi + 1)), int(rng.integers(25, 128)))
+    return [note], f"short file of {length:.2f} s, one note", length
+
+
+def note_part(inst: synth.Instrument, rng: np.random.Generator,
+              short_share: float = 0.0) -> tuple[Part, str, float]:
+    """One held note, or two to four separate notes, within the instrument's range, and the length of
+    the file (:data:`EXCERPT_S`; with ``short_share``, that share of files is short: one note)."""
+    code, lo, hi = inst.code, inst.low, inst.high
+    if short_share and rng.random() < short_share:
+        notes, what, length = short_note(lo, hi, rng)
     else:
-        notes, t = [], start
-        for _ in range(int(rng.integers(2, 5))):
-            d = float(rng.uniform(0.25, 1.0))
-            if t + d > EXCERPT_S - 0.05:
-                break
-            notes.append(Note(t, t + d, int(rng.integers(lo, hi + 1)), int(rng.integers(25, 128))))
-            t += d + float(rng.uniform(0.05, 0.5))
-        what = f"{len(notes)} separate notes"
+        notes, what, length = excerpt_notes(lo, hi, rng)
     part = Part(notes=notes)
     if code in synth.VIBRATO and rng.random() < 0.7:
         music.vibrato_controls(part, rng, synth.VIBRATO[code])
@@ -129,17 +157,19 @@ def note_part(inst: synth.Instrument, rng: np.random.Generator) -> tuple[Part, s
     if code == "pia" and rng.random() < 0.3:
         part.controls += [(0.0, 64, 127), (notes[-1].end, 64, 0)]
         part.controls.sort()
-    return part, what
+    return part, what, length
 
 
 def render_note(renderer: synth.Renderer, inst: synth.Instrument, rng: np.random.Generator,
-                chain: bool = True, guitar_rig: str = "tanh", clipping: float = 0.0) -> tuple[np.ndarray, dict]:
+                chain: bool = True, guitar_rig: str = "tanh", clipping: float = 0.0,
+                short_share: float = 0.0) -> tuple[np.ndarray, dict]:
     """One excerpt -> float32 (n, 2) and its record; an electric guitar amplified as ``guitar_rig`` says
-    (:data:`corpus.synth.GUITAR_RIGS`), ``clipping`` of the excerpts clipped in the recording chain."""
+    (:data:`corpus.synth.GUITAR_RIGS`), ``clipping`` of the excerpts clipped in the recording chain,
+    ``short_share`` of them short files (:func:`note_part`)."""
     sr = renderer.sample_rate
     n = int(round(EXCERPT_S * sr))
     for _ in range(DRAWS):
-        part, what = note_part(inst, rng)
+        part, what, length = note_part(inst, rng, short_share)
         stem = renderer.render(part, inst, n)
         if np.abs(stem).max() >= SILENT_PEAK:
             break
@@ -151,18 +181,25 @@ def render_note(renderer: synth.Renderer, inst: synth.Instrument, rng: np.random
     if inst.code == "gel":
         stem, done = synth.electric_guitar(stem, inst, rng, sr, guitar_rig)
         record["plays"] += done
-    x = synth.record_in_a_room(stem / (synth.rms(stem) + 1e-9) * 0.1, rng, sr, record, chain, clipping)
-    return x[:n], record
+    x = synth.record_in_a_room(stem / (synth.rms(stem) + 1e-9) * 0.1, rng, sr, record, chain, clipping)[:n]
+    if length < EXCERPT_S:  # a short file: the recording stops at its end
+        x = x[: int(round(length * sr))].copy()
+        fade = int(round(SHORT_FADE * sr))
+        x[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=x.dtype)[:, None]
+        record["length_s"] = round(length, 3)
+    return x, record
 
 
 _STATE: dict = {}
 
 
-def _init_worker(soundfonts: list[str], chain: bool, guitar_rig: str, clipping: float = 0.0) -> None:
+def _init_worker(soundfonts: list[str], chain: bool, guitar_rig: str, clipping: float = 0.0,
+                 short_share: float = 0.0) -> None:
     _STATE["renderer"] = synth.Renderer(soundfonts)
     _STATE["chain"] = chain
     _STATE["guitar_rig"] = guitar_rig
     _STATE["clipping"] = clipping
+    _STATE["short_share"] = short_share
 
 
 def render_group(group: Group, out: Path) -> list[dict]:
@@ -179,7 +216,7 @@ def render_group(group: Group, out: Path) -> list[dict]:
     for k, rel in enumerate(files):
         inst = group.instruments[int(rng.integers(len(group.instruments)))]
         audio, part = render_note(renderer, inst, rng, chain=_STATE["chain"], guitar_rig=_STATE["guitar_rig"],
-                                  clipping=_STATE["clipping"])
+                                  clipping=_STATE["clipping"], short_share=_STATE["short_share"])
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         synth.write_wav(path, audio)
@@ -198,7 +235,8 @@ def render_notes(out: Path, *, per_class: int = PER_CLASS, seed: int = 0, worker
                  extra_folders: list[Path] | None = None, samples: Path | None = None,
                  real_share: float = synth.REAL_SHARE, gm: list[Path] | None = None, chain: bool = True,
                  codes: tuple[str, ...] = CODES, without_libraries: tuple[str, ...] = (),
-                 guitar_rig: str = "tanh", clipping: float = 0.0, progress: bool = True) -> dict:
+                 guitar_rig: str = "tanh", clipping: float = 0.0, short_share: float = 0.0,
+                 progress: bool = True) -> dict:
     """Render (or finish rendering) the notes of ``codes`` into ``out``; returns per-class counts and
     the time."""
     if per_class < 1:
@@ -210,6 +248,8 @@ def render_notes(out: Path, *, per_class: int = PER_CLASS, seed: int = 0, worker
         raise ValueError(f"guitar_rig must be one of {', '.join(synth.GUITAR_RIGS)}, got {guitar_rig!r}")
     if not 0 <= clipping <= 1:
         raise ValueError(f"clipping must be within 0..1, got {clipping}")
+    if not 0 <= short_share <= 1:
+        raise ValueError(f"short_share must be within 0..1, got {short_share}")
     t0 = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -218,16 +258,17 @@ def render_notes(out: Path, *, per_class: int = PER_CLASS, seed: int = 0, worker
     groups = plan(catalogue, seed, per_class, real_share, tuple(codes))
     synth.check_folder(out, {"seed": seed, "per_class": per_class, "soundfonts": catalogue.soundfont_names,
                              "libraries": catalogue.library_names, "guitar_rig": guitar_rig,
-                             "clipping": clipping},
+                             "clipping": clipping, "short_share": short_share},
                        {g.key: list(g.seed) for g in groups})
     args = [(g, out) for g in groups]
     records: list[dict] = []
     bar = tqdm(total=sum(g.count for g in groups), desc="rendering notes", unit="excerpt", disable=not progress)
     if workers <= 1:
-        _init_worker(catalogue.soundfonts, chain, guitar_rig, clipping)
+        _init_worker(catalogue.soundfonts, chain, guitar_rig, clipping, short_share)
         results = map(_run, args)
     else:
-        pool = get_context("spawn").Pool(workers, _init_worker, (catalogue.soundfonts, chain, guitar_rig, clipping))
+        pool = get_context("spawn").Pool(workers, _init_worker, (catalogue.soundfonts, chain, guitar_rig, clipping,
+                                                                  short_share))
         results = pool.imap_unordered(_run, args, chunksize=1)
     try:
         for group_records in results:
@@ -250,7 +291,8 @@ def render_notes(out: Path, *, per_class: int = PER_CLASS, seed: int = 0, worker
                 "gm_soundfonts": [Path(p).name for p in catalogue.gm], "real_share": real_share,
                 "libraries": catalogue.library_names,
                 "sources": {code: catalogue.sources(code) for code in CODES}, "recording_chain": chain,
-                "guitar_rig": guitar_rig, "clipping": clipping, "summary": summary, "records": records}
+                "guitar_rig": guitar_rig, "clipping": clipping, "short_share": short_share, "summary": summary,
+                "records": records}
     (out / "corpus.json").write_text(json.dumps(manifest, indent=1))
     return summary
 
@@ -279,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="how clean electric guitars are amplified (as corpus.synth's --guitar-rig); default tanh")
     ap.add_argument("--clipping", type=float, default=0.0, metavar="SHARE",
                     help="share of excerpts clipped in their recording chain (as corpus.synth's --clipping)")
+    ap.add_argument("--short-share", type=float, default=0.0, metavar="SHARE",
+                    help="share of excerpts that are short files of one note, 0.3-1.2 s (default 0)")
     args = ap.parse_args(argv)
     if not 0 <= args.real_share <= 1:
         ap.error("--real-share must be within 0..1")
@@ -287,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
                                extra_folders=args.extra_soundfonts, samples=args.samples,
                                real_share=args.real_share, gm=args.gm_soundfont, chain=args.chain,
                                without_libraries=tuple(args.without_library), guitar_rig=args.guitar_rig,
-                               clipping=args.clipping, codes=tuple(c for c in args.classes.split(",") if c))
+                               clipping=args.clipping, short_share=args.short_share, codes=tuple(c for c in args.classes.split(",") if c))
     except (synth.SynthError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -56,7 +56,7 @@ SPLITS = ("train", *EVAL_COUNTS)
 #: ones through a cabinet)
 GUITAR_RIGS = ("tanh", "amps")
 #: what a manifest written before a field existed stands for (a corpus of every split, the tanh rig, no clipping)
-MANIFEST_DEFAULTS = {"splits": list(SPLITS), "guitar_rig": "tanh", "clipping": 0.0}
+MANIFEST_DEFAULTS = {"splits": list(SPLITS), "guitar_rig": "tanh", "clipping": 0.0, "short_share": 0.0}
 #: share of evaluation excerpts with 1, 2, 3 and 4 predominant instruments
 POLYPHONY = (0.5, 0.33, 0.13, 0.04)
 #: share of training songs played solo, without accompaniment or drums

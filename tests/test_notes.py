@@ -96,6 +96,50 @@ def test_leave_one_out_holds_the_sources_notes_out_too(tiny_corpus, tiny_notes, 
         assert source[f"{code}/{p.name}"] == plan["held_out"][code]
 
 
+def test_short_files_hold_one_note_from_its_onset(tiny_samples, tmp_path):
+    """``short_share=1``: every file is 0.3-1.2 s long as its record says, one note starting within 50 ms
+    (the first 100 ms hold a tenth of the file's loudest 50 ms at least), at its pitch, faded to silence at
+    the cut; the recognizer's windowing gives each file one window."""
+    from instrec.audio import n_windows
+    from instrec.params import DEFAULT
+
+    out = tmp_path / "short"
+    notes.render_notes(out, samples=tiny_samples, workers=1, chain=False, codes=("flu",), gm=[FLUIDR3],
+                       short_share=1.0, **{**NOTES, "per_class": 12, "real_share": 1.0})
+    manifest = json.loads((out / "corpus.json").read_text())
+    assert manifest["short_share"] == 1.0 and len(manifest["records"]) == 12
+    for r in manifest["records"]:
+        part = r["parts"][0]
+        y, sr = sf.read(str(out / r["files"][0]))
+        assert 0.3 <= part["length_s"] <= 1.2 and abs(len(y) / sr - part["length_s"]) <= 5e-4  # ms recorded
+        assert part["plays"].startswith("short file of ") and ", one note" in part["plays"]
+        assert len(part["pitches"]) == 1 and np.abs(y[-1]).max() < 1e-3  # one note; faded out at the end
+        x = y.mean(axis=1)
+        rms = np.sqrt(np.convolve(x**2, np.ones(2205) / 2205, mode="valid"))  # 50 ms
+        assert rms[: int(0.05 * sr)].max() > 0.1 * rms.max()
+        assert n_windows(round(len(x) * DEFAULT.sample_rate / sr)) == 1
+        if "vibrato" in part["plays"]:
+            continue
+        # the fundamental over the first 0.25 s: 0.3 Hz bins after 4x zero padding, parabolic interpolation;
+        # within 25 cents (a quarter-second Hann window leaves the peak's position a little less sure)
+        seg = x[: int(0.25 * sr)] * np.hanning(int(0.25 * sr))
+        spectrum = np.abs(np.fft.rfft(seg, n=16 * len(seg)))
+        k = int(np.argmax(spectrum[1:])) + 1
+        a, b, c = np.log(spectrum[k - 1 : k + 2] + 1e-12)
+        peak_hz = (k + 0.5 * (a - c) / (a - 2 * b + c)) * sr / (16 * len(seg))
+        expected = 440.0 * 2 ** ((part["pitches"][0] - 69) / 12)
+        assert abs(1200 * np.log2(peak_hz / expected)) < 25, (r["key"], peak_hz, expected)
+    half = tmp_path / "half"
+    notes.render_notes(half, samples=tiny_samples, workers=1, codes=("flu",), gm=[FLUIDR3], short_share=0.5,
+                       **{**NOTES, "per_class": 12})
+    lengths = [sf.info(str(p)).frames / 44100 for p in half.rglob("*.wav")]
+    assert 0 < sum(n < 1.25 for n in lengths) < 12 and all(n < 1.25 or n == 3.0 for n in lengths)
+    with pytest.raises(ValueError, match="short_share 0.5, not 0.0"):
+        notes.render_notes(half, samples=tiny_samples, codes=("flu",), gm=[FLUIDR3], **{**NOTES, "per_class": 12})
+    with pytest.raises(ValueError, match="short_share must be within 0..1"):
+        notes.render_notes(tmp_path / "x", short_share=1.5, progress=False)
+
+
 def test_another_seed_or_count_is_refused(tiny_notes, tiny_samples):
     files = sorted(p.relative_to(tiny_notes) for p in tiny_notes.rglob("*.wav"))
     with pytest.raises(ValueError, match=r"another corpus \(seed 0, not 1\)"):
