@@ -26,10 +26,11 @@
     mixstyle-light  the same for 30 % of the windows (the CNN still sees most windows as recorded)
     short     mel and modgd: a quarter of the windows keep only their first 0.1-0.95 s and are digital
               silence after it, as the recognizer pads a file shorter than one window (a single short
-              note), which no 3-second excerpt of the corpus shows otherwise. Exact but for the two or three
-              frames whose analysis window straddles the cut; not for the chromagram, whose long
-              low-frequency kernels carry a note on past the cut and whose per-frame normalisation raises
-              that leak to full scale, so a cut chromagram does not look like the chromagram of a cut file
+              note), which no 3-second excerpt of the corpus shows otherwise. Exact but for the two
+              frames either side of the cut, whose analysis windows straddle it; not for the chromagram,
+              whose long low-frequency kernels carry a note on past the cut and whose per-frame
+              normalisation raises that leak to full scale, so a cut chromagram is not the chromagram
+              of a cut file
 
 Working on cached features keeps epochs bound by the model, not by audio processing.
 """
