@@ -118,6 +118,15 @@ def test_model_card_names_the_recording_options_a_corpus_was_rendered_with():
         "; 30% of its excerpts clipped (`--clipping 0.3`); electric guitars through `--guitar-rig amps`")
 
 
+def test_model_card_names_what_a_cnn_started_from():
+    from training.model_card import started_from
+
+    assert started_from({"init": None}) == "scratch"
+    assert started_from({"init": "runs/a/mel/best.pt"}) == "`runs/a/mel/best.pt`"  # runs before the sha256
+    assert started_from({"init": "runs/cnn/mel.onnx", "init_sha256": "ab" * 32}) == (
+        "`runs/cnn/mel.onnx` (sha256 `abababababababab...`)")
+
+
 def test_real_audio_check_agrees_between_onnx_and_checkpoint(tiny_models, tiny_run, recognizer, tmp_path):
     from tests.conftest import REAL_AUDIO
     from training.real_audio import check_checkpoints, check_real_audio
