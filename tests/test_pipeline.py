@@ -7,6 +7,7 @@ import shutil
 import pytest
 import torch
 
+from instrec.recognizer import sha256
 from tests.conftest import REAL_AUDIO, TINY_MATERIAL, TINY_SCALE
 from training.model_card import commands
 from training.pipeline import epochs_per_cnn, main
@@ -51,8 +52,10 @@ def test_pipeline_fine_tunes_exports_and_writes_the_card(tiny_corpus, tiny_sampl
     assert f"cqt {cqt_s:.0f} s (2 epochs)." in card and "(1 epoch)" in card
     real = json.loads((out / "real_audio.json").read_text())
     assert f"The clips come from 6 recordings; most clips of {real['recordings_right']} of them" in card
-    assert (f"| 1 + 1 | noise, pitch, mixstyle; source adversary, weight 0.5 | `{tiny_run / 'mel' / 'best.pt'}` |"
-            in card)  # epochs: start + fine-tuning
+    start = tiny_run / "mel" / "best.pt"
+    assert mel["init_sha256"] == sha256(start)
+    assert (f"| 1 + 1 | noise, pitch, mixstyle; source adversary, weight 0.5 | `{start}` (sha256 "
+            f"`{sha256(start)[:16]}...`) |" in card)  # epochs: start + fine-tuning
     notes = json.loads((models / "manifest.json").read_text())["training_data"]["notes"]
     assert notes["root"] == str(corpus / "notes") and sum(notes["summary"]["counts"].values()) == 11
     assert "11 excerpts of isolated notes rendered by `python -m corpus.notes`" in card
