@@ -18,9 +18,9 @@ from torch import nn
 
 import instrec
 from instrec.labels import CODES
-from instrec.params import FeatureParams
+from instrec.params import REPRESENTATIONS, FeatureParams
 from training.datasets import Dataset
-from training.models import FILTERS, InstrumentCNN, from_checkpoint
+from training.models import InstrumentCNN, from_checkpoint
 
 
 @dataclass
@@ -78,7 +78,7 @@ def exported_entry(path: Path) -> tuple[str, dict, dict]:
     if manifest.get("classes") != list(CODES):
         raise ValueError(f"{manifest_file}: class order {manifest.get('classes')} differs from {list(CODES)}")
     found = [(rep, e) for rep, e in manifest.get("models", {}).items() if e.get("file") == path.name]
-    if not found or found[0][0] not in FILTERS:
+    if not found or found[0][0] not in REPRESENTATIONS:
         raise ValueError(f"{manifest_file} lists no CNN in {path.name}")
     return found[0][0], found[0][1], manifest
 
@@ -98,7 +98,8 @@ def from_exported(path: Path) -> Checkpoint:
     path = Path(path)
     representation, entry, manifest = exported_entry(path)
     params = FeatureParams.from_dict(manifest["feature_params"])
-    weights = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in onnx.load(str(path)).graph.initializer}
+    proto = onnx.load(str(path))  # read once: its weights, then the session that checks them
+    weights = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in proto.graph.initializer}
     n_bins = params.shapes[representation][1]
     model = InstrumentCNN(representation, n_bins, activation=entry.get("activation", "softmax"),
                           hidden=int(weights["head.0.weight"].shape[0]) if "head.0.weight" in weights else 1024,
@@ -112,7 +113,7 @@ def from_exported(path: Path) -> Checkpoint:
     model.load_state_dict({k: weights[k] for k in state})
     model.eval()
     x = np.random.default_rng(0).standard_normal((4, 1, n_bins, params.window_frames)).astype(np.float32)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     onnx_out = session.run(None, {session.get_inputs()[0].name: x})[0]
     with torch.inference_mode():
         torch_out = model(torch.from_numpy(x)).numpy()
