@@ -33,7 +33,7 @@ from sklearn.linear_model import LogisticRegression
 
 from corpus.subset import lead_sources
 from experiments.pretrained_head import CHECKED, first_right, print_first_right
-from instrec.embedding import EMBEDDING_SIZE, MODEL
+from instrec.embedding import MODEL
 from instrec.labels import CODES
 from training.head import C, Taggers, class_probabilities, fit_head
 
@@ -80,9 +80,10 @@ def _all_classes(probabilities: np.ndarray, classes: np.ndarray) -> np.ndarray:
     return out
 
 
-def fit_variants(x: np.ndarray, y: np.ndarray, sources: np.ndarray, n_taggers: int, c: float = C,
+def fit_variants(x: np.ndarray, y: np.ndarray, sources: np.ndarray, starts: np.ndarray, c: float = C,
                  nuisance: tuple[int, ...] = NUISANCE) -> dict:
-    """Variant name -> a function from embeddings (m, EMBEDDING_SIZE * n_taggers) to (m, 11) probabilities."""
+    """Variant name -> a function from embeddings (m, starts[-1]) to (m, 11) probabilities; ``starts`` are where
+    each tagger's values begin, then the width of all (:attr:`training.head.Taggers.starts`)."""
     shipped = fit_head(x, y, c)
     scaler = shipped[0]  # its FlooredScaler: every variant sees the same standardised embedding
     z = scaler.transform(x)
@@ -94,8 +95,8 @@ def fit_variants(x: np.ndarray, y: np.ndarray, sources: np.ndarray, n_taggers: i
         project = lambda a, v=v: a - (a @ v.T) @ v
         model = LogisticRegression(C=c, max_iter=3000).fit(project(z), y)
         variants[f"nuisance_{k}"] = lambda a, m=model, p=project: _all_classes(m.predict_proba(p(scaler.transform(a))), m.classes_)
-    if n_taggers > 1:
-        parts = [slice(t * EMBEDDING_SIZE, (t + 1) * EMBEDDING_SIZE) for t in range(n_taggers)]
+    if len(starts) > 2:
+        parts = [slice(a, b) for a, b in zip(starts[:-1], starts[1:])]
         heads = [fit_head(x[:, part], y, c) for part in parts]
 
         def product(a):
@@ -119,7 +120,7 @@ def run(split: Path, corpora: list[Path], real_audio: Path | None = None, cache:
     if missing:
         raise ValueError(f"{missing[0]} (and {len(missing) - 1} more): not a file of the corpora named by --corpus")
     sources = np.array([known[str(Path(p).resolve())][CODES[k]] for p, k in zip(paths, y)])
-    variants = fit_variants(x, y, sources, len(embedder.models), c, nuisance)
+    variants = fit_variants(x, y, sources, embedder.starts, c, nuisance)
     checked = {name: split / name for name in CHECKED if (split / name).is_dir()}
     if real_audio is not None:
         checked["real"] = Path(real_audio)

@@ -1,4 +1,4 @@
-"""Convert musicnn's MagnaTagATune model (Pons & Serra 2019) from its TensorFlow checkpoint to ONNX.
+"""Convert a musicnn model (Pons & Serra 2019) from its TensorFlow checkpoint to ONNX.
 
     python export/musicnn_to_onnx.py [--model MTT_musicnn] [--out instrec/pretrained/musicnn_mtt.onnx]
         [--reference tests/data/musicnn_reference.npz]
@@ -15,7 +15,9 @@ The graph is built for inference (batch normalisation with its moving statistics
 variables frozen, and converted with tf2onnx. Input ``mel``: (patches, 187, 96) float32, musicnn's
 ``log10(10000 * mel power + 1)`` of 3-second patches (:func:`instrec.embedding.patches` computes it).
 Outputs per patch: ``taggram`` (the 50 tag probabilities), ``penultimate`` (200), ``max_pool`` and
-``mean_pool`` (753 each). TensorFlow's own outputs for a few patches are written to ``--reference``, so that
+``mean_pool`` (753 each). musicnn's VGG models (``MTT_vgg``, ``MSD_vgg``: five 3x3 convolution blocks, no
+dense layer) are given the same output names (:func:`vgg_features`): ``penultimate`` their last block
+flattened (256), ``max_pool`` and ``mean_pool`` their fourth block pooled over time (768 each). TensorFlow's own outputs for a few patches are written to ``--reference``, so that
 the test suite checks the shipped ONNX file against the original without TensorFlow.
 """
 
@@ -46,6 +48,16 @@ def reference_patches(clip: Path) -> np.ndarray:
     return np.concatenate([noise, real[None]]).astype(np.float32)
 
 
+def vgg_features(tf, pool4, pool5):
+    """musicnn's VGG models end in five pooled convolution blocks and no dense layer: their outputs under
+    musicnn's names are the mean and the max over time of the fourth block ((patches, 11, 6, 128) -> 768 each,
+    every band of every filter) and the fifth block flattened (256, the layer its tags are read from)."""
+    bands = pool4.shape[2] * pool4.shape[3]
+    mean_pool = tf.reshape(tf.reduce_mean(pool4, axis=1), [-1, bands])
+    max_pool = tf.reshape(tf.reduce_max(pool4, axis=1), [-1, bands])
+    return mean_pool, max_pool, tf.compat.v1.layers.flatten(pool5)
+
+
 def convert(model: str, out: Path, reference: Path) -> str:
     import tensorflow as tf
     import tf2onnx
@@ -56,7 +68,11 @@ def convert(model: str, out: Path, reference: Path) -> str:
     graph = tf.Graph()
     with graph.as_default():
         x = tf.compat.v1.placeholder(tf.float32, [None, PATCH_FRAMES, N_MELS], name="mel")
-        logits, *_, mean_pool, max_pool, penultimate = models.define_model(x, False, model, len(labels))
+        if "vgg" in model:
+            logits, *_, pool4, pool5 = models.define_model(x, False, model, len(labels))
+            mean_pool, max_pool, penultimate = vgg_features(tf, pool4, pool5)
+        else:
+            logits, *_, mean_pool, max_pool, penultimate = models.define_model(x, False, model, len(labels))
         outputs = [tf.identity(tf.nn.sigmoid(logits), name="taggram"), tf.identity(penultimate, name="penultimate"),
                    tf.identity(max_pool, name="max_pool"), tf.identity(mean_pool, name="mean_pool")]
         session = tf.compat.v1.Session(graph=graph)
@@ -73,7 +89,7 @@ def convert(model: str, out: Path, reference: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default="MTT_musicnn", help="musicnn's model name (MTT_musicnn, MSD_musicnn)")
+    ap.add_argument("--model", default="MTT_musicnn", help="musicnn's model name (MTT_musicnn, MSD_musicnn, MTT_vgg, MSD_vgg)")
     ap.add_argument("--out", type=Path, default=ROOT / "instrec/pretrained/musicnn_mtt.onnx")
     ap.add_argument("--reference", type=Path, default=ROOT / "tests/data/musicnn_reference.npz")
     args = ap.parse_args(argv)

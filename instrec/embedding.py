@@ -186,6 +186,13 @@ class Embedder:
                                             providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
         self.names = [o.name for o in self.session.get_outputs()]
+        shapes = {o.name.split(":")[0]: o.shape for o in self.session.get_outputs()}
+        if set(shapes) != set(OUTPUTS) or not all(isinstance(shapes[n][-1], int) for n in OUTPUTS):
+            raise ValueError(f"{model}: a tagger answers {', '.join(OUTPUTS)} with fixed widths, not {shapes}")
+        #: the widths of the model's outputs, in the order of :data:`OUTPUTS` (musicnn's are OUTPUTS' own; its
+        #: VGG models have others)
+        self.widths = {name: shapes[name][-1] for name in OUTPUTS}
+        self.size = sum(self.widths.values())
 
     def outputs(self, mel_patches: np.ndarray, batch: int = 32) -> dict[str, np.ndarray]:
         """(n, 187, 96) -> {output name: (n, width)} in the order of :data:`OUTPUTS`."""
@@ -198,5 +205,5 @@ class Embedder:
         return {name: got[name] for name in OUTPUTS}
 
     def embed(self, y: np.ndarray, *, sr: int) -> np.ndarray:
-        """Mono audio -> (n_patches, EMBEDDING_SIZE): each patch's outputs side by side."""
+        """Mono audio -> (n_patches, :attr:`size`): each patch's outputs side by side."""
         return np.concatenate(list(self.outputs(patches(y, sr=sr)).values()), axis=1)

@@ -163,3 +163,48 @@ def test_the_head_records_which_libraries_played_its_training_folders(exported, 
     assert info["libraries"] == []  # tones: no rendered corpus
     listed = json.loads((tiny_corpus / "corpus.json").read_text())["libraries"]
     assert listed and head.heard_libraries([tiny_corpus / "train", tmp_path]) == sorted(listed)
+
+
+def small_tagger(path, widths: dict[str, int], seed: int = 0):
+    """A tagger in ONNX with the shipped models' input and output names and other output widths (as musicnn's
+    VGG models have): each output a fixed random projection of the patch's mean or max over time."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    nodes = [helper.make_node("ReduceMean", ["mel:0"], ["mean"], axes=[1], keepdims=0),
+             helper.make_node("ReduceMax", ["mel:0"], ["max"], axes=[1], keepdims=0)]
+    weights, outputs = [], []
+    for name, width in widths.items():
+        weights.append(numpy_helper.from_array(rng.standard_normal((96, width)).astype(np.float32), f"w_{name}"))
+        nodes.append(helper.make_node("MatMul", ["max" if name == "max_pool" else "mean", f"w_{name}"], [f"{name}:0"]))
+        outputs.append(helper.make_tensor_value_info(f"{name}:0", TensorProto.FLOAT, ["n", width]))
+    graph = helper.make_graph(nodes, "small", [helper.make_tensor_value_info("mel:0", TensorProto.FLOAT, ["n", 187, 96])],
+                              outputs, weights)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_taggers_of_other_widths_sit_side_by_side(exported, tmp_path):
+    # musicnn beside a tagger whose outputs have other widths: each model's values are found where they are,
+    # the head is exported over all of them and answers as scikit-learn does
+    from instrec.embedding import MODEL
+
+    root, _ = exported
+    widths = {"max_pool": 40, "mean_pool": 20, "penultimate": 30, "taggram": 50}
+    small = small_tagger(tmp_path / "small.onnx", widths)
+    taggers = head.Taggers((MODEL, small))
+    assert taggers.embedders[1].widths == widths and taggers.size == 1756 + 140
+    mel = patches(tone(300.0, 7.0), sr=22050)
+    x = taggers.patches(mel)
+    assert x.shape == (5, 1896)
+    alone = Embedder(small).outputs(mel)
+    np.testing.assert_array_equal(x[:, taggers.columns(("taggram",))[50:]], alone["taggram"])
+    np.testing.assert_array_equal(x[:, taggers.columns(("mean_pool",))[753:]], alone["mean_pool"])
+    info = head.export([root / "train"], tmp_path / "out", cache=root / "cache", taggers=(MODEL, small))
+    assert info["parity"]["max_abs_diff"] <= 1e-5
+    one, _, _ = head.fit([root / "train"], cache=root / "cache")
+    with pytest.raises(ValueError, match="all 1896 values"):
+        head.to_onnx(one, tmp_path / "h.onnx", (MODEL, small))
+    with pytest.raises(ValueError, match="fixed widths"):
+        Embedder(small_tagger(tmp_path / "odd.onnx", {"taggram": 50}))

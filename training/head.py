@@ -34,7 +34,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from instrec import audio
-from instrec.embedding import EMBEDDING_SIZE, MODEL, OUTPUTS, Embedder, patches
+from instrec.embedding import MODEL, OUTPUTS, Embedder, patches
 from instrec.embedding import VERSION as EMBEDDING_VERSION
 from instrec.errors import Silent
 from instrec.labels import CODES
@@ -57,7 +57,7 @@ def _model_sha256(model: Path) -> str:
 
 
 def file_embedding(embedder: Embedder, path: Path, cache: Path | None = None) -> np.ndarray:
-    """(EMBEDDING_SIZE,) mean over a file's patches, cached by the file's resolved path, size and time, and
+    """(``embedder.size``,) mean over a file's patches, cached by the file's resolved path, size and time, and
     the sha256 of the embedder's model and the embedding's version."""
     path = Path(path).resolve()
     if cache is not None:
@@ -77,7 +77,7 @@ def file_embedding(embedder: Embedder, path: Path, cache: Path | None = None) ->
 
 def embed_files(embedder: Embedder, paths: list[Path], cache: Path | None = None
                 ) -> tuple[np.ndarray, np.ndarray, list[Path]]:
-    """Indices of the audible ``paths``, their (k, EMBEDDING_SIZE) embeddings, and the silent paths left out
+    """Indices of the audible ``paths``, their (k, ``embedder.size``) embeddings, and the silent paths left out
     (they hold no instrument to name)."""
     kept, x, silent = [], [], []
     for k, path in enumerate(paths):
@@ -87,12 +87,12 @@ def embed_files(embedder: Embedder, paths: list[Path], cache: Path | None = None
             silent.append(path)
             continue
         kept.append(k)
-    return np.array(kept, int), np.stack(x) if x else np.zeros((0, EMBEDDING_SIZE), np.float32), silent
+    return np.array(kept, int), np.stack(x) if x else np.zeros((0, embedder.size), np.float32), silent
 
 
 def embed_folder(embedder: Embedder, data: Path, cache: Path | None = None
                  ) -> tuple[list[Path], np.ndarray, np.ndarray, list[Path]]:
-    """Paths, (n, EMBEDDING_SIZE) embeddings and (n,) class indices of a labelled folder's audible files,
+    """Paths, (n, ``embedder.size``) embeddings and (n,) class indices of a labelled folder's audible files,
     and its silent files."""
     labelled = read_labels(data)
     kept, x, silent = embed_files(embedder, [p for p, _ in labelled], cache)
@@ -101,12 +101,13 @@ def embed_folder(embedder: Embedder, data: Path, cache: Path | None = None
     return [labelled[k][0] for k in kept], x, np.array([CODES.index(labelled[k][1]) for k in kept]), silent
 
 
-def columns(outputs: tuple[str, ...]) -> np.ndarray:
-    """Indices of the chosen outputs' values in an embedding of :meth:`instrec.embedding.Embedder.embed`."""
+def columns(outputs: tuple[str, ...], widths: dict[str, int] = OUTPUTS) -> np.ndarray:
+    """Indices of the chosen outputs' values in an embedding of :meth:`instrec.embedding.Embedder.embed` whose
+    outputs have these ``widths`` (:attr:`~instrec.embedding.Embedder.widths`; default musicnn's)."""
     unknown = set(outputs) - set(OUTPUTS)
     if unknown or not outputs:
         raise ValueError(f"unknown musicnn outputs {sorted(unknown)}; choose from {', '.join(OUTPUTS)}")
-    starts = np.cumsum([0, *OUTPUTS.values()])
+    starts = np.cumsum([0, *(widths[name] for name in OUTPUTS)])
     return np.concatenate([np.arange(starts[i], starts[i + 1]) for i, name in enumerate(OUTPUTS) if name in outputs])
 
 
@@ -149,7 +150,8 @@ def class_probabilities(head, x: np.ndarray) -> np.ndarray:
 
 class Taggers:
     """One or more musicnn models (:class:`~instrec.embedding.Embedder`) whose embeddings are put side by side,
-    in the order given; each model's file embeddings are cached on their own (:func:`file_embedding`)."""
+    in the order given; each model's file embeddings are cached on their own (:func:`file_embedding`). The
+    models may differ in their outputs' widths (musicnn's VGG models)."""
 
     def __init__(self, models: tuple[Path, ...] = (MODEL,)):
         if not models:
@@ -159,10 +161,13 @@ class Taggers:
             raise ValueError(f"a tagger is named twice ({', '.join(m.name for m in self.models)}): "
                              "its embedding would be counted twice")
         self.embedders = [Embedder(m) for m in self.models]
+        #: where each model's values start in the side-by-side embedding, and its width
+        self.starts = np.cumsum([0, *(e.size for e in self.embedders)])
+        self.size = int(self.starts[-1])
 
     def columns(self, outputs: tuple[str, ...]) -> np.ndarray:
         """Indices of the chosen outputs of every model in the side-by-side embedding (:func:`columns`)."""
-        return np.concatenate([columns(outputs) + k * EMBEDDING_SIZE for k in range(len(self.models))])
+        return np.concatenate([columns(outputs, e.widths) + start for e, start in zip(self.embedders, self.starts)])
 
     def folder(self, folder: Path, cache: Path | None = None) -> tuple[list[Path], np.ndarray, np.ndarray, list[Path]]:
         """:func:`embed_folder`, every model's embeddings side by side."""
@@ -194,14 +199,19 @@ def fit(train: list[Path], c: float = C, cache: Path | None = None, taggers: Tag
 
 def _tagger_graphs(models: tuple[Path, ...]):
     """The models' ONNX graphs merged into one whose input ``mel:0`` every model reads: the first model's
-    names kept, each further model's prefixed ``tagger<k>/``. Returns the model and each tagger's output names
-    in :data:`OUTPUTS` order."""
+    names kept, each further model's prefixed ``tagger<k>/``. Returns the model, each tagger's output names
+    in :data:`OUTPUTS` order, and the width of all of them side by side."""
     import onnx
+
+    def width(model) -> int:
+        return sum(o.type.tensor_type.shape.dim[-1].dim_value for o in model.graph.output)
 
     merged = onnx.load(str(models[0]))
     outputs = [[f"{name}:0" for name in OUTPUTS]]
+    size = width(merged)
     for k, path in enumerate(models[1:], start=1):
         other = onnx.load(str(path))
+        size += width(other)
         prefix = f"tagger{k}/"
         other = onnx.compose.add_prefix(other, prefix)
         keep = {prefix + "mel:0": "mel:0"}  # the shared input
@@ -210,7 +220,7 @@ def _tagger_graphs(models: tuple[Path, ...]):
         merged.graph.node.extend(other.graph.node)
         merged.graph.initializer.extend(other.graph.initializer)
         outputs.append([f"{prefix}{name}:0" for name in OUTPUTS])
-    return merged, outputs
+    return merged, outputs, size
 
 
 def to_onnx(head, out: Path, models: tuple[Path, ...] = (MODEL,)) -> None:
@@ -222,7 +232,7 @@ def to_onnx(head, out: Path, models: tuple[Path, ...] = (MODEL,)) -> None:
     scaler, regression = head[0], head[-1]
     if not isinstance(regression, LogisticRegression):
         raise ValueError("only the multinomial head is exported (a head per class is for experiments)")
-    size = EMBEDDING_SIZE * len(models)
+    graph, outputs, size = _tagger_graphs(tuple(models))
     if scaler.mean_.shape != (size,):
         raise ValueError(f"the head must see all {size} values of the embedding "
                          f"({len(models)} musicnn model{'s' if len(models) > 1 else ''}), not {scaler.mean_.shape[0]}")
@@ -233,7 +243,6 @@ def to_onnx(head, out: Path, models: tuple[Path, ...] = (MODEL,)) -> None:
         coef, intercept = np.concatenate([np.zeros_like(coef), coef]), np.concatenate([[0.0], intercept])
     weights[:, classes] = coef.T
     bias[classes] = intercept
-    graph, outputs = _tagger_graphs(tuple(models))
     g = graph.graph
     g.initializer.extend([numpy_helper.from_array(scaler.mean_.astype(np.float32), "head_mean"),
                           numpy_helper.from_array(scaler.scale_.astype(np.float32), "head_scale"),
