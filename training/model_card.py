@@ -109,7 +109,9 @@ def recording_text(corpus: dict) -> str:
 
 #: what each musicnn model shipped in instrec/pretrained was trained on, by file name
 TAGGERS = {"musicnn_mtt.onnx": "the real song excerpts of MagnaTagATune",
-           "musicnn_msd.onnx": "the real songs of the Million Song Dataset"}
+           "musicnn_msd.onnx": "the real songs of the Million Song Dataset",
+           "musicnn_mtt_vgg.onnx": "the real song excerpts of MagnaTagATune; musicnn's VGG network",
+           "musicnn_msd_vgg.onnx": "the real songs of the Million Song Dataset; musicnn's VGG network"}
 
 
 def head_taggers(head: dict) -> list[str]:
@@ -128,7 +130,7 @@ def head_section(m: dict) -> list[str]:
             "logistic regression over the eleven classes (inverse regularisation C " + format(head["c"], "g")
             + ") on the embedding of musicnn (J. Pons and X. Serra, \"musicnn: pre-trained convolutional neural "
             "networks for music audio tagging\", ISMIR 2019 late-breaking demo; ISC licence): "
-            + (f"the models {' and '.join(taggers)}, side by side" if len(taggers) > 1 else f"the model {taggers[0]}")
+            + (f"the models {', '.join(taggers[:-1])} and {taggers[-1]}, side by side" if len(taggers) > 1 else f"the model {taggers[0]}")
             + "; only the logistic regression learnt from the corpus: "
             f"{head['train_files']} excerpts of " + ", ".join(f"`{t}`" for t in head["train"])
             + ", by `python -m training.head`. " + head_hearing(info.get("stride", 1))
