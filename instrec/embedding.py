@@ -5,9 +5,9 @@ tagging", ISMIR 2019 late-breaking demo; ISC licence) was trained on the MagnaTa
 25 000 real song excerpts tagged with 50 tags (guitar, piano, violin, flute, cello, vocal, female, ...).
 Its model ships here converted to ONNX (``instrec/pretrained/musicnn_mtt.onnx``, made by
 ``export/musicnn_to_onnx.py``), and so does the same network trained by its authors on the Million Song
-Dataset (``musicnn_msd.onnx``: about 200 000 real songs, 50 Last.fm tags), and the VGG networks its authors
-trained beside it on both (``musicnn_mtt_vgg.onnx``, ``musicnn_msd_vgg.onnx``: the same input and output
-names, other widths, :attr:`Embedder.widths`). A classifier fitted on its embedding of the synthetic corpus
+Dataset (``musicnn_msd.onnx``: about 200 000 real songs, 50 Last.fm tags), and the VGG network its authors
+trained beside it on MagnaTagATune (``musicnn_mtt_vgg.onnx``: the same input and output names, other
+widths, :attr:`Embedder.widths`). A classifier fitted on its embedding of the synthetic corpus
 (``training.head``) starts from features learnt on real recording setups, which no
 CNN trained on the corpus alone can have.
 
@@ -38,9 +38,8 @@ from .runtime import default_threads, session_options
 MODEL = Path(__file__).parent / "pretrained" / "musicnn_mtt.onnx"
 #: musicnn's Million Song Dataset model (``MSD_musicnn``), the same network trained on other real recordings
 MSD_MODEL = Path(__file__).parent / "pretrained" / "musicnn_msd.onnx"
-#: musicnn's VGG models, trained by its authors on the same two datasets
-VGG_MODELS = (Path(__file__).parent / "pretrained" / "musicnn_mtt_vgg.onnx",
-              Path(__file__).parent / "pretrained" / "musicnn_msd_vgg.onnx")
+#: musicnn's VGG model, trained by its authors on MagnaTagATune (``MTT_vgg``)
+VGG_MODEL = Path(__file__).parent / "pretrained" / "musicnn_mtt_vgg.onnx"
 #: Bumped whenever :func:`patches` computes other values for the same audio (embedding caches key on it).
 VERSION = 1
 SAMPLE_RATE = 16000

@@ -14,7 +14,7 @@ from instrec.embedding import (
     OUTPUTS,
     PATCH_FRAMES,
     SAMPLE_RATE,
-    VGG_MODELS,
+    VGG_MODEL,
     Embedder,
     WindowPatches,
     log_mel,
@@ -27,7 +27,7 @@ from tests.conftest import REAL_AUDIO, ROOT, tone
 
 REFERENCE = ROOT / "tests" / "data" / "musicnn_reference.npz"
 MSD_REFERENCE = ROOT / "tests" / "data" / "musicnn_msd_reference.npz"
-#: musicnn's VGG models: other widths under the same output names
+#: musicnn's VGG model: other widths under the same output names
 VGG_WIDTHS = {"max_pool": 768, "mean_pool": 768, "penultimate": 256, "taggram": 50}
 
 #: one pitch per second: a window's patch is told by which of them it holds where
@@ -91,15 +91,14 @@ def test_patches_start_every_second_and_short_audio_is_repeated_to_fill_one():
 
 @pytest.mark.parametrize("model, reference, widths", [
     (MODEL, REFERENCE, OUTPUTS), (MSD_MODEL, MSD_REFERENCE, OUTPUTS),
-    (VGG_MODELS[0], ROOT / "tests" / "data" / "musicnn_mtt_vgg_reference.npz", VGG_WIDTHS),
-    (VGG_MODELS[1], ROOT / "tests" / "data" / "musicnn_msd_vgg_reference.npz", VGG_WIDTHS),
-], ids=["mtt", "msd", "mtt_vgg", "msd_vgg"])
+    (VGG_MODEL, ROOT / "tests" / "data" / "musicnn_mtt_vgg_reference.npz", VGG_WIDTHS),
+], ids=["mtt", "msd", "mtt_vgg"])
 def test_the_onnx_model_gives_tensorflows_outputs(model, reference, widths):
     # the reference was computed by musicnn's TensorFlow graph when export/musicnn_to_onnx.py converted it:
     # two random patches and a real clarinet's. Both run float32 convolutions in different orders, so
     # outputs agree to about 1e-6 of their range (measured: 4.7e-5 at values up to 117 for the MagnaTagATune
     # model, 2.1e-4 at values up to 98 for the Million Song Dataset one, 1.1e-5 at values up to 15 for the
-    # VGG models); 1e-4 of the range leaves room for other CPUs' kernels and still catches a wrong weight,
+    # VGG model); 1e-4 of the range leaves room for other CPUs' kernels and still catches a wrong weight,
     # layer or normalisation
     embedder = Embedder(model, threads=1)
     assert embedder.widths == widths
@@ -113,7 +112,7 @@ def test_the_onnx_model_gives_tensorflows_outputs(model, reference, widths):
     np.testing.assert_allclose(embedder.outputs(ref["mel"], batch=1)["max_pool"], got["max_pool"], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("model", [MODEL, VGG_MODELS[0]], ids=["musicnn", "vgg"])
+@pytest.mark.parametrize("model", [MODEL, VGG_MODEL], ids=["musicnn", "vgg"])
 def test_a_real_singer_is_tagged_as_a_voice_and_a_real_clarinet_as_a_wind(model):
     # known answers on real sound, through decoding, resampling and the spectrogram: the MagnaTagATune
     # models' tags for the bundled recordings (MagnaTagATune has no clarinet tag; flute is its only woodwind)
