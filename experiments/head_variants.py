@@ -95,7 +95,7 @@ def fit_variants(x: np.ndarray, y: np.ndarray, sources: np.ndarray, starts: np.n
         project = lambda a, v=v: a - (a @ v.T) @ v
         model = LogisticRegression(C=c, max_iter=3000).fit(project(z), y)
         variants[f"nuisance_{k}"] = lambda a, m=model, p=project: _all_classes(m.predict_proba(p(scaler.transform(a))), m.classes_)
-    if len(starts) > 2:
+    if len(starts) > 2:  # more than one tagger
         parts = [slice(a, b) for a, b in zip(starts[:-1], starts[1:])]
         heads = [fit_head(x[:, part], y, c) for part in parts]
 

@@ -17,8 +17,9 @@ variables frozen, and converted with tf2onnx. Input ``mel``: (patches, 187, 96) 
 Outputs per patch: ``taggram`` (the 50 tag probabilities), ``penultimate`` (200), ``max_pool`` and
 ``mean_pool`` (753 each). musicnn's VGG models (``MTT_vgg``, ``MSD_vgg``: five 3x3 convolution blocks, no
 dense layer) are given the same output names (:func:`vgg_features`): ``penultimate`` their last block
-flattened (256), ``max_pool`` and ``mean_pool`` their fourth block pooled over time (768 each). TensorFlow's own outputs for a few patches are written to ``--reference``, so that
-the test suite checks the shipped ONNX file against the original without TensorFlow.
+flattened (256), ``max_pool`` and ``mean_pool`` their fourth block pooled over time (768 each).
+TensorFlow's own outputs for a few patches are written to ``--reference``, so that the test suite checks
+the shipped ONNX file against the original without TensorFlow.
 """
 
 from __future__ import annotations
