@@ -265,6 +265,12 @@ def test_the_model_card_describes_the_head_and_how_the_fusion_was_tuned(with_hea
     assert head_only_libraries(strided) == ["sinsy-f001"]
     assert ("The head alone also heard `sinsy-f001`: female singer's voice model NIT SONG070 F001"
             in "\n".join(head_section(strided)))
+    # three taggers are named in a list, each with what it was trained on
+    strided["models"][HEAD]["training"]["taggers"] = [
+        {"file": f} for f in ("musicnn_mtt.onnx", "musicnn_msd.onnx", "musicnn_mtt_vgg.onnx")]
+    assert ("the models `musicnn_mtt.onnx` (trained on the real song excerpts of MagnaTagATune), `musicnn_msd.onnx` "
+            "(trained on the real songs of the Million Song Dataset) and `musicnn_mtt_vgg.onnx` (trained on the real "
+            "song excerpts of MagnaTagATune; musicnn's VGG network), side by side") in "\n".join(head_section(strided))
 
     # refreshed after the fusion changes, without the training run: the card made from the run comes back,
     # but for the line that says how it was made, and a changed real-recording check is what it then says

@@ -107,7 +107,8 @@ def recording_text(corpus: dict) -> str:
     return "".join(f"; {p}" for p in parts)
 
 
-#: what each musicnn model shipped in instrec/pretrained was trained on, by file name
+#: what each musicnn model was trained on, by file name (those in instrec/pretrained, and musicnn's other
+#: VGG model as export/musicnn_to_onnx.py names it in the docs)
 TAGGERS = {"musicnn_mtt.onnx": "the real song excerpts of MagnaTagATune",
            "musicnn_msd.onnx": "the real songs of the Million Song Dataset",
            "musicnn_mtt_vgg.onnx": "the real song excerpts of MagnaTagATune; musicnn's VGG network",
