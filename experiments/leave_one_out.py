@@ -3,7 +3,9 @@
     python -m experiments.leave_one_out --corpus data/synth --out runs/lolo [--representation mel|modgd|cqt|fused]
         [--epochs 5 | --epochs 10,modgd:16] [--augment noise,mixstyle] [--ema EPOCHS] [--hold SOURCE ...] [--cache DIR] [--real-audio DIR]
         [--freq-norm LAMBDA [--freq-norm-kind ifn|centre] [--freq-norm-models mel,modgd,cqt]] [--pcen] [--adversary WEIGHT]
-        [--notes DIR [--no-train-notes]] [--seeds 0,1,2]
+        [--notes DIR [--no-train-notes]] [--extra-notes DIR ...] [--seeds 0,1,2]
+    python -m experiments.leave_one_out --corpus data/synth --notes data/synth/notes --out runs/lolo-b --split-only
+        [--hold SOURCE ...] [--extra-notes data/short-notes]
 
 For every class one of its sources (a recorded-note library or real-sample soundfont first, else a
 General MIDI soundfont; ``--hold`` chooses) is held out: the training excerpts whose lead it plays are
@@ -20,7 +22,9 @@ by more than most levers do. ``--representation fused`` trains the three CNNs (e
 augmentations that apply to it), tunes the fusion on the split's validation excerpts, exports them
 (``<out>/onnx``) and asks the fused models, ranked by the fused score as the app ranks: the figure for
 the system as shipped, which hears unheard sources differently from any one CNN.
-Writes ``<out>/leave_one_out.json``.
+Writes ``<out>/leave_one_out.json``. ``--split-only`` writes the split and ``<out>/split.json`` and trains
+nothing: enough for :mod:`experiments.pretrained_head`, whose head is fitted in a minute, so a second split
+holding out other sources checks it where the CNNs' hour of training would be too long.
 """
 
 from __future__ import annotations
@@ -66,10 +70,12 @@ def held_lead(record: dict, held: dict[str, str]) -> tuple[str, str] | None:
 
 
 def split_by_source(corpus: Path, out: Path, chosen: list[str] = (), notes: Path | None = None,
-                    train_notes: bool = True) -> dict:
+                    train_notes: bool = True, extra_notes: list[Path] = ()) -> dict:
     """Link the kept training excerpts into ``out/train`` and the held-out ones into ``out/held``;
     with ``notes`` (a folder rendered by :mod:`corpus.notes`) its excerpts join the training set
-    (unless not ``train_notes``: the baseline), but the held-out sources' notes go into ``out/held-notes``."""
+    (unless not ``train_notes``: the baseline), but the held-out sources' notes go into ``out/held-notes``.
+    Each of ``extra_notes`` (more notes corpora, such as short files) is split the same way into
+    ``out/<its name>/train`` and ``out/<its name>/held``, for a model that learns from it too."""
     rendered, records = training_records(corpus)
     held = choose_held_out(rendered, records, chosen)
     is_held = lambda r: held_lead(r, held) is not None
@@ -84,6 +90,13 @@ def split_by_source(corpus: Path, out: Path, chosen: list[str] = (), notes: Path
             kept_notes = [r for r in note_records if not is_held(r)]
             plan["notes_train_counts"] = dict(link_files(notes, kept_notes, out / "train"))
         plan["notes_held_counts"] = dict(link_files(notes, [r for r in note_records if is_held(r)], out / "held-notes"))
+    for extra in map(Path, extra_notes):
+        _, extra_records = training_records(extra)
+        shutil.rmtree(out / extra.name, ignore_errors=True)
+        plan.setdefault("extra_notes", {})[extra.name] = {
+            "from": str(extra),
+            "train_counts": dict(link_files(extra, [r for r in extra_records if not is_held(r)], out / extra.name / "train")),
+            "held_counts": dict(link_files(extra, [r for r in extra_records if is_held(r)], out / extra.name / "held"))}
     return plan
 
 
@@ -92,7 +105,7 @@ def run(corpus: Path, out: Path, *, representation: str = "mel", epochs: int | d
         cache_dir: Path | None = None, real_audio: Path | None = None, seed: int = 0, seeds: list[int] = (),
         ema: float | None = None, freq_norm: float | None = None, freq_norm_kind: str = "ifn",
         freq_norm_models: tuple[str, ...] = REPRESENTATIONS, pcen: bool = False, adversary: float | None = None,
-        progress: bool = True) -> dict:
+        extra_notes: list[Path] = (), progress: bool = True) -> dict:
     """Hold out, train (once, or once per seed of ``seeds``), check; returns what is written to
     ``<out>/leave_one_out.json``: with several seeds, means over them and each seed's result in ``per_seed``.
     ``epochs``: one count for every CNN, or representation -> count (``--epochs 10,modgd:16``).
@@ -104,7 +117,7 @@ def run(corpus: Path, out: Path, *, representation: str = "mel", epochs: int | d
         raise ValueError(f"--pcen is for the mel CNN (alone or fused), not {representation}")
     out = Path(out)
     epochs = epochs if isinstance(epochs, dict) else dict.fromkeys(REPRESENTATIONS, epochs)
-    plan = split_by_source(Path(corpus), out, chosen, notes, train_notes)
+    plan = split_by_source(Path(corpus), out, chosen, notes, train_notes, extra_notes)
     seeds = list(seeds) or [seed]
     common = {**plan, "representation": representation, "epochs": epochs, "augment": list(augment), "ema": ema,
               "freq_norm": freq_norm, "freq_norm_kind": freq_norm_kind, "freq_norm_models": list(freq_norm_models),
@@ -257,6 +270,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-train-notes", dest="train_notes", action="store_false",
                     help="with --notes: train on the songs alone and only check the held-out sources' notes "
                     "(the baseline for what training on notes does)")
+    ap.add_argument("--extra-notes", type=Path, action="append", default=[], metavar="DIR",
+                    help="another notes corpus (such as short files) split the same way, into <out>/<DIR's name>/"
+                         "train and held, for a head fitted on it too (the CNNs do not train on it); repeatable")
+    ap.add_argument("--split-only", action="store_true",
+                    help="write the split (and <out>/split.json) and stop: for the pretrained head, which needs no CNN")
     ap.add_argument("--cache", type=Path)
     ap.add_argument("--real-audio", type=Path, metavar="DIR", help="also check real recordings (labels.csv)")
     ap.add_argument("--seed", type=int, default=0)
@@ -275,6 +293,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--adversary", type=float, metavar="WEIGHT",
                     help="train every CNN against a source-family adversary (training.train --adversary)")
     args = ap.parse_args(argv)
+    if args.split_only:
+        try:
+            plan = split_by_source(args.corpus, args.out, args.hold, args.notes, args.train_notes, args.extra_notes)
+        except (ValueError, FileNotFoundError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        (args.out / "split.json").write_text(json.dumps(plan, indent=1))
+        for code, source in plan["held_out"].items():
+            print(f"{code}  held out {source:<36} {plan['held_counts'].get(code, 0):5d} excerpts")
+        return 0
     try:
         result = run(args.corpus, args.out, representation=args.representation, epochs=args.epochs,
                      chosen=args.hold, augment=args.augment,
@@ -282,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
                      real_audio=args.real_audio, seed=args.seed, seeds=args.seeds, ema=args.ema,
                      freq_norm=args.freq_norm, freq_norm_kind=args.freq_norm_kind,
                      freq_norm_models=args.freq_norm_models, pcen=args.pcen,
-                     adversary=args.adversary)
+                     adversary=args.adversary, extra_notes=args.extra_notes)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -50,6 +50,17 @@ from training.thresholds import best_threshold
 CHECKED = ("held", "held-notes")
 
 
+def checked_folders(split: Path) -> dict[str, Path]:
+    """The split's held-out folders by name: :data:`CHECKED`, then ``held-<name>`` for each further notes
+    corpus that ``leave_one_out --extra-notes`` split (``<split>/<name>/held``, listed in ``split.json``)."""
+    split = Path(split)
+    folders = {name: split / name for name in CHECKED}
+    plan = split / "split.json"
+    if plan.exists():
+        folders |= {f"held-{name}": split / name / "held" for name in json.loads(plan.read_text()).get("extra_notes", {})}
+    return {name: folder for name, folder in folders.items() if folder.is_dir()}
+
+
 def first_right(scores: np.ndarray, y: np.ndarray) -> dict:
     """Share of files whose true class scores highest: per class, their mean, and right files in all."""
     top = np.asarray(scores).argmax(axis=1)
@@ -61,10 +72,10 @@ def first_right(scores: np.ndarray, y: np.ndarray) -> dict:
 def print_first_right(result: dict, width: int = 16) -> None:
     """One line per checked folder and ranker of ``result`` (:func:`first_right` figures under
     ``result[folder][ranker]``): the mean over classes, the right files and each class's share."""
-    for name in (*CHECKED, "real"):
+    for name in [*result.get("checked", CHECKED), "real"]:
         for ranker, f in result.get(name, {}).items():
             classes = " ".join(f"{k} {v:.2f}" for k, v in f["per_class"].items())
-            print(f"{name:10s} {ranker:{width}s} mean over classes {f['mean_over_classes']:.3f}, "
+            print(f"{name:16s} {ranker:{width}s} mean over classes {f['mean_over_classes']:.3f}, "
                   f"{f['correct']} / {f['n']} right ({classes})")
 
 
@@ -94,7 +105,7 @@ def run(split: Path | None = None, fused: Path | None = None, real_audio: Path |
     train = [Path(t) for t in train] or ([Path(split) / "train"] if split else [])
     if not train:
         raise ValueError("nothing to fit the head on: give a split or training folders")
-    checked = {name: Path(split) / name for name in CHECKED if split and (Path(split) / name).is_dir()}
+    checked = checked_folders(split) if split else {}
     if real_audio is not None:
         checked["real"] = Path(real_audio)
     if not checked and songs is None:
@@ -105,7 +116,8 @@ def run(split: Path | None = None, fused: Path | None = None, real_audio: Path |
               "per_class": per_class, "taggers": [m.name for m in embedder.models],
               "outputs": [name for name in OUTPUTS if name in outputs],
               "train_files": len(fitted_on), "fused": str(fused) if fused else None,
-              "silent_files": {"train": [str(p) for p in silent]}}
+              "silent_files": {"train": [str(p) for p in silent]},
+              "checked": [name for name in checked if name != "real"]}
     for name, folder in checked.items():
         paths, x, y, silent = embedder.folder(folder, cache)
         result["silent_files"][name] = [str(p) for p in silent]

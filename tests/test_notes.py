@@ -96,6 +96,24 @@ def test_leave_one_out_holds_the_sources_notes_out_too(tiny_corpus, tiny_notes, 
         assert source[f"{code}/{p.name}"] == plan["held_out"][code]
 
 
+def test_split_only_splits_extra_notes_corpora_by_the_same_held_sources(tiny_corpus, tiny_notes, tmp_path):
+    from experiments.leave_one_out import main
+
+    out = tmp_path / "lolo"
+    assert main(["--corpus", str(tiny_corpus), "--out", str(out), "--split-only", "--extra-notes", str(tiny_notes)]) == 0
+    plan = json.loads((out / "split.json").read_text())
+    assert not (out / "leave_one_out.json").exists(), "nothing trained"
+    manifest = json.loads((tiny_notes / "corpus.json").read_text())
+    source = {r["files"][0].removeprefix("train/"): r["parts"][0]["source"] for r in manifest["records"]}
+    kept = list((out / tiny_notes.name / "train").rglob("*.wav"))
+    held = list((out / tiny_notes.name / "held").rglob("*.wav"))
+    assert held and len(kept) + len(held) == len(source)
+    assert all(source[f"{p.parent.name}/{p.name}"] != plan["held_out"].get(p.parent.name) for p in kept)
+    assert all(source[f"{p.parent.name}/{p.name}"] == plan["held_out"][p.parent.name] for p in held)
+    assert sum(plan["extra_notes"][tiny_notes.name]["held_counts"].values()) == len(held)
+    assert not list((out / "train").rglob("note-*.wav")), "the extra corpus stays out of the CNNs' training folder"
+
+
 def test_short_files_hold_one_note_from_its_onset(tiny_samples, tmp_path):
     """``short_share=1``: every file is 0.3-1.2 s long as its record says, one note starting within 50 ms
     (the first 100 ms hold a tenth of the file's loudest 50 ms at least), at its pitch, faded to silence at
