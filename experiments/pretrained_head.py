@@ -75,7 +75,7 @@ def print_first_right(result: dict, width: int = 16) -> None:
     for name in [*result.get("checked", CHECKED), "real"]:
         for ranker, f in result.get(name, {}).items():
             classes = " ".join(f"{k} {v:.2f}" for k, v in f["per_class"].items())
-            print(f"{name:16s} {ranker:{width}s} mean over classes {f['mean_over_classes']:.3f}, "
+            print(f"{name:10s} {ranker:{width}s} mean over classes {f['mean_over_classes']:.3f}, "
                   f"{f['correct']} / {f['n']} right ({classes})")
 
 
