@@ -76,6 +76,11 @@ def split_by_source(corpus: Path, out: Path, chosen: list[str] = (), notes: Path
     (unless not ``train_notes``: the baseline), but the held-out sources' notes go into ``out/held-notes``.
     Each of ``extra_notes`` (more notes corpora, such as short files) is split the same way into
     ``out/<its name>/train`` and ``out/<its name>/held``, for a model that learns from it too."""
+    names = [Path(extra).name for extra in extra_notes]
+    taken = {"train", "held", "held-notes"}
+    if taken & set(names) or len(set(names)) < len(names):
+        raise ValueError(f"--extra-notes folders need names of their own, not {', '.join(sorted(taken))} "
+                         f"or one another's: got {', '.join(names)}")
     rendered, records = training_records(corpus)
     held = choose_held_out(rendered, records, chosen)
     is_held = lambda r: held_lead(r, held) is not None

@@ -96,8 +96,9 @@ def test_leave_one_out_holds_the_sources_notes_out_too(tiny_corpus, tiny_notes, 
         assert source[f"{code}/{p.name}"] == plan["held_out"][code]
 
 
-def test_split_only_splits_extra_notes_corpora_by_the_same_held_sources(tiny_corpus, tiny_notes, tmp_path):
+def test_split_only_splits_extra_notes_corpora_by_the_same_held_sources(tiny_corpus, tiny_notes, tmp_path, capsys):
     from experiments.leave_one_out import main
+    from experiments.pretrained_head import checked_folders
 
     out = tmp_path / "lolo"
     assert main(["--corpus", str(tiny_corpus), "--out", str(out), "--split-only", "--extra-notes", str(tiny_notes)]) == 0
@@ -112,6 +113,13 @@ def test_split_only_splits_extra_notes_corpora_by_the_same_held_sources(tiny_cor
     assert all(source[f"{p.parent.name}/{p.name}"] == plan["held_out"][p.parent.name] for p in held)
     assert sum(plan["extra_notes"][tiny_notes.name]["held_counts"].values()) == len(held)
     assert not list((out / "train").rglob("note-*.wav")), "the extra corpus stays out of the CNNs' training folder"
+    assert checked_folders(out)[f"held-{tiny_notes.name}"] == out / tiny_notes.name / "held"
+    # a name the split uses itself, or two corpora of one name, would overwrite a folder: refused
+    for clash in ([str(tiny_notes.parent / "held")], [str(tiny_notes), str(tmp_path / "x" / tiny_notes.name)]):
+        argv = ["--corpus", str(tiny_corpus), "--out", str(out), "--split-only"]
+        assert main(argv + [a for d in clash for a in ("--extra-notes", d)]) == 1
+        assert "names of their own" in capsys.readouterr().err
+    assert (out / "held").is_dir() and (out / tiny_notes.name / "held").is_dir(), "nothing deleted"
 
 
 def test_short_files_hold_one_note_from_its_onset(tiny_samples, tmp_path):
