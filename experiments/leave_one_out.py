@@ -22,9 +22,9 @@ by more than most levers do. ``--representation fused`` trains the three CNNs (e
 augmentations that apply to it), tunes the fusion on the split's validation excerpts, exports them
 (``<out>/onnx``) and asks the fused models, ranked by the fused score as the app ranks: the figure for
 the system as shipped, which hears unheard sources differently from any one CNN.
-Writes ``<out>/leave_one_out.json``. ``--split-only`` writes the split and ``<out>/split.json`` and trains
-nothing: enough for :mod:`experiments.pretrained_head`, whose head is fitted in a minute, so a second split
-holding out other sources checks it where the CNNs' hour of training would be too long.
+Writes ``<out>/split.json`` (the split) and ``<out>/leave_one_out.json``. ``--split-only`` writes the
+split and trains nothing: enough for :mod:`experiments.pretrained_head`, whose head is fitted in a minute,
+so a second split holding out other sources checks it where the CNNs' hour of training would be too long.
 """
 
 from __future__ import annotations
@@ -75,7 +75,8 @@ def split_by_source(corpus: Path, out: Path, chosen: list[str] = (), notes: Path
     with ``notes`` (a folder rendered by :mod:`corpus.notes`) its excerpts join the training set
     (unless not ``train_notes``: the baseline), but the held-out sources' notes go into ``out/held-notes``.
     Each of ``extra_notes`` (more notes corpora, such as short files) is split the same way into
-    ``out/<its name>/train`` and ``out/<its name>/held``, for a model that learns from it too."""
+    ``out/<its name>/train`` and ``out/<its name>/held``, for a model that learns from it too. The plan
+    (what was held out, what went where) is returned and written to ``out/split.json``."""
     names = [Path(extra).name for extra in extra_notes]
     taken = {"train", "held", "held-notes"}
     if taken & set(names) or len(set(names)) < len(names):
@@ -102,6 +103,8 @@ def split_by_source(corpus: Path, out: Path, chosen: list[str] = (), notes: Path
             "from": str(extra),
             "train_counts": dict(link_files(extra, [r for r in extra_records if not is_held(r)], out / extra.name / "train")),
             "held_counts": dict(link_files(extra, [r for r in extra_records if is_held(r)], out / extra.name / "held"))}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "split.json").write_text(json.dumps(plan, indent=1))
     return plan
 
 
@@ -298,27 +301,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--adversary", type=float, metavar="WEIGHT",
                     help="train every CNN against a source-family adversary (training.train --adversary)")
     args = ap.parse_args(argv)
-    if args.split_only:
-        try:
-            plan = split_by_source(args.corpus, args.out, args.hold, args.notes, args.train_notes, args.extra_notes)
-        except (ValueError, FileNotFoundError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        (args.out / "split.json").write_text(json.dumps(plan, indent=1))
-        for code, source in plan["held_out"].items():
-            print(f"{code}  held out {source:<36} {plan['held_counts'].get(code, 0):5d} excerpts")
-        return 0
     try:
-        result = run(args.corpus, args.out, representation=args.representation, epochs=args.epochs,
-                     chosen=args.hold, augment=args.augment,
-                     notes=args.notes, train_notes=args.train_notes, cache_dir=args.cache,
-                     real_audio=args.real_audio, seed=args.seed, seeds=args.seeds, ema=args.ema,
-                     freq_norm=args.freq_norm, freq_norm_kind=args.freq_norm_kind,
-                     freq_norm_models=args.freq_norm_models, pcen=args.pcen,
-                     adversary=args.adversary, extra_notes=args.extra_notes)
+        if args.split_only:
+            plan = split_by_source(args.corpus, args.out, args.hold, args.notes, args.train_notes, args.extra_notes)
+        else:
+            result = run(args.corpus, args.out, representation=args.representation, epochs=args.epochs,
+                         chosen=args.hold, augment=args.augment,
+                         notes=args.notes, train_notes=args.train_notes, cache_dir=args.cache,
+                         real_audio=args.real_audio, seed=args.seed, seeds=args.seeds, ema=args.ema,
+                         freq_norm=args.freq_norm, freq_norm_kind=args.freq_norm_kind,
+                         freq_norm_models=args.freq_norm_models, pcen=args.pcen,
+                         adversary=args.adversary, extra_notes=args.extra_notes)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if args.split_only:
+        for code, source in plan["held_out"].items():
+            print(f"{code}  held out {source:<36} {plan['held_counts'].get(code, 0):5d} excerpts")
+        return 0
     for code in CODES:
         if code in result["per_class"]:
             print(f"{code}  held out {result['held_out'][code]:<36} {result['held_counts'].get(code, 0):5d} excerpts  "
