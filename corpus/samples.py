@@ -181,9 +181,8 @@ def _render_grandorgue(entry: dict, dest: Path, wvunpack: str, packages: Path = 
     """Mix the pipe recordings of a GrandOrgue sample set into registrations played by velocity.
 
     ``entry["registrations"]`` lists the stops drawn together (``Montre8+Octavin2``: folders of the sample
-    set joined by ``+``), softest first;
-    each is one velocity layer of the SFZ map, so a soft part sounds a flute stop and a loud one the
-    principals and reeds. A layer has the keys its stops all recorded; each recording is kept up to its
+    set joined by ``+``), softest first; each is one velocity layer of the SFZ map, so a soft part sounds
+    a flute stop and a loud one the principals and reeds. A layer has the keys its stops all recorded; each recording is kept up to its
     release (:func:`release_offset`: the sampler fades a note out itself, the corpus adds its own rooms)
     and the stops of a key are summed from their onsets, to the shortest of them.
     """
