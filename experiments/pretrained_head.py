@@ -94,12 +94,13 @@ def fused_scores(recognizer, paths: list[Path]) -> np.ndarray:
 def run(split: Path | None = None, fused: Path | None = None, real_audio: Path | None = None, c: float = C,
         cache: Path | None = None, train: list[Path] = (), outputs: tuple[str, ...] = tuple(OUTPUTS),
         songs: Path | None = None, tune_songs: Path | None = None, per_class: bool = False,
-        taggers: tuple[Path, ...] = (MODEL,)) -> dict:
+        taggers: tuple[Path, ...] = (MODEL,), checks: dict[str, Path] | None = None) -> dict:
     """Fit the head on ``train`` (default ``split/train``) over the chosen musicnn ``outputs`` of the
     ``taggers`` (side by side); its figures (and the fused CNNs', alone and times the head) on the split's
     held-out folders and the real recordings; with ``songs``, ``fused`` and ``tune_songs``, also the presence
     decided on the product by per-instrument thresholds tuned on ``tune_songs``, against the fused CNNs' own
-    decisions."""
+    decisions. ``checks`` (name -> labelled folder) are checked too, as ``held-<name>``: a source that no split
+    holds out, such as a library rendered apart and never trained on."""
     embedder = Taggers(taggers)
     chosen = embedder.columns(outputs)
     train = [Path(t) for t in train] or ([Path(split) / "train"] if split else [])
@@ -108,6 +109,12 @@ def run(split: Path | None = None, fused: Path | None = None, real_audio: Path |
     checked = checked_folders(split) if split else {}
     if real_audio is not None:
         checked["real"] = Path(real_audio)
+    for name, folder in (checks or {}).items():
+        if f"held-{name}" in checked:
+            raise ValueError(f"held-{name} is checked already: name the folder {folder} otherwise")
+        if not Path(folder).is_dir():
+            raise ValueError(f"{folder}: no such folder to check on")
+        checked[f"held-{name}"] = Path(folder)
     if not checked and songs is None:
         raise ValueError(f"{split}: no held-out folder ({', '.join(CHECKED)}) and no --real-audio to check on")
     recognizer = Recognizer(fused) if fused is not None else None
@@ -186,13 +193,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tagger", type=Path, action="append", default=[],
                     help=f"a musicnn model in ONNX (export/musicnn_to_onnx.py) whose embedding the head sees; "
                          f"repeated, side by side (default the shipped {MODEL.name})")
+    ap.add_argument("--check", action="append", default=[], metavar="NAME=FOLDER",
+                    help="check on this labelled folder too (IRMAS training layout; files the head was not fitted "
+                         "on), reported as held-NAME (repeatable)")
     ap.add_argument("--cache", type=Path, help="keep each file's embedding here")
     ap.add_argument("--out", type=Path, help="write the figures here as JSON")
     args = ap.parse_args(argv)
+    checks = dict(spec.split("=", 1) for spec in args.check if "=" in spec)
+    if len(checks) != len(args.check):
+        ap.error("--check takes NAME=FOLDER, each NAME once")
     try:
         result = run(args.split, args.fused, args.real_audio, args.c, args.cache, args.train,
                      tuple(args.outputs.split(",")), args.songs, args.tune_songs, args.per_class,
-                     tuple(args.tagger) or (MODEL,))
+                     tuple(args.tagger) or (MODEL,), {name: Path(folder) for name, folder in checks.items()})
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -174,8 +174,16 @@ def test_pretrained_head_tells_tones_from_noise_it_never_heard(tmp_path):
     per_class = run(split, cache=tmp_path / "cache", per_class=True)  # a head per class tells them apart too
     assert per_class["per_class"] and per_class["held"]["head"]["mean_over_classes"] == 1.0
     # fitted on named training folders and checked on a labelled folder: the same head, the same figures
-    named = run(train=[split / "train"], real_audio=split / "held", cache=tmp_path / "cache")
-    assert named["real"] == result["held"] and named["split"] is None
+    named = run(train=[split / "train"], real_audio=split / "held", cache=tmp_path / "cache",
+                checks={"again": split / "held"})
+    assert named["real"] == named["held-again"] == result["held"] and named["split"] is None
+    assert named["checked"] == ["held-again"]
+    with pytest.raises(ValueError, match="no such folder"):
+        run(split, cache=tmp_path / "cache", checks={"organ": tmp_path / "nowhere"})
+    (split / "held-notes").mkdir()  # a split's own held-out notes: a check may not take their name
+    with pytest.raises(ValueError, match="held-notes is checked already"):
+        run(split, cache=tmp_path / "cache", checks={"notes": split / "held"})
+    (split / "held-notes").rmdir()
     with pytest.raises(ValueError, match="nothing to fit"):
         run(real_audio=split / "held")
     # one output of the tagger: the head sees its 753 values only
@@ -268,7 +276,7 @@ def test_pretrained_head_beside_the_fused_cnns_on_a_split(tiny_corpus, tiny_mode
     plan = split_by_source(tiny_corpus, split)
     assert main(["--split", str(split), "--fused", str(tiny_models), "--real-audio", str(REAL_AUDIO),
                  "--songs", str(tiny_corpus / "test"), "--tune-songs", str(tiny_corpus / "validation"),
-                 "--out", str(tmp_path / "head.json")]) == 0
+                 "--check", f"again={split / 'held'}", "--out", str(tmp_path / "head.json")]) == 0
     result = json.loads((tmp_path / "head.json").read_text())
     # the corpus's test songs, multi-label: the top class counted right when it is one of a song's
     from training.datasets import read_testing
@@ -286,10 +294,13 @@ def test_pretrained_head_beside_the_fused_cnns_on_a_split(tiny_corpus, tiny_mode
     assert presence["fused_f1_micro"] == pytest.approx(evaluate(songs.targets(), decided)["f1_micro"])
     assert result["train_files"] == sum(plan["train_counts"].values())
     assert result["held"]["head"]["n"] == sum(plan["held_counts"].values())
+    assert result["held-again"] == result["held"]  # a folder given with --check: the same files, the same figures
     assert set(result["real"]) == {"head", "fused", "fused_times_head"}
     # the fused CNNs' figure is the app's own answer, counted by the real-audio check
     assert result["real"]["fused"]["correct"] == check_real_audio(tiny_models, REAL_AUDIO)["top1_correct"]
     assert "real       fused_times_head" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # a check must be named
+        main(["--split", str(split), "--check", str(REAL_AUDIO)])
     # nothing to check on: a clear error, not a figure
     (split / "held").rename(split / "elsewhere")
     assert main(["--split", str(split)]) == 1
