@@ -2,7 +2,7 @@
 
     python -m experiments.pretrained_head --split runs/lolo [--fused runs/lolo/onnx] [--real-audio tests/data/real]
         [--c 0.01] [--outputs max_pool,mean_pool,penultimate,taggram] [--per-class] [--cache runs/cache/musicnn]
-        [--tagger MODEL.onnx ...] [--out head.json]
+        [--tagger MODEL.onnx ...] [--check NAME=FOLDER ...] [--out head.json]
     python -m experiments.pretrained_head --train data/synth/train --train data/synth/notes/train
         --fused instrec/models --real-audio tests/data/real [--songs data/synth/test]
 
@@ -26,7 +26,8 @@ presence decided on the product by per-instrument thresholds tuned there. ``--pe
 regression per class instead of one over the eleven, whose probabilities a mixture need not share.
 ``--tagger`` (repeatable) names the musicnn models whose embeddings the head sees, side by side: the shipped
 MagnaTagATune model by default, or others that ``export/musicnn_to_onnx.py --model`` converts (its Million
-Song Dataset model, ``MSD_musicnn``).
+Song Dataset model, ``MSD_musicnn``). ``--check NAME=FOLDER`` (repeatable) checks a further labelled folder
+as ``held-NAME``: a source that no split holds out, such as a library rendered apart.
 """
 
 from __future__ import annotations
