@@ -162,14 +162,16 @@ def scan_named(folder: Path) -> list[Region]:
         have = takes.get((n, variant))
         if have is None or rank[p.suffix.lower()] < rank[have.suffix.lower()]:
             takes[(n, variant)] = p
-    keys = sorted({n for n, _ in takes})
-    out = []
-    for (n, _), p in sorted(takes.items()):
-        i = keys.index(n)
-        lo = (keys[i - 1] + n) // 2 + 1 if i > 0 else n - MAX_SHIFT
-        hi = (n + keys[i + 1]) // 2 if i + 1 < len(keys) else n + MAX_SHIFT
-        out.append(Region(p, n, lo, hi))
-    return out
+    ranges = key_ranges([n for n, _ in takes])
+    return [Region(p, n, *ranges[n]) for (n, _), p in sorted(takes.items())]
+
+
+def key_ranges(keys: list[int]) -> dict[int, tuple[int, int]]:
+    """Recorded key -> the (lowest, highest) notes it plays: up to halfway to its recorded neighbours,
+    and :data:`MAX_SHIFT` semitones beyond the outermost ones."""
+    keys = sorted(set(keys))
+    return {n: ((keys[i - 1] + n) // 2 + 1 if i else n - MAX_SHIFT,
+                (n + keys[i + 1]) // 2 if i + 1 < len(keys) else n + MAX_SHIFT) for i, n in enumerate(keys)}
 
 
 class SampleLibrary:

@@ -22,6 +22,7 @@ with status 1 when any is missing. ``list`` says which classes each prepared lib
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import shutil
 import struct
@@ -32,7 +33,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from corpus.sampler import AUDIO_SUFFIXES, MAX_SHIFT, SampleLibrary, SamplerError
+from corpus.sampler import AUDIO_SUFFIXES, SampleLibrary, SamplerError, key_ranges
 from instrec.recognizer import sha256
 
 CATALOGUE = Path(__file__).resolve().parent / "libraries.json"
@@ -217,10 +218,11 @@ def _render_grandorgue(entry: dict, dest: Path, wvunpack: str, packages: Path = 
                 raise OSError(f"wvunpack not found ({wvunpack}): apt-get install wavpack") from None
             if proc.returncode != 0 or not wav.exists():
                 raise OSError(f"wvunpack failed on {names[(stop, key)]}: {proc.stderr.strip()[-200:] or proc.returncode}")
-            y, sr = sf.read(str(wav), dtype="float32", always_2d=True)
+            data = wav.read_bytes()
+            y, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
             if sr != 44100:
                 raise OSError(f"{names[(stop, key)]}: recorded at {sr} Hz, not 44100")
-            end = release_offset(wav.read_bytes())
+            end = release_offset(data)
             decoded[(stop, key)] = y[: end or len(y)]
             return decoded[(stop, key)]
 
@@ -228,14 +230,14 @@ def _render_grandorgue(entry: dict, dest: Path, wvunpack: str, packages: Path = 
             keys = sorted(set.intersection(*({k for s, k in names if s == stop} for stop in stops)))
             if not keys:
                 raise OSError(f"{package.name}: no key recorded by all of {', '.join(stops)}")
-            for j, key in enumerate(keys):
+            ranges = key_ranges(keys)
+            for key in keys:
                 tones = [pipe(stop, key) for stop in stops]
                 n = min(len(t) for t in tones)
                 y = np.sum([t[:n] for t in tones], axis=0)
                 name = f"{'-'.join(stops)}-{_NAMES[key % 12]}{key // 12 - 1}.flac"
                 sf.write(str(staging / name), y / max(float(np.max(np.abs(y))), 1e-9) * 0.9, 44100, subtype="PCM_16")
-                lo = (keys[j - 1] + key) // 2 + 1 if j else key - MAX_SHIFT
-                hi = (key + keys[j + 1]) // 2 if j + 1 < len(keys) else key + MAX_SHIFT
+                lo, hi = ranges[key]
                 regions.append(f"<region> sample={name} pitch_keycenter={key} lokey={lo} hikey={hi} "
                                f"lovel={bounds[i] + 1} hivel={bounds[i + 1]}")
     (staging / f"{dest.name}.sfz").write_text("\n".join(regions) + "\n")
