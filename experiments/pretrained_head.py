@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="write the figures here as JSON")
     args = ap.parse_args(argv)
     checks = dict(spec.split("=", 1) for spec in args.check if "=" in spec)
-    if len(checks) != len(args.check):
+    if len(checks) != len(args.check) or not all(name and folder for name, folder in checks.items()):
         ap.error("--check takes NAME=FOLDER, each NAME once")
     try:
         result = run(args.split, args.fused, args.real_audio, args.c, args.cache, args.train,

@@ -299,8 +299,9 @@ def test_pretrained_head_beside_the_fused_cnns_on_a_split(tiny_corpus, tiny_mode
     # the fused CNNs' figure is the app's own answer, counted by the real-audio check
     assert result["real"]["fused"]["correct"] == check_real_audio(tiny_models, REAL_AUDIO)["top1_correct"]
     assert "real       fused_times_head" in capsys.readouterr().out
-    with pytest.raises(SystemExit):  # a check must be named
-        main(["--split", str(split), "--check", str(REAL_AUDIO)])
+    for spec in (str(REAL_AUDIO), f"={REAL_AUDIO}", "again="):  # a check must be named and have a folder
+        with pytest.raises(SystemExit):
+            main(["--split", str(split), "--check", spec])
     # nothing to check on: a clear error, not a figure
     (split / "held").rename(split / "elsewhere")
     assert main(["--split", str(split)]) == 1
