@@ -111,6 +111,8 @@ def run(split: Path | None = None, fused: Path | None = None, real_audio: Path |
     if real_audio is not None:
         checked["real"] = Path(real_audio)
     for name, folder in (checks or {}).items():
+        if not name:
+            raise ValueError(f"{folder}: a checked folder needs a name")
         if f"held-{name}" in checked:
             raise ValueError(f"held-{name} is checked already: name the folder {folder} otherwise")
         if not Path(folder).is_dir():

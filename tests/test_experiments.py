@@ -180,6 +180,8 @@ def test_pretrained_head_tells_tones_from_noise_it_never_heard(tmp_path):
     assert named["checked"] == ["held-again"]
     with pytest.raises(ValueError, match="no such folder"):
         run(split, cache=tmp_path / "cache", checks={"organ": tmp_path / "nowhere"})
+    with pytest.raises(ValueError, match="needs a name"):  # the API refuses an unnamed check as the CLI does
+        run(split, cache=tmp_path / "cache", checks={"": split / "held"})
     (split / "held-notes").mkdir()  # a split's own held-out notes: a check may not take their name
     with pytest.raises(ValueError, match="held-notes is checked already"):
         run(split, cache=tmp_path / "cache", checks={"notes": split / "held"})
