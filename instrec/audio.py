@@ -16,13 +16,17 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from .errors import AudioError, EmptyFile, MissingFile, NotAudio, Silent, TooLong
+from .errors import AudioError, EmptyFile, MissingFile, NotAudio, Silent, TooLong, TooShort
 from .params import DEFAULT, FeatureParams
 
 #: Extensions offered when a folder is given; decoding itself trusts the content, not the name.
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff")
 #: Longest audio :func:`load` accepts by default (s); the recognizer streams longer files.
 DEFAULT_MAX_DURATION_S = 20 * 60.0
+#: Shortest audio the recognizer answers for (s). Cut to 0.1 s, short notes of every class are named
+#: first about one time in five (chance: one in eleven), most of them "voice"; from 0.15 s about half
+#: (docs/generalisation.md, "How short a file can be"). Library functions take no minimum by default.
+MIN_DURATION_S = 0.15
 #: A signal whose peak is below this is silent: one 16-bit LSB is 3.1e-5 (-90 dBFS).
 SILENCE_PEAK = 1e-5
 #: Recordings below this rate cannot hold the frequencies the features look at.
@@ -91,6 +95,16 @@ def check_finite(y: np.ndarray, what: str) -> None:
         raise AudioError(f"{what}: {bad} samples are NaN or infinite")
 
 
+def check_duration(duration: float, what: str, max_duration_s: float | None,
+                   min_duration_s: float | None = None) -> None:
+    """TooLong over ``max_duration_s``, TooShort under ``min_duration_s`` (None: no limit)."""
+    if max_duration_s is not None and duration > max_duration_s:
+        raise TooLong(f"{what}: {duration:.0f} s long, over the limit of {max_duration_s:.0f} s")
+    if min_duration_s is not None and duration < min_duration_s:
+        raise TooShort(f"{what}: {duration:.3g} s long, under the minimum of {min_duration_s:g} s: "
+                       "too little of a note to tell instruments apart")
+
+
 def prepare(
     y: np.ndarray,
     sample_rate: int,
@@ -98,6 +112,7 @@ def prepare(
     params: FeatureParams = DEFAULT,
     what: str = "audio",
     max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
+    min_duration_s: float | None = None,
 ) -> np.ndarray:
     """Samples in memory -> mono float32 at ``params.sample_rate``, peak-normalised to 1.
 
@@ -113,9 +128,7 @@ def prepare(
         raise AudioError(f"{what}: holds no audio samples")
     if not isinstance(sample_rate, (int, np.integer)) or not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
         raise AudioError(f"{what}: sample rate {sample_rate!r} Hz is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz")
-    duration = y.shape[0] / sample_rate
-    if max_duration_s is not None and duration > max_duration_s:
-        raise TooLong(f"{what}: {duration:.0f} s long, over the limit of {max_duration_s:.0f} s")
+    check_duration(y.shape[0] / sample_rate, what, max_duration_s, min_duration_s)
     y = to_mono(y.astype(np.float32, copy=False))
     check_finite(y, what)
     y = resample(y, sample_rate, params.sample_rate)
@@ -144,8 +157,12 @@ def load(
     params: FeatureParams = DEFAULT,
     max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
     what: str | None = None,
+    min_duration_s: float | None = None,
 ) -> np.ndarray:
     """Decode ``path`` -> mono float32 at ``params.sample_rate``, peak-normalised to 1.
+
+    The duration limits are checked on the header, and the minimum again on the decoded samples
+    (a damaged header may promise more than the file holds).
 
     Returns
     -------
@@ -153,16 +170,14 @@ def load(
     """
     what = what or _name(path)
     info = probe(path, what=what)
-    duration = info.frames / info.samplerate
-    if max_duration_s is not None and duration > max_duration_s:
-        raise TooLong(f"{what}: {duration:.0f} s long, over the limit of {max_duration_s:.0f} s")
+    check_duration(info.frames / info.samplerate, what, max_duration_s, min_duration_s)
     try:
         y, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise NotAudio(f"{what}: audio data is damaged or truncated: {_reason(exc, Path(path))}") from None
     if y.shape[0] == 0:
         raise AudioError(f"{what}: holds no audio samples (truncated?)")
-    return prepare(y, sr, params=params, what=what, max_duration_s=None)
+    return prepare(y, sr, params=params, what=what, max_duration_s=None, min_duration_s=min_duration_s)
 
 
 def stream(
@@ -181,9 +196,7 @@ def stream(
     """
     what = what or _name(path)
     info = probe(path, what=what)
-    duration = info.frames / info.samplerate
-    if max_duration_s is not None and duration > max_duration_s:
-        raise TooLong(f"{what}: {duration:.0f} s long, over the limit of {max_duration_s:.0f} s")
+    check_duration(info.frames / info.samplerate, what, max_duration_s)
     rs = None if info.samplerate == params.sample_rate else soxr.ResampleStream(
         info.samplerate, params.sample_rate, 1, dtype="float32", quality="HQ"
     )

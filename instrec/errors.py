@@ -14,6 +14,7 @@ empty      the file has 0 bytes                           415    1
 not_audio  not a format libsndfile decodes, or damaged    415    1
 unusable   decodes, but silent, NaN, no samples, odd rate 422    1
 too_long   longer than the limit                          422    1
+too_short  shorter than the minimum (too little to hear)  422    1
 too_large  upload over the size limit                     413    1
 busy       the server's queue is full                     503    (n/a)
 internal   a fault in instrec or its libraries            500    3
@@ -23,7 +24,7 @@ internal   a fault in instrec or its libraries            500    3
 from __future__ import annotations
 
 HTTP_STATUS = {"no_input": 400, "missing": 404, "empty": 415, "not_audio": 415, "unusable": 422, "too_long": 422,
-               "too_large": 413, "busy": 503, "internal": 500}
+               "too_short": 422, "too_large": 413, "busy": 503, "internal": 500}
 #: Exit code of ``instrec predict`` when some file failed this way (the worst code wins).
 EXIT_CODE = {"internal": 3}
 EXIT_INPUT = 1
@@ -65,6 +66,12 @@ class NotAudio(AudioError):
 
 class TooLong(AudioError):
     kind = "too_long"
+
+
+class TooShort(AudioError):
+    """Shorter than :data:`instrec.audio.MIN_DURATION_S`: too little of a note to tell instruments apart."""
+
+    kind = "too_short"
 
 
 class TooLarge(AudioError):

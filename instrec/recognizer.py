@@ -31,7 +31,6 @@ import numpy as np
 
 from . import audio, features, runtime
 from .embedding import WindowPatches
-from .errors import TooLong
 from .fusion import Fusion, aggregate, audible, report
 from .labels import CODES
 from .params import REPRESENTATIONS, FeatureParams
@@ -135,7 +134,8 @@ def sha256(path: Path) -> str:
 
 
 def open_audio(path: str | os.PathLike, *, params: FeatureParams, max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
-               whole_file_s: float = WHOLE_FILE_S, what: str | None = None) -> tuple[Iterator[np.ndarray], float]:
+               whole_file_s: float = WHOLE_FILE_S, what: str | None = None,
+               min_duration_s: float | None = audio.MIN_DURATION_S) -> tuple[Iterator[np.ndarray], float]:
     """Check a file's header and return its prepared audio as blocks, with its duration (s).
 
     Files up to ``whole_file_s`` are decoded at once (one block); longer ones are read twice in
@@ -145,10 +145,10 @@ def open_audio(path: str | os.PathLike, *, params: FeatureParams, max_duration_s
     what = what or path.name
     info = audio.probe(path, what=what)
     duration = info.frames / info.samplerate
-    if max_duration_s is not None and duration > max_duration_s:
-        raise TooLong(f"{what}: {duration:.0f} s long, over the limit of {max_duration_s:.0f} s")
+    audio.check_duration(duration, what, max_duration_s, min_duration_s)
     if duration <= whole_file_s:
-        return iter([audio.load(path, params=params, max_duration_s=None, what=what)]), duration
+        return iter([audio.load(path, params=params, max_duration_s=None, what=what,
+                                min_duration_s=min_duration_s)]), duration
     peak = 0.0
     for block in audio.stream(path, params=params, what=what):
         peak = max(peak, float(np.max(np.abs(block))))
@@ -162,7 +162,8 @@ class Recognizer:
 
     def __init__(self, models_dir: str | os.PathLike | None = None, *, providers: list[str] | None = None,
                  batch_size: int = 16, chunk_windows: int = 64, stream_chunk_windows: int = 16, max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
-                 whole_file_s: float = WHOLE_FILE_S, threads: int | None = None):
+                 whole_file_s: float = WHOLE_FILE_S, threads: int | None = None,
+                 min_duration_s: float | None = audio.MIN_DURATION_S):
         try:
             import onnxruntime as ort
         except ImportError as exc:
@@ -174,6 +175,8 @@ class Recognizer:
         if chunk_windows % 4 or stream_chunk_windows % 4:
             raise ValueError("chunk_windows must be a multiple of 4 (see instrec.features.context_samples)")
         self.batch_size, self.chunk_windows, self.max_duration_s = batch_size, chunk_windows, max_duration_s
+        #: audio shorter than this is refused (TooShort): too little of a note to tell instruments apart
+        self.min_duration_s = min_duration_s
         self.stream_chunk_windows = stream_chunk_windows
         self.whole_file_s = whole_file_s
         #: threads for the features and each model run (see :mod:`instrec.runtime`)
@@ -234,7 +237,7 @@ class Recognizer:
     def open(self, path: str | os.PathLike, name: str | None = None) -> tuple[Iterator[np.ndarray], float]:
         """Check and start decoding a file: (prepared blocks, duration in s); see :func:`open_audio`."""
         return open_audio(path, params=self.params, max_duration_s=self.max_duration_s,
-                          whole_file_s=self.whole_file_s, what=name)
+                          whole_file_s=self.whole_file_s, what=name, min_duration_s=self.min_duration_s)
 
     # ---- inference ---------------------------------------------------------------------------
 
@@ -288,7 +291,7 @@ class Recognizer:
             if sample_rate is None:
                 raise ValueError("predict(array) needs the sample_rate")
             y = audio.prepare(source, sample_rate, params=self.params, what=name or "audio",
-                              max_duration_s=self.max_duration_s)
+                              max_duration_s=self.max_duration_s, min_duration_s=self.min_duration_s)
             blocks, duration, label = iter([y]), source.shape[0] / sample_rate, name
         else:
             label = name or Path(source).name

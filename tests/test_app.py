@@ -123,6 +123,8 @@ def test_rest_errors(server, tmp_path):
     nan[5] = np.nan
     r = post(server, "nan.wav", write(tmp_path / "n.wav", nan, subtype="FLOAT").read_bytes())
     assert r.status_code == 422 and "NaN" in r.json()["error"]
+    r = post(server, "blip.wav", write(tmp_path / "b.wav", np.ones(2205, np.float32) * 0.5).read_bytes())
+    assert r.status_code == 422 and "under the minimum" in r.json()["error"] and r.json()["kind"] == "too_short"
     # the uploaded name is shown back as a base name and never used as a path
     r = post(server, "../../../etc/evil.wav", b"junk" * 10)
     assert r.json()["file"] == "evil.wav"

@@ -283,6 +283,13 @@ def test_real_clips_with_the_defects_of_amateur_recordings(tiny_models, capsys):
         with pytest.raises(SystemExit):
             main(["--models", str(tiny_models), "--data", str(REAL_AUDIO), "--defect", bad])
     assert "expected KIND:VALUE" in capsys.readouterr().err
+    # a cut under the recognizer's minimum is refused by it, so the check asks for the minimum to be lifted
+    with pytest.raises(SystemExit):
+        main(["--models", str(tiny_models), "--data", str(REAL_AUDIO), "--defect", "first:0.1"])
+    assert "--min-seconds 0" in capsys.readouterr().err
+    assert main(["--models", str(tiny_models), "--data", str(REAL_AUDIO), "--defect", "first:0.1",
+                 "--min-seconds", "0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 31
 
 
 def test_real_mixtures_and_answered_sets(tiny_models, capsys):

@@ -13,6 +13,7 @@ import soundfile as sf
 
 from instrec import audio
 from instrec.audio import AudioError
+from instrec.errors import TooShort
 from instrec.labels import CODES
 from instrec.params import ParamsError
 from instrec.recognizer import MODELS_DIR, ModelError, Recognizer, cuda_usable, sha256
@@ -87,10 +88,32 @@ def test_bad_arrays(recognizer):
 
 
 def test_short_click_gives_one_window(recognizer):
-    y = np.zeros(2205, np.float32)
+    y = np.zeros(int(audio.MIN_DURATION_S * 22050) + 1, np.float32)
     y[100] = 1.0
     answer = recognizer.predict(y, 22050).to_dict()
     assert len(answer["timeline"]) == 1 and all(np.isfinite(list(answer["scores"].values())))
+
+
+def test_too_short_refused_as_array_and_as_file_of_any_rate(recognizer, tmp_path):
+    """Under the minimum there is too little of a note to answer; at it, an answer. The file is checked on
+    its header and on its decoded samples, the array on its own length, at the source's rate."""
+    just_under = audio.MIN_DURATION_S - 0.005
+    with pytest.raises(TooShort, match=r"0\.1 s long, under the minimum of 0\.15 s") as caught:
+        recognizer.predict(tone(440, 0.1), 22050, name="blip")
+    assert caught.value.kind == "too_short" and caught.value.status == 422
+    for sr in (8000, 44100, 96000):
+        path = write(tmp_path / f"blip{sr}.flac", tone(440, just_under, sr), sr=sr)
+        with pytest.raises(TooShort, match=f"blip{sr}.flac: "):
+            recognizer.predict(path)
+        answered = write(tmp_path / f"note{sr}.flac", tone(440, audio.MIN_DURATION_S + 0.005, sr), sr=sr)
+        assert len(recognizer.predict(answered).timeline) == 1
+    # a header that promises 1 s of a file cut after 0.1 s: libsndfile counts what is there
+    whole = write(tmp_path / "cut.wav", tone(440, 1.0)).read_bytes()
+    truncated = tmp_path / "truncated.wav"
+    truncated.write_bytes(whole[: 44 + 2 * 2205])  # the 44-byte header, then 0.1 s of 16-bit samples
+    with pytest.raises(TooShort, match="truncated.wav: 0.1 s long"):
+        recognizer.predict(truncated)
+    assert Recognizer(recognizer.models_dir, min_duration_s=None).predict(tone(440, 0.05), 22050).timeline
 
 
 def test_too_long_refused_from_the_header(tiny_models, tmp_path):
