@@ -203,7 +203,7 @@ def create_app(models: str | os.PathLike | None = None) -> FastAPI:
                 "models": {rep: {k: info[k] for k in ("file", "sha256", "bytes")} for rep, info in
                            recognizer.manifest["models"].items()},
                 "fusion": recognizer.manifest["fusion"], "classes": list(CODES),
-                "max_upload_mb": max_upload_mb, "max_seconds": max_seconds}
+                "max_upload_mb": max_upload_mb, "max_seconds": max_seconds, "min_seconds": recognizer.min_duration_s}
 
     @app.post("/api/predict")
     async def rest_predict(request: Request):

@@ -79,6 +79,7 @@ def test_health(server):
     body = r.json()
     assert r.status_code == 200 and body["status"] == "ok" and body["provider"] in ("CPUExecutionProvider", "CUDAExecutionProvider")
     assert set(body["models"]) == {"mel", "modgd", "cqt"} and body["classes"][0] == "cel"
+    assert body["min_seconds"] == 0.15 and body["max_seconds"] > 0  # the limits a client can plan for
 
 
 def test_gradio_client_and_rest_match_the_recognizer(server, recognizer, clip):
