@@ -23,9 +23,10 @@ from .params import DEFAULT, FeatureParams
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff")
 #: Longest audio :func:`load` accepts by default (s); the recognizer streams longer files.
 DEFAULT_MAX_DURATION_S = 20 * 60.0
-#: Shortest audio the recognizer answers for (s). Cut to 0.1 s, short notes of every class are named
-#: first about one time in five (chance: one in eleven), most of them "voice"; from 0.15 s about half
-#: (docs/generalisation.md, "How short a file can be"). Library functions take no minimum by default.
+#: Shortest audio, and least sound in it (:meth:`LevelMeter.sound_seconds`), the recognizer answers for (s).
+#: Cut to 0.1 s, short notes of every class are named first about one time in five (chance: one in
+#: eleven), most of them "voice"; from 0.15 s about half (docs/generalisation.md, "How short a file can
+#: be"). The functions of this module take no minimum by default.
 MIN_DURATION_S = 0.15
 #: A signal whose peak is below this is silent: one 16-bit LSB is 3.1e-5 (-90 dBFS).
 SILENCE_PEAK = 1e-5
@@ -241,39 +242,50 @@ def pad_to_windows(y: np.ndarray, params: FeatureParams = DEFAULT) -> np.ndarray
 
 #: Level given to a window of digital silence (dB re full scale), instead of minus infinity.
 SILENT_WINDOW_DB = -200.0
+#: A frame is sound when its level lies within this many dB of the loudest window's (as the quiet-window
+#: rule of the shipped fusion counts windows): :meth:`LevelMeter.sound_seconds`.
+SOUND_DB = 30.0
 
 
 class LevelMeter:
-    """The level of every analysis window of a signal that arrives in blocks.
+    """The level of every analysis window of a signal that arrives in blocks, and how much of it is sound.
 
     A window's level is its mean square in dB re full scale (of the normalised signal), over the
     window's :attr:`FeatureParams.window_samples` samples, the zero padding of a last partial window
     included: the windows are exactly those of :func:`n_windows` and :func:`pad_to_windows`, so level
-    ``i`` belongs to the models' window ``i``. :meth:`watch` passes blocks through unchanged while
-    measuring them, so the meter can sit on the stream that the features are computed from.
+    ``i`` belongs to the models' window ``i``. The same is kept per frame of ``hop_length`` samples for
+    :meth:`sound_seconds`. :meth:`watch` passes blocks through unchanged while measuring them, so the
+    meter can sit on the stream that the features are computed from.
     """
 
     def __init__(self, params: FeatureParams = DEFAULT):
         self.params = params
         self.n_samples = 0
         self._sums = np.zeros(0, np.float64)  # sum of squares per window
+        self._frame_sums = np.zeros(0, np.float64)  # sum of squares per frame
 
-    def add(self, block: np.ndarray) -> None:
-        W = self.params.window_samples
-        first, offset = divmod(self.n_samples, W)
-        square = np.square(block, dtype=np.float64)
-        self.n_samples += len(square)
-        if not len(square):
-            return
-        # where each window starts in this block: the current window goes on from 0 when it is begun
-        starts = np.arange((W - offset) % W, len(square), W)
+    @staticmethod
+    def _accumulate(sums: np.ndarray, square: np.ndarray, start: int, size: int) -> np.ndarray:
+        """``sums`` (one per cell of ``size`` samples) with the squares of samples ``start`` on added,
+        grown by at least doubling so that a long stream of blocks costs linear time."""
+        first, offset = divmod(start, size)
+        # where each cell starts in this block: the current cell goes on from 0 when it is begun
+        starts = np.arange((size - offset) % size, len(square), size)
         if offset:
             starts = np.concatenate([[0], starts])
-        sums = np.add.reduceat(square, starts)
-        end = first + len(sums)
-        if end > len(self._sums):
-            self._sums = np.concatenate([self._sums, np.zeros(end - len(self._sums))])
-        self._sums[first:end] += sums
+        cells = np.add.reduceat(square, starts)
+        end = first + len(cells)
+        if end > len(sums):
+            sums = np.concatenate([sums, np.zeros(max(end - len(sums), len(sums)))])
+        sums[first:end] += cells
+        return sums
+
+    def add(self, block: np.ndarray) -> None:
+        square = np.square(block, dtype=np.float64)
+        if len(square):
+            self._sums = self._accumulate(self._sums, square, self.n_samples, self.params.window_samples)
+            self._frame_sums = self._accumulate(self._frame_sums, square, self.n_samples, self.params.hop_length)
+        self.n_samples += len(square)
 
     def watch(self, blocks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
         for block in blocks:
@@ -288,6 +300,23 @@ class LevelMeter:
         mean_square = sums / self.params.window_samples
         with np.errstate(divide="ignore"):  # float32: the precision the training cache keeps them in
             return np.maximum(10 * np.log10(mean_square), SILENT_WINDOW_DB).astype(np.float32)
+
+    def sound_seconds(self, below_db: float = SOUND_DB) -> float:
+        """Seconds of the signal in frames whose mean square lies within ``below_db`` dB of the loudest
+        window's (a last partial frame over its own samples): the sound it holds, whatever silence or
+        room noise lies around it. Measured against the loudest window rather than the loudest frame, so a
+        click far above the music does not make the music count as silence."""
+        hop = self.params.hop_length
+        if not self.n_samples:
+            return 0.0
+        n_frames = -(-self.n_samples // hop)
+        lengths = np.full(n_frames, hop, np.float64)
+        lengths[-1] = self.n_samples - (n_frames - 1) * hop
+        frame_mean_square = self._frame_sums[:n_frames] / lengths
+        loudest = float(np.max(self._sums[: -(-self.n_samples // self.params.window_samples)]))
+        loudest /= self.params.window_samples
+        sound = frame_mean_square >= loudest * 10 ** (-below_db / 10)
+        return float(np.count_nonzero(sound)) * hop / self.params.sample_rate
 
 
 def window_levels(y: np.ndarray, params: FeatureParams = DEFAULT) -> np.ndarray:

@@ -69,7 +69,8 @@ class TooLong(AudioError):
 
 
 class TooShort(AudioError):
-    """Shorter than :data:`instrec.audio.MIN_DURATION_S`: too little of a note to tell instruments apart."""
+    """Shorter than :data:`instrec.audio.MIN_DURATION_S`, or holding less sound than that: too little of a
+    note to tell instruments apart."""
 
     kind = "too_short"
 

@@ -11,7 +11,8 @@ parameters, and is safe to call from several threads (onnxruntime sessions are; 
 shared and mutable).
 
 Long audio (over ``whole_file_s``) is processed in chunks of ``stream_chunk_windows`` windows with 2 s of real audio as context
-on both sides, so peak memory does not grow with duration beyond the per-window results; the
+on both sides, so peak memory does not grow with duration beyond the per-window results (and the
+sound meter's one number per 10 ms frame: 3-6 MB an hour); the
 chunk boundaries are placed so that every representation gives the same frames as the whole
 file would (see :func:`instrec.features.context_samples`), and each musicnn patch is computed from
 its own 3 seconds (:class:`instrec.embedding.WindowPatches`).
@@ -31,6 +32,7 @@ import numpy as np
 
 from . import audio, features, runtime
 from .embedding import WindowPatches
+from .errors import TooShort
 from .fusion import Fusion, aggregate, audible, report
 from .labels import CODES
 from .params import REPRESENTATIONS, FeatureParams
@@ -241,14 +243,15 @@ class Recognizer:
 
     # ---- inference ---------------------------------------------------------------------------
 
-    def window_probabilities(self, blocks: Iterable[np.ndarray], keep_windows: int = 0, chunk_windows: int | None = None
+    def window_probabilities(self, blocks: Iterable[np.ndarray], keep_windows: int = 0, chunk_windows: int | None = None,
+                             meter: audio.LevelMeter | None = None
                              ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
         """Prepared audio blocks (normalised, at the analysis rate) -> (rep -> (n_windows, 11) probabilities,
         rep -> (F, frames) features of the first ``keep_windows`` windows, exactly as the models saw them,
-        (n_windows,) window levels in dB: :class:`instrec.audio.LevelMeter`)."""
+        (n_windows,) window levels in dB: :class:`instrec.audio.LevelMeter`, ``meter`` when given)."""
         out: dict[str, list[np.ndarray]] = {rep: [] for rep in self.sessions}
         kept: dict[str, list[np.ndarray]] = {rep: [] for rep in self.sessions}
-        meter = audio.LevelMeter(self.params)
+        meter = meter or audio.LevelMeter(self.params)
         blocks = meter.watch(iter(blocks))
         if self.head is not None:
             out[HEAD] = []
@@ -320,7 +323,13 @@ class Recognizer:
         given in blocks; ``duration`` is the source's length in seconds, as reported."""
         # streamed (long) files go in smaller chunks: memory stays flat whatever the duration
         chunk = self.stream_chunk_windows if duration > self.whole_file_s else self.chunk_windows
-        probs, frames, levels = self.window_probabilities(blocks, keep_windows, chunk)
+        meter = audio.LevelMeter(self.params)
+        probs, frames, levels = self.window_probabilities(blocks, keep_windows, chunk, meter)
+        sound = meter.sound_seconds()
+        if self.min_duration_s is not None and sound < self.min_duration_s:
+            raise TooShort(f"{name or 'audio'}: holds {sound:.2f} s of sound (within {audio.SOUND_DB:g} dB of its loudest "
+                           f"second), under the minimum of {self.min_duration_s:g} s: too little of a note to tell "
+                           "instruments apart")
         prediction = self._answer(probs, levels, duration, name)
         prediction.features = frames
         return prediction

@@ -187,3 +187,36 @@ def test_level_meter_on_blocks_equals_the_whole_signal():
     whole = audio.window_levels(y)
     np.testing.assert_allclose(meter.levels(), whole, atol=1e-4)  # float64 sums in another order
     assert whole[1] == pytest.approx(whole[0] - 60, abs=0.2)
+    whole_meter = audio.LevelMeter()
+    whole_meter.add(y)
+    assert meter.sound_seconds() == whole_meter.sound_seconds()  # the frames' sums add up the same
+
+
+def test_sound_seconds_known_answers():
+    """A tone of 0.5 s in 3 s of silence, or of room noise 60 dB under it, is 0.5 s of sound: the frames it
+    touches, 51 of 9.98 ms (one frame either way of 0.5 s); a tone 40 dB under a loud one is sound, 20 dB
+    under the threshold is not; a click 40 dB over the music does not silence it, since the threshold is
+    the loudest second's level, not the loudest frame's; nothing at all is no sound."""
+    sr, hop = P.sample_rate, P.hop_length
+    frame = hop / sr
+
+    def sound(y):
+        meter = audio.LevelMeter()
+        meter.add(y.astype(np.float32))
+        return meter.sound_seconds()
+
+    t = np.arange(int(0.5 * sr)) / sr
+    y = np.zeros(3 * sr)
+    y[sr : sr + len(t)] = 0.5 * np.sin(2 * np.pi * 440 * t)
+    assert sound(y) == pytest.approx(0.5, abs=frame)
+    noise = 0.5 * 10 ** (-60 / 20) * np.random.default_rng(0).standard_normal(len(y))
+    assert sound(y + noise) == pytest.approx(0.5, abs=frame)
+    softer = y.copy()
+    softer[2 * sr : 2 * sr + len(t)] = 0.005 * np.sin(2 * np.pi * 440 * t)  # 40 dB under: 10 dB past 30
+    assert sound(softer) == pytest.approx(0.5, abs=frame)
+    softer[2 * sr : 2 * sr + len(t)] *= 10  # 20 dB under: sound too
+    assert sound(softer) == pytest.approx(1.0, abs=2 * frame)
+    music = 0.01 * np.sin(2 * np.pi * 440 * np.arange(3 * sr) / sr)
+    music[sr : sr + hop] = 1.0  # a 10 ms click 40 dB over the music (the music's mean square is 0.01^2 / 2)
+    assert sound(music) == pytest.approx(3.0, abs=frame)
+    assert audio.LevelMeter().sound_seconds() == 0.0

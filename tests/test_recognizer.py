@@ -87,11 +87,13 @@ def test_bad_arrays(recognizer):
         recognizer.predict(tone(440, 1.0))
 
 
-def test_short_click_gives_one_window(recognizer):
-    y = np.zeros(int(audio.MIN_DURATION_S * 22050) + 1, np.float32)
-    y[100] = 1.0
-    answer = recognizer.predict(y, 22050).to_dict()
+def test_short_note_gives_one_window_and_a_click_none(recognizer):
+    answer = recognizer.predict(tone(440, 0.2), 22050).to_dict()
     assert len(answer["timeline"]) == 1 and all(np.isfinite(list(answer["scores"].values())))
+    click = np.zeros(int(audio.MIN_DURATION_S * 22050) + 1, np.float32)
+    click[100] = 1.0  # long enough, but one sample of sound
+    with pytest.raises(TooShort, match="holds 0.01 s of sound"):
+        recognizer.predict(click, 22050)
 
 
 def test_too_short_refused_as_array_and_as_file_of_any_rate(recognizer, tmp_path):
@@ -114,6 +116,21 @@ def test_too_short_refused_as_array_and_as_file_of_any_rate(recognizer, tmp_path
     with pytest.raises(TooShort, match="truncated.wav: 0.1 s long"):
         recognizer.predict(truncated)
     assert Recognizer(recognizer.models_dir, min_duration_s=None).predict(tone(440, 0.05), 22050).timeline
+
+
+def test_too_little_sound_refused_whatever_lies_around_it(recognizer, tmp_path):
+    """A blip of 0.1 s in 3 s of room noise 60 dB down is as short as a 0.1 s file, so it is refused too;
+    0.3 s of tone in the same noise is answered."""
+    noise = 10 ** (-60 / 20) * np.random.default_rng(0).standard_normal(3 * 22050).astype(np.float32)
+    for seconds, answered in ((0.1, False), (0.3, True)):
+        y = noise.copy()
+        y[22050 : 22050 + int(seconds * 22050)] += tone(440, seconds)
+        path = write(tmp_path / f"blip{seconds}.wav", y)
+        if answered:
+            assert len(recognizer.predict(path).timeline) == 3
+        else:
+            with pytest.raises(TooShort, match=r"blip0.1.wav: holds 0.1\d s of sound .* under the minimum of 0.15 s"):
+                recognizer.predict(path)
 
 
 def test_too_long_refused_from_the_header(tiny_models, tmp_path):
