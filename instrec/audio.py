@@ -315,6 +315,8 @@ class LevelMeter:
         frame_mean_square = self._frame_sums[:n_frames] / lengths
         loudest = float(np.max(self._sums[: -(-self.n_samples // self.params.window_samples)]))
         loudest /= self.params.window_samples
+        if loudest == 0.0:  # digital silence holds no sound
+            return 0.0
         sound = frame_mean_square >= loudest * 10 ** (-below_db / 10)
         return float(np.count_nonzero(sound)) * hop / self.params.sample_rate
 

@@ -196,7 +196,7 @@ def test_sound_seconds_known_answers():
     """A tone of 0.5 s in 3 s of silence, or of room noise 60 dB under it, is 0.5 s of sound: the frames it
     touches, 51 of 9.98 ms (one frame either way of 0.5 s); a tone 40 dB under a loud one is sound, 20 dB
     under the threshold is not; a click 40 dB over the music does not silence it, since the threshold is
-    the loudest second's level, not the loudest frame's; nothing at all is no sound."""
+    the loudest second's level, not the loudest frame's; nothing at all, or digital silence, is no sound."""
     sr, hop = P.sample_rate, P.hop_length
     frame = hop / sr
 
@@ -219,4 +219,4 @@ def test_sound_seconds_known_answers():
     music = 0.01 * np.sin(2 * np.pi * 440 * np.arange(3 * sr) / sr)
     music[sr : sr + hop] = 1.0  # a 10 ms click 40 dB over the music (the music's mean square is 0.01^2 / 2)
     assert sound(music) == pytest.approx(3.0, abs=frame)
-    assert audio.LevelMeter().sound_seconds() == 0.0
+    assert audio.LevelMeter().sound_seconds() == 0.0 and sound(np.zeros(sr)) == 0.0
