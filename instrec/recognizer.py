@@ -12,7 +12,7 @@ shared and mutable).
 
 Long audio (over ``whole_file_s``) is processed in chunks of ``stream_chunk_windows`` windows with 2 s of real audio as context
 on both sides, so peak memory does not grow with duration beyond the per-window results (and the
-sound meter's one number per 10 ms frame: 3-6 MB an hour); the
+sound meter's one number per 10 ms frame: about 9 MB more at the peak for an hour); the
 chunk boundaries are placed so that every representation gives the same frames as the whole
 file would (see :func:`instrec.features.context_samples`), and each musicnn patch is computed from
 its own 3 seconds (:class:`instrec.embedding.WindowPatches`).
