@@ -307,6 +307,17 @@ def test_browser_upload_and_microphone(server, clip, tmp_path):
         page.wait_for_function("prev => { const h = document.querySelector('.prose h3'); "
                                "return h && h.innerText !== prev; }", arg=first, timeout=120_000)
         assert 1.5 < check_answer("microphone") < 6  # the 2.5 s recorded from the fake microphone
+
+        # too short a file: the page says why in words, and shows no answer
+        blip = write(tmp_path / "blip.wav", (0.3 * np.sin(2 * np.pi * 440 * t[: sr // 10])).astype(np.float32), sr=sr)
+        page.goto(server["url"], wait_until="networkidle", timeout=120_000)  # a fresh page: the recording cleared
+        page.locator("input[type=file]").first.set_input_files(str(blip))
+        page.get_by_role("button", name="Recognise").click()
+        said = page.get_by_text("Could not analyse this audio")
+        said.wait_for(timeout=120_000)
+        assert "blip.wav: 0.1 s long, under the minimum of 0.15 s" in page.inner_text("body")
+        assert page.locator(".prose h3").count() == 0
+        page.screenshot(path=str(ARTIFACTS / "app-too-short.png"), full_page=True)
         browser.close()
     assert (ARTIFACTS / "app-microphone.png").stat().st_size > 20_000
 
