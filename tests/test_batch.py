@@ -24,13 +24,17 @@ EXAMPLES = ROOT / "instrec" / "examples"
 @pytest.fixture(scope="module")
 def collection(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("collection")
+    rng = np.random.default_rng(0)
     for f in sorted(EXAMPLES.glob("*.flac"))[:3]:
         shutil.copy(f, folder / f.name)
     (folder / "sub").mkdir()
     shutil.copy(sorted((ROOT / "tests" / "data" / "real").glob("*.flac"))[0], folder / "sub" / "real.flac")
     (folder / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt " + bytes(40))
     write(folder / "silent.wav", np.zeros(22050, np.float32))
-    rng = np.random.default_rng(0)
+    write(folder / "blip.wav", tone(440, 0.1))  # too short: refused from its header by the reading task
+    blip_in_noise = 1e-3 * rng.standard_normal(3 * 22050).astype(np.float32)
+    blip_in_noise[22050:23152] += tone(440, 0.05)
+    write(folder / "blip-in-noise.wav", blip_in_noise)  # 3 s, 0.05 s of sound: refused by the actor
     long = np.concatenate([tone(220 * 2 ** (k / 12), 1.0, sr=44100) for k in rng.integers(0, 24, 14)])
     write(folder / "long.wav", long, sr=44100)  # 14 s at 44.1 kHz: over whole_file_s below, so streamed
     return folder
@@ -48,7 +52,7 @@ def ray_local():
 def cli_answers(paths: list[str]) -> dict[str, dict]:
     proc = subprocess.run([sys.executable, "-m", "instrec", "predict", *paths, "--json"], capture_output=True,
                           text=True, timeout=300, cwd=ROOT)
-    assert proc.returncode == 1, proc.stderr  # the corrupt and silent files fail
+    assert proc.returncode == 1, proc.stderr  # the corrupt, silent and too short files fail
     out = {}
     for answer in json.loads(proc.stdout):
         answer.pop("fusion", None)
@@ -60,7 +64,7 @@ def test_batch_equals_cli_and_resumes(collection, ray_local, tmp_path):
     out = tmp_path / "tags.parquet"
     summary = batch.run([str(collection)], out, whole_file_s=5.0, progress=False)
     files = batch.list_inputs([str(collection)])
-    assert summary["files"] == len(files) == 7 and summary["answered"] == 7 and summary["errors"] == 2
+    assert summary["files"] == len(files) == 9 and summary["answered"] == 9 and summary["errors"] == 4
 
     table = batch.read(out)
     rows = {r["path"]: r for r in table.to_pylist()}
@@ -72,6 +76,7 @@ def test_batch_equals_cli_and_resumes(collection, ray_local, tmp_path):
         assert got == want, path
     assert rows[str(collection / "corrupt.wav")]["error_kind"] == "not_audio"
     assert rows[str(collection / "silent.wav")]["error_kind"] == "unusable"
+    assert rows[str(collection / "blip.wav")]["error_kind"] == rows[str(collection / "blip-in-noise.wav")]["error_kind"] == "too_short"
     long = rows[str(collection / "long.wav")]
     assert long["duration_s"] == pytest.approx(14.0) and len(long["timeline_start_s"]) == 14
     assert all(row["models_sha256"] == batch.models_fingerprint(batch.default_models_dir()) for row in rows.values())
@@ -79,7 +84,7 @@ def test_batch_equals_cli_and_resumes(collection, ray_local, tmp_path):
 
     # the same run again: everything already answered
     again = batch.run([str(collection)], out, whole_file_s=5.0, progress=False)
-    assert again["skipped"] == 7 and again["answered"] == 0
+    assert again["skipped"] == 9 and again["answered"] == 0
     # a new file and a changed one are answered, through a list file with a file:// URI and a plain path
     new = collection / "sub" / "new.flac"
     shutil.copy(EXAMPLES / "violin.flac", new)
@@ -87,15 +92,15 @@ def test_batch_equals_cli_and_resumes(collection, ray_local, tmp_path):
     listing = tmp_path / "more.txt"
     listing.write_text(f"# more\n{new.as_uri()}\n{collection / 'piano.flac'}\n")
     more = batch.run([str(collection), str(listing)], out, progress=False)
-    assert more["answered"] == 3 and more["skipped"] == 6  # new.flac by path and by URI, piano.flac once
+    assert more["answered"] == 3 and more["skipped"] == 8  # new.flac by path and by URI, piano.flac once
     rows = batch.read(out).to_pylist()
     by_uri = batch.from_row(next(r for r in rows if r["path"] == new.as_uri()))
     by_path = batch.from_row(next(r for r in rows if r["path"] == str(new)))
     assert by_uri == by_path and by_uri["file"] == "new.flac"  # the URI's copy gives the same answer
-    assert len(rows) == 10 and sum(r["path"] == str(collection / "piano.flac") for r in rows) == 2
+    assert len(rows) == 12 and sum(r["path"] == str(collection / "piano.flac") for r in rows) == 2
 
     fresh = batch.run([str(collection)], out, overwrite=True, progress=False)
-    assert fresh["answered"] == 8 and batch.read(out).num_rows == 8
+    assert fresh["answered"] == 10 and batch.read(out).num_rows == 10
 
 
 def test_inputs_and_bad_out(tmp_path):
