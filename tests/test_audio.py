@@ -194,9 +194,10 @@ def test_level_meter_on_blocks_equals_the_whole_signal():
 
 def test_sound_seconds_known_answers():
     """A tone of 0.5 s in 3 s of silence, or of room noise 60 dB under it, is 0.5 s of sound: the frames it
-    touches, 51 of 9.98 ms (one frame either way of 0.5 s); a tone 40 dB under a loud one is sound, 20 dB
-    under the threshold is not; a click 40 dB over the music does not silence it, since the threshold is
-    the loudest second's level, not the loudest frame's; nothing at all, or digital silence, is no sound."""
+    touches, 51 of 9.98 ms (one frame either way of 0.5 s); a second tone 40 dB under the first is not sound
+    (10 dB past the 30 dB threshold), 20 dB under it is; a click 40 dB over the music does not silence it,
+    since the threshold is the loudest second's level, not the loudest frame's; nothing at all, or digital
+    silence, is no sound."""
     sr, hop = P.sample_rate, P.hop_length
     frame = hop / sr
 
@@ -214,7 +215,7 @@ def test_sound_seconds_known_answers():
     softer = y.copy()
     softer[2 * sr : 2 * sr + len(t)] = 0.005 * np.sin(2 * np.pi * 440 * t)  # 40 dB under: 10 dB past 30
     assert sound(softer) == pytest.approx(0.5, abs=frame)
-    softer[2 * sr : 2 * sr + len(t)] *= 10  # 20 dB under: sound too
+    softer[2 * sr : 2 * sr + len(t)] *= 10  # 20 dB under: sound
     assert sound(softer) == pytest.approx(1.0, abs=2 * frame)
     music = 0.01 * np.sin(2 * np.pi * 440 * np.arange(3 * sr) / sr)
     music[sr : sr + hop] = 1.0  # a 10 ms click 40 dB over the music (the music's mean square is 0.01^2 / 2)
