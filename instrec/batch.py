@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from . import errors, runtime
-from .audio import AUDIO_EXTENSIONS
+from .audio import AUDIO_EXTENSIONS, MIN_DURATION_S
 from .labels import CODES
 from .params import REPRESENTATIONS
 from .recognizer import DEFAULT_MAX_DURATION_S, HEAD, WHOLE_FILE_S, Recognizer, default_models_dir, open_audio
@@ -184,7 +184,8 @@ def answered(out: Path, fingerprint: str) -> set[tuple[str, int, int]]:
 # ---- the Ray Data stages -------------------------------------------------------------------------
 
 
-def read_task(row: dict, *, params: dict, max_duration_s: float | None, whole_file_s: float) -> dict:
+def read_task(row: dict, *, params: dict, max_duration_s: float | None, whole_file_s: float,
+              min_duration_s: float | None = MIN_DURATION_S) -> dict:
     """Ray task: decode a file of up to ``whole_file_s`` seconds into prepared samples; longer files
     are left for the actor to stream. Failures travel on as the row's error."""
     from .params import FeatureParams
@@ -194,7 +195,8 @@ def read_task(row: dict, *, params: dict, max_duration_s: float | None, whole_fi
     try:
         with local_copy(row["path"]) as local:
             blocks, duration = open_audio(local, params=FeatureParams.from_dict(params),
-                                          max_duration_s=max_duration_s, whole_file_s=whole_file_s, what=name)
+                                          max_duration_s=max_duration_s, whole_file_s=whole_file_s, what=name,
+                                          min_duration_s=min_duration_s)
             row["duration_s"] = duration
             if duration <= whole_file_s:
                 row["audio"] = next(blocks)
@@ -210,9 +212,9 @@ class Tagger:
     """Ray actor: one Recognizer, loaded once; a batch of decoded rows in, result rows out."""
 
     def __init__(self, models: str, threads: int, max_duration_s: float | None, whole_file_s: float,
-                 fingerprint: str):
+                 fingerprint: str, min_duration_s: float | None = MIN_DURATION_S):
         self.recognizer = Recognizer(models, threads=threads, max_duration_s=max_duration_s,
-                                     whole_file_s=whole_file_s)
+                                     whole_file_s=whole_file_s, min_duration_s=min_duration_s)
         self.fingerprint = fingerprint
 
     def answer(self, row: dict) -> dict:
@@ -267,7 +269,8 @@ def start_ray(address: str | None, num_cpus: int | None):
 def run(inputs: list[str], out: Path, *, models: Path | None = None, address: str | None = None,
         actors: int | None = None, cpus_per_actor: int = 1, gpus_per_actor: float = 0, overwrite: bool = False,
         num_cpus: int | None = None, rows_per_part: int = 256, max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
-        whole_file_s: float = WHOLE_FILE_S, progress: bool = True) -> dict:
+        whole_file_s: float = WHOLE_FILE_S, progress: bool = True,
+        min_duration_s: float | None = MIN_DURATION_S) -> dict:
     """Tag ``inputs`` into the Parquet folder ``out``; returns counts and timing."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -300,13 +303,13 @@ def run(inputs: list[str], out: Path, *, models: Path | None = None, address: st
     actors = actors or max(1, cluster_cpus // cpus_per_actor)
     ds = ray.data.from_items(todo, override_num_blocks=min(len(todo), max(1, 4 * actors)))
     ds = ds.map(read_task, fn_kwargs={"params": probe.params.to_dict(), "max_duration_s": max_duration_s,
-                                      "whole_file_s": whole_file_s},
+                                      "whole_file_s": whole_file_s, "min_duration_s": min_duration_s},
                 num_cpus=0, compute=ray.data.TaskPoolStrategy(size=actors + 1))  # decoding is light beside the models: no CPU reserved
     ds = ds.map_batches(Tagger, batch_size=1, compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus_per_actor, num_gpus=gpus_per_actor,
                         batch_format="numpy",
                         fn_constructor_kwargs={"models": str(models), "threads": cpus_per_actor,
                                                "max_duration_s": max_duration_s, "whole_file_s": whole_file_s,
-                                               "fingerprint": fingerprint})
+                                               "fingerprint": fingerprint, "min_duration_s": min_duration_s})
     stamp = time.strftime("%Y%m%d-%H%M%S")
     pending, part = [], 0
     start = time.perf_counter()
@@ -359,13 +362,16 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--overwrite", action="store_true", help="start over instead of skipping answered files")
     ap.add_argument("--rows-per-part", type=int, default=256, help="rows per Parquet part file")
     ap.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_DURATION_S, help="longest audio analysed")
+    ap.add_argument("--min-seconds", type=float, default=MIN_DURATION_S,
+                    help="shortest audio, and least sound in it, analysed (0: any length; files refused as "
+                         "too_short by an earlier run count as answered: add --overwrite to ask again)")
 
 
 def main(args: argparse.Namespace) -> int:
     summary = run(args.inputs, args.out, models=args.models, address=args.address, actors=args.actors,
                   cpus_per_actor=args.cpus_per_actor, gpus_per_actor=args.num_gpus_per_actor,
                   overwrite=args.overwrite, num_cpus=args.num_cpus, rows_per_part=args.rows_per_part,
-                  max_duration_s=args.max_seconds)
+                  max_duration_s=args.max_seconds, min_duration_s=args.min_seconds or None)
     rate = summary["answered"] / summary["seconds"] if summary["seconds"] else 0.0
     print(f"{summary['files']} files: {summary['skipped']} already answered, {summary['answered']} answered now "
           f"({summary['errors']} errors) in {summary['seconds']:.1f} s ({rate:.2f} files/s) -> {args.out}")

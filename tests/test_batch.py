@@ -102,6 +102,14 @@ def test_batch_equals_cli_and_resumes(collection, ray_local, tmp_path):
     fresh = batch.run([str(collection)], out, overwrite=True, progress=False)
     assert fresh["answered"] == 10 and batch.read(out).num_rows == 10
 
+    # with the minimum lifted the too-short files are answered, by the reading task and the actor alike
+    short = tmp_path / "short"
+    short.mkdir()
+    for name in ("blip.wav", "blip-in-noise.wav"):
+        shutil.copy(collection / name, short / name)
+    lifted = batch.run([str(short)], tmp_path / "short.parquet", min_duration_s=None, progress=False)
+    assert lifted["answered"] == 2 and lifted["errors"] == 0
+
 
 def test_inputs_and_bad_out(tmp_path):
     listing = tmp_path / "list.txt"

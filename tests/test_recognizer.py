@@ -177,6 +177,17 @@ def test_cli_predict_json(tiny_models, tiny_corpus, tmp_path):
     assert ok.returncode == 0 and "instruments" in ok.stdout and "synth-0000" in ok.stdout
 
 
+def test_cli_min_seconds(tiny_models, tmp_path):
+    """``--min-seconds``: a 0.1 s file is too_short by default and answered with the minimum lifted."""
+    blip = str(write(tmp_path / "blip.wav", tone(440, 0.1)))
+    refused = run_cli("--models", str(tiny_models), "predict", blip, "--json")
+    assert refused.returncode == 1 and json.loads(refused.stdout)[0]["kind"] == "too_short"
+    lifted = run_cli("--models", str(tiny_models), "predict", blip, "--json", "--min-seconds", "0")
+    assert lifted.returncode == 0 and CONTRACT <= set(json.loads(lifted.stdout)[0])
+    negative = run_cli("--models", str(tiny_models), "predict", blip, "--min-seconds", "-1")
+    assert negative.returncode == 2 and "--min-seconds takes seconds >= 0" in negative.stderr
+
+
 def test_cli_info_and_usage(tiny_models, tmp_path):
     info = run_cli("--models", str(tiny_models), "info")
     assert info.returncode == 0 and json.loads(info.stdout)["provider"] == ("CUDAExecutionProvider" if cuda_usable() else "CPUExecutionProvider")
