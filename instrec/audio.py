@@ -8,6 +8,7 @@ to find out it is too long.
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,6 +95,17 @@ def check_finite(y: np.ndarray, what: str) -> None:
     if not np.isfinite(y).all():
         bad = int(np.count_nonzero(~np.isfinite(y)))
         raise AudioError(f"{what}: {bad} samples are NaN or infinite")
+
+
+def min_seconds_arg(text: str) -> float | None:
+    """``--min-seconds S`` of the command lines: seconds >= 0, where 0 means no minimum (None)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds >= 0:
+        raise argparse.ArgumentTypeError(f"--min-seconds takes seconds >= 0, got {text!r}")
+    return seconds or None
 
 
 def check_duration(duration: float, what: str, max_duration_s: float | None,

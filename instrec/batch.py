@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from . import errors, runtime
-from .audio import AUDIO_EXTENSIONS, MIN_DURATION_S
+from .audio import AUDIO_EXTENSIONS, MIN_DURATION_S, min_seconds_arg
 from .labels import CODES
 from .params import REPRESENTATIONS
 from .recognizer import DEFAULT_MAX_DURATION_S, HEAD, WHOLE_FILE_S, Recognizer, default_models_dir, open_audio
@@ -362,7 +362,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--overwrite", action="store_true", help="start over instead of skipping answered files")
     ap.add_argument("--rows-per-part", type=int, default=256, help="rows per Parquet part file")
     ap.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_DURATION_S, help="longest audio analysed")
-    ap.add_argument("--min-seconds", type=float, default=MIN_DURATION_S,
+    ap.add_argument("--min-seconds", type=min_seconds_arg, default=MIN_DURATION_S,
                     help="shortest audio, and least sound in it, analysed (0: any length; files refused as "
                          "too_short by an earlier run count as answered: add --overwrite to ask again)")
 
@@ -371,7 +371,7 @@ def main(args: argparse.Namespace) -> int:
     summary = run(args.inputs, args.out, models=args.models, address=args.address, actors=args.actors,
                   cpus_per_actor=args.cpus_per_actor, gpus_per_actor=args.num_gpus_per_actor,
                   overwrite=args.overwrite, num_cpus=args.num_cpus, rows_per_part=args.rows_per_part,
-                  max_duration_s=args.max_seconds, min_duration_s=args.min_seconds or None)
+                  max_duration_s=args.max_seconds, min_duration_s=args.min_seconds)
     rate = summary["answered"] / summary["seconds"] if summary["seconds"] else 0.0
     print(f"{summary['files']} files: {summary['skipped']} already answered, {summary['answered']} answered now "
           f"({summary['errors']} errors) in {summary['seconds']:.1f} s ({rate:.2f} files/s) -> {args.out}")

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from . import errors
-from .audio import AUDIO_EXTENSIONS, MIN_DURATION_S
+from .audio import AUDIO_EXTENSIONS, MIN_DURATION_S, min_seconds_arg
 from .labels import CODES
 from .recognizer import ModelError, Recognizer, default_models_dir
 
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("predict", help="recognise instruments in files or folders")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     p.add_argument("--json", action="store_true", help="print a JSON array of answers")
-    p.add_argument("--min-seconds", type=float, default=MIN_DURATION_S, metavar="S",
+    p.add_argument("--min-seconds", type=min_seconds_arg, default=MIN_DURATION_S, metavar="S",
                    help="shortest audio, and least sound in it, that is answered (default %(default)s s; shorter "
                         "gets the error too_short; 0 answers any length, however little it can tell)")
     sub.add_parser("info", help="the models, their training data and metrics, the execution provider")
@@ -68,8 +68,6 @@ def main(argv: list[str] | None = None) -> int:
 
     add_arguments(b)
     args = ap.parse_args(argv)
-    if getattr(args, "min_seconds", 0) < 0:
-        ap.error(f"--min-seconds takes seconds >= 0, got {args.min_seconds}")
     if args.precision and not args.models:
         args.models = default_models_dir(args.precision)
     if args.command == "batch":
@@ -91,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         serve(args.host, args.port, args.models)
         return 0
     try:
-        rec = Recognizer(args.models, min_duration_s=getattr(args, "min_seconds", MIN_DURATION_S) or None)
+        rec = Recognizer(args.models, min_duration_s=getattr(args, "min_seconds", MIN_DURATION_S))
     except (ModelError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="with --surround: white noise DB dB RMS under the clip's peak instead of silence")
     ap.add_argument("--defect", type=defect_arg, action="append", default=[], metavar="KIND:VALUE",
                     help=f"give every clip this defect first (repeatable; KIND one of {', '.join(DEFECTS)})")
-    ap.add_argument("--min-seconds", type=float, default=audio.MIN_DURATION_S, metavar="S",
+    ap.add_argument("--min-seconds", type=audio.min_seconds_arg, default=audio.MIN_DURATION_S, metavar="S",
                     help="the recognizer's minimum duration (default %(default)s s, as served; 0: answer any length, "
                          "to measure what a shorter cut would give)")
     ap.add_argument("--json", action="store_true")
@@ -329,9 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--surround-db is the level of what --surround puts around the clips; give --surround too")
     if (args.surround or args.defect) and (args.mixtures is not None or args.checkpoint):
         ap.error("--surround and --defect are for the clips asked about one by one through the exported models")
-    if args.min_seconds < 0:
-        ap.error(f"--min-seconds takes seconds >= 0, got {args.min_seconds}")
-    cuts = [value for kind, value in args.defect if kind == "first" and value < args.min_seconds]
+    cuts = [value for kind, value in args.defect if kind == "first" and value < (args.min_seconds or 0)]
     if cuts:
         ap.error(f"--defect first:{cuts[0]:g} cuts every clip under the recognizer's minimum of {args.min_seconds:g} s, "
                  "which refuses them: give --min-seconds 0 to measure what it would answer")
@@ -363,7 +361,7 @@ def run_check(args: argparse.Namespace) -> tuple[dict, list[str]]:
         return result, [*lines, f"{result['n']} mixtures: micro F1 of the answered sets {result['answered_f1_micro']:.3f}; "
                         f"top instrument among the mixed {result['top_among_true']:.0%}; recall "
                         + ", ".join(f"{k} {v['answered']}/{v['n']}" for k, v in result["recall"].items())]
-    result = check_real_audio(args.models, args.data, args.surround, args.surround_db, args.defect, args.min_seconds or None)
+    result = check_real_audio(args.models, args.data, args.surround, args.surround_db, args.defect, args.min_seconds)
     if args.record:
         record(args.models, args.data, result)
     lines = [f"{c['file']:<42} {c['label']}  top {c['top']}  rank of truth {c['rank']:2d}  score {c['score']:.2f}"
