@@ -2,7 +2,7 @@
 
     python -m experiments.head_variants --split runs/lolo-clip --corpus data/synth3c --corpus data/synth3c/notes
         [--real-audio tests/data/real] [--cache runs/cache/musicnn] [--tagger MODEL.onnx ...] [--c 0.003]
-        [--nuisance 5,10,20] [--out variants.json]
+        [--nuisance 5,10,20] [--mlp-alpha 1,10] [--extra-train DIR ...] [--out variants.json]
 
 Every variant is fitted on the split's ``train`` excerpts (a folder written by :mod:`experiments.leave_one_out`)
 and asked about its held-out songs and notes, and the real recordings, as :mod:`experiments.pretrained_head`
@@ -17,6 +17,16 @@ asks the shipped head (the share of files whose true class comes first, per clas
   (nuisance attribute projection, as speaker verification removes the channel).
 - ``per_tagger_product``: one head per tagger, their probabilities multiplied and renormalised.
 - ``lda``: linear discriminant analysis with Ledoit-Wolf shrinkage on the standardised embedding.
+- ``signed_sqrt``: the shipped head on each value's signed square root (power normalisation, which damps
+  the few large values a pooled embedding is dominated by), standardised again.
+- ``mlp_A``: a network of one hidden layer of :data:`MLP_UNITS` rectified units on the standardised
+  embedding, L2 penalty ``A`` (``--mlp-alpha``), stopped early on a tenth of the training files;
+  ``head_mlp_A`` the mean of its probabilities and the shipped head's.
+
+``--extra-train`` (repeatable) adds further training folders, as the shipped head is fitted on the singer's
+notes and the split's short files beside the split's ``train`` (name their corpora with ``--corpus`` too);
+every held-out folder of the split is checked (``held``, ``held-notes`` and ``held-<name>`` for each notes
+corpus split by ``leave_one_out --extra-notes``).
 """
 
 from __future__ import annotations
@@ -30,15 +40,20 @@ from pathlib import Path
 import numpy as np
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.linear_model import LogisticRegression
+from sklearn.neural_network import MLPClassifier
 
 from corpus.subset import lead_sources
-from experiments.pretrained_head import CHECKED, first_right, print_first_right
+from experiments.pretrained_head import checked_folders, first_right, print_first_right
 from instrec.embedding import MODEL
 from instrec.labels import CODES
 from training.head import C, Taggers, class_probabilities, fit_head
 
 #: ``--nuisance`` default: the counts of directions projected out
 NUISANCE = (5, 10, 20)
+#: ``--mlp-alpha`` default: the hidden layer's L2 penalties tried
+MLP_ALPHAS = (1.0, 10.0)
+#: the hidden layer's width
+MLP_UNITS = 128
 
 
 def file_sources(corpora: list[Path]) -> dict[str, dict[str, str]]:
@@ -80,8 +95,12 @@ def _all_classes(probabilities: np.ndarray, classes: np.ndarray) -> np.ndarray:
     return out
 
 
+def signed_sqrt(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * np.sqrt(np.abs(x))
+
+
 def fit_variants(x: np.ndarray, y: np.ndarray, sources: np.ndarray, starts: np.ndarray, c: float = C,
-                 nuisance: tuple[int, ...] = NUISANCE) -> dict:
+                 nuisance: tuple[int, ...] = NUISANCE, mlp_alphas: tuple[float, ...] = MLP_ALPHAS) -> dict:
     """Variant name -> a function from embeddings (m, starts[-1]) to (m, 11) probabilities; ``starts`` are where
     each tagger's values begin, then the width of all (:attr:`training.head.Taggers.starts`)."""
     shipped = fit_head(x, y, c)
@@ -107,25 +126,36 @@ def fit_variants(x: np.ndarray, y: np.ndarray, sources: np.ndarray, starts: np.n
         variants["per_tagger_product"] = product
     lda = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(z, y)
     variants["lda"] = lambda a: _all_classes(lda.predict_proba(scaler.transform(a)), lda.classes_)
+    rooted = fit_head(signed_sqrt(x), y, c)
+    variants["signed_sqrt"] = lambda a: class_probabilities(rooted, signed_sqrt(a))
+    for alpha in mlp_alphas:
+        mlp = MLPClassifier(hidden_layer_sizes=(MLP_UNITS,), alpha=alpha, early_stopping=True, max_iter=500,
+                            random_state=0).fit(z, y)
+        net = lambda a, m=mlp: _all_classes(m.predict_proba(scaler.transform(a)), m.classes_)
+        variants[f"mlp_{alpha:g}"] = net
+        variants[f"head_mlp_{alpha:g}"] = lambda a, net=net: (net(a) + variants["head"](a)) / 2
     return variants
 
 
 def run(split: Path, corpora: list[Path], real_audio: Path | None = None, cache: Path | None = None,
-        taggers: tuple[Path, ...] = (MODEL,), c: float = C, nuisance: tuple[int, ...] = NUISANCE) -> dict:
+        taggers: tuple[Path, ...] = (MODEL,), c: float = C, nuisance: tuple[int, ...] = NUISANCE,
+        mlp_alphas: tuple[float, ...] = MLP_ALPHAS, extra_train: tuple[Path, ...] = ()) -> dict:
     split = Path(split)
     embedder = Taggers(taggers)
-    paths, x, y, _ = embedder.folder(split / "train", cache)
+    fitted = [embedder.folder(Path(folder), cache) for folder in (split / "train", *extra_train)]
+    paths = [p for f in fitted for p in f[0]]
+    x, y = np.concatenate([f[1] for f in fitted]), np.concatenate([f[2] for f in fitted])
     known = file_sources(corpora)
     missing = [p for p in paths if str(Path(p).resolve()) not in known]
     if missing:
         raise ValueError(f"{missing[0]} (and {len(missing) - 1} more): not a file of the corpora named by --corpus")
     sources = np.array([known[str(Path(p).resolve())][CODES[k]] for p, k in zip(paths, y)])
-    variants = fit_variants(x, y, sources, embedder.starts, c, nuisance)
-    checked = {name: split / name for name in CHECKED if (split / name).is_dir()}
+    variants = fit_variants(x, y, sources, embedder.starts, c, nuisance, mlp_alphas)
+    checked = checked_folders(split)
     if real_audio is not None:
         checked["real"] = Path(real_audio)
     result = {"split": str(split), "c": c, "taggers": [m.name for m in embedder.models], "train_files": len(paths),
-              "sources": len(set(zip(y, sources)))}
+              "sources": len(set(zip(y, sources))), "checked": [name for name in checked if name != "real"]}
     for name, folder in checked.items():
         _, xt, yt, _ = embedder.folder(folder, cache)
         result[name] = {variant: first_right(predict(xt), yt) for variant, predict in variants.items()}
@@ -144,11 +174,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--c", type=float, default=C, help=f"the logistic regressions' inverse regularisation (default {C})")
     ap.add_argument("--nuisance", default=",".join(map(str, NUISANCE)),
                     help="counts of directions projected out, comma-separated")
+    ap.add_argument("--mlp-alpha", default=",".join(f"{a:g}" for a in MLP_ALPHAS),
+                    help="the hidden layer's L2 penalties tried, comma-separated")
+    ap.add_argument("--extra-train", type=Path, action="append", default=[], metavar="DIR",
+                    help="a further training folder beside the split's train (repeatable)")
     ap.add_argument("--out", type=Path, help="write the figures here as JSON")
     args = ap.parse_args(argv)
     try:
         result = run(args.split, args.corpus, args.real_audio, args.cache, tuple(args.tagger) or (MODEL,), args.c,
-                     tuple(int(k) for k in args.nuisance.split(",") if k))
+                     tuple(int(k) for k in args.nuisance.split(",") if k),
+                     tuple(float(a) for a in args.mlp_alpha.split(",") if a), tuple(args.extra_train))
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

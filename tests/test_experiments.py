@@ -399,6 +399,32 @@ def test_head_variants_weigh_sources_alike_and_project_out_where_they_differ():
     np.testing.assert_allclose(projected[:, 0], z[:, 0], atol=0.02)  # what tells the classes apart is kept
 
 
+def test_head_variants_tell_apart_classes_a_linear_head_cannot():
+    """Two classes on a ring around a third (an XOR of the first two values' signs): the logistic head is at
+    chance on fresh samples, the hidden layer learns it; on linearly separable classes every variant is right."""
+    from experiments.head_variants import fit_variants
+
+    rng = np.random.default_rng(0)
+
+    def xor(n):
+        a = rng.choice([-2.0, 2.0], size=(n, 2))
+        x = np.concatenate([a + 0.3 * rng.standard_normal((n, 2)), rng.standard_normal((n, 6))], axis=1)
+        return x, (np.sign(a[:, 0]) == np.sign(a[:, 1])).astype(int)
+
+    x, y = xor(600)
+    sources = np.where(rng.random(600) < 0.5, "p", "q")
+    variants = fit_variants(x, y, sources, np.array([0, 8]), c=1.0, nuisance=(1,), mlp_alphas=(0.01,))
+    xt, yt = xor(400)
+    right = {name: float(np.mean(predict(xt).argmax(axis=1) == yt)) for name, predict in variants.items()}
+    assert right["head"] < 0.65 and right["mlp_0.01"] > 0.95, right
+    assert variants["mlp_0.01"](xt).shape == (400, len(CODES))  # every class a column, the unseen ones 0
+    separable = rng.standard_normal((600, 8)) + 3.0 * np.eye(8)[y]
+    variants = fit_variants(separable, y, sources, np.array([0, 8]), c=1.0, nuisance=(1,), mlp_alphas=(1.0,))
+    test = rng.standard_normal((400, 8)) + 3.0 * np.eye(8)[yt]
+    for name, predict in variants.items():
+        assert np.mean(predict(test).argmax(axis=1) == yt) > 0.95, name
+
+
 def test_head_variants_on_a_split_of_the_tiny_corpus(tiny_corpus, tmp_path, capsys):
     from experiments.head_variants import main
     from experiments.leave_one_out import split_by_source
@@ -409,9 +435,11 @@ def test_head_variants_on_a_split_of_the_tiny_corpus(tiny_corpus, tmp_path, caps
     split_by_source(tiny_corpus, split)
     cache = tmp_path / "cache"
     assert main(["--split", str(split), "--corpus", str(tiny_corpus), "--real-audio", str(REAL_AUDIO),
-                 "--cache", str(cache), "--c", "0.1", "--nuisance", "2", "--out", str(tmp_path / "v.json")]) == 0
+                 "--cache", str(cache), "--c", "0.1", "--nuisance", "2", "--mlp-alpha", "1",
+                 "--out", str(tmp_path / "v.json")]) == 0
     result = json.loads((tmp_path / "v.json").read_text())
-    assert set(result["held"]) == {"head", "sources_balanced", "nuisance_2", "lda"}  # one tagger: no product
+    assert set(result["held"]) == {"head", "sources_balanced", "nuisance_2", "lda", "signed_sqrt", "mlp_1",
+                                   "head_mlp_1"}  # one tagger: no product
     assert result["real"]["head"]["n"] == 31 and result["sources"] >= 2 * len(result["held"]["head"]["per_class"])
     # the shipped head's figures are experiments.pretrained_head's for the same split
     shipped = run(split, real_audio=REAL_AUDIO, c=0.1, cache=cache)
