@@ -445,6 +445,14 @@ def test_head_variants_on_a_split_of_the_tiny_corpus(tiny_corpus, tmp_path, caps
     shipped = run(split, real_audio=REAL_AUDIO, c=0.1, cache=cache)
     assert result["held"]["head"] == shipped["held"]["head"] and result["real"]["head"] == shipped["real"]["head"]
     assert "held       lda" in capsys.readouterr().out
+    # a further training folder is fitted on beside the split's train: here the held-out songs themselves
+    assert main(["--split", str(split), "--corpus", str(tiny_corpus), "--cache", str(cache), "--c", "0.1",
+                 "--nuisance", "", "--mlp-alpha", "", "--extra-train", str(split / "held"),
+                 "--out", str(tmp_path / "w.json")]) == 0
+    heard = json.loads((tmp_path / "w.json").read_text())
+    assert heard["train_files"] == result["train_files"] + result["held"]["head"]["n"]
+    assert heard["held"]["head"]["correct"] > result["held"]["head"]["correct"]
+    capsys.readouterr()
     # the corpus the split's files link into must be named, and must be a rendered corpus
     assert main(["--split", str(split), "--corpus", str(tmp_path)]) == 1
     assert "corpus.json" in capsys.readouterr().err
