@@ -16,7 +16,7 @@ bow pressure, noise or bow position, vibrato depth and rate), then the same room
 (each file's model, notes and controls). Each excerpt has its own seeded generator, so the same seed
 plays the same notes with the same controls through the same room whatever the number of workers; the
 bytes still differ from run to run, because STK seeds the noise of its breath and bow models from the
-clock.
+clock (with it, whether the saxophone's reed jumps to its next register on a held note).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import soundfile as sf
 
 from corpus import synth
 from corpus.music import Note
-from corpus.notes import EXCERPT_S, excerpt_notes
+from corpus.notes import DRAWS, EXCERPT_S, SILENT_PEAK, excerpt_notes
 
 #: class -> the STK models that play it, each with its lowest and highest MIDI key
 MODELS = {"cel": [("Bowed", 36, 72)], "cla": [("Clarinet", 50, 91), ("BlowHole", 50, 91)],
@@ -48,9 +48,8 @@ MODELS = {"cel": [("Bowed", 36, 72)], "cla": [("Clarinet", 50, 91), ("BlowHole",
 CONTROLS = ((2, 30, 100), (4, 10, 90), (1, 0, 40), (11, 40, 80))
 PER_CLASS = 150
 SEED = 7
-#: an excerpt quieter than this (a model that did not speak) is drawn again
-SILENT_PEAK = 1e-4
-DRAWS = 8
+#: the share of excerpts clipped in the recording chain, as the shipped models' notes corpus (``--clipping 0.3``)
+CLIPPING = 0.3
 
 
 def skini(notes: list[Note], controls: list[tuple[int, int]], length: float) -> str:
@@ -102,7 +101,7 @@ def render_excerpt(code: str, k: int, seed: int = SEED) -> tuple[np.ndarray, dic
         raise RuntimeError(f"STK's {model} was silent for {DRAWS} draws of notes between MIDI {lo} and {hi}")
     record = {"source": f"stk-{model.lower()}", "code": code, "plays": what, "controls": dict(controls),
               "pitches": [x.pitch for x in notes], "velocities": [x.velocity for x in notes]}
-    x = synth.record_in_a_room(y / (synth.rms(y) + 1e-9) * 0.1, rng, sr, record, True, 0.3)[:n]
+    x = synth.record_in_a_room(y / (synth.rms(y) + 1e-9) * 0.1, rng, sr, record, True, CLIPPING)[:n]
     return x, record
 
 
