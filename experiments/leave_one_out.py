@@ -3,7 +3,7 @@
     python -m experiments.leave_one_out --corpus data/synth --out runs/lolo [--representation mel|modgd|cqt|fused]
         [--epochs 5 | --epochs 10,modgd:16] [--augment noise,mixstyle] [--ema EPOCHS] [--hold SOURCE ...] [--cache DIR] [--real-audio DIR]
         [--freq-norm LAMBDA [--freq-norm-kind ifn|centre] [--freq-norm-models mel,modgd,cqt]] [--pcen] [--adversary WEIGHT]
-        [--notes DIR [--no-train-notes]] [--extra-notes DIR ...] [--seeds 0,1,2]
+        [--notes DIR [--no-train-notes]] [--extra-notes DIR ...] [--extra-train DIR ...] [--seeds 0,1,2]
     python -m experiments.leave_one_out --corpus data/synth --notes data/synth/notes --out runs/lolo-b --split-only
         [--hold SOURCE ...] [--extra-notes data/short-notes]
 
@@ -16,6 +16,8 @@ about real recordings (a folder with ``labels.csv``), so one run measures a trai
 With ``--notes`` (isolated notes rendered by :mod:`corpus.notes`) the notes of the kept sources are
 trained on and those of the held-out sources checked apart: single notes of a library never heard,
 as most real solo recordings are (``--no-train-notes`` checks them without training on any notes).
+``--extra-train`` adds a whole further training folder (IRMAS training layout) to what every CNN learns
+from, such as :mod:`experiments.stk_notes`' notes: a kind of source no split holds out.
 With ``--seeds`` the CNN is trained once per seed on the same split (into ``<out>/seed<N>/``) and the
 figures are means over the seeds, with their standard deviation: one short run moves a class's figure
 by more than most levers do. ``--representation fused`` trains the three CNNs (each with the
@@ -70,12 +72,14 @@ def held_lead(record: dict, held: dict[str, str]) -> tuple[str, str] | None:
 
 
 def split_by_source(corpus: Path, out: Path, chosen: list[str] = (), notes: Path | None = None,
-                    train_notes: bool = True, extra_notes: list[Path] = ()) -> dict:
+                    train_notes: bool = True, extra_notes: list[Path] = (), extra_train: list[Path] = ()) -> dict:
     """Link the kept training excerpts into ``out/train`` and the held-out ones into ``out/held``;
     with ``notes`` (a folder rendered by :mod:`corpus.notes`) its excerpts join the training set
     (unless not ``train_notes``: the baseline), but the held-out sources' notes go into ``out/held-notes``.
     Each of ``extra_notes`` (more notes corpora, such as short files) is split the same way into
-    ``out/<its name>/train`` and ``out/<its name>/held``, for a model that learns from it too. The plan
+    ``out/<its name>/train`` and ``out/<its name>/held``, for a model that learns from it too. Every
+    excerpt of each of ``extra_train`` (training layout, none of whose sources is held out) joins
+    ``out/train`` whole. The plan
     (what was held out, what went where) is returned and written to ``out/split.json``."""
     names = [Path(extra).name for extra in extra_notes]
     taken = {"train", "held", "held-notes"}
@@ -103,9 +107,28 @@ def split_by_source(corpus: Path, out: Path, chosen: list[str] = (), notes: Path
             "from": str(extra),
             "train_counts": dict(link_files(extra, [r for r in extra_records if not is_held(r)], out / extra.name / "train")),
             "held_counts": dict(link_files(extra, [r for r in extra_records if is_held(r)], out / extra.name / "held"))}
+    for folder in map(Path, extra_train):
+        plan.setdefault("extra_train_counts", {})[str(folder)] = dict(link_whole(folder, out / "train"))
     out.mkdir(parents=True, exist_ok=True)
     (out / "split.json").write_text(json.dumps(plan, indent=1))
     return plan
+
+
+def link_whole(folder: Path, out: Path) -> Counter:
+    """Symbolic links in ``out`` to every excerpt of the training-layout ``folder``; per class counts. A
+    name already in ``out`` (the same file given twice, or two folders naming files alike) is refused."""
+    from training.datasets import read_training
+
+    counts: Counter = Counter()
+    for excerpt in read_training(folder).excerpts:
+        link = out / excerpt.path.parent.name / excerpt.path.name
+        if link.is_symlink() or link.exists():
+            raise ValueError(f"{excerpt.path}: {link} is taken already (an --extra-train folder given twice, "
+                             f"or files named alike in two of them)")
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(excerpt.path.resolve())
+        counts[excerpt.path.parent.name] += 1
+    return counts
 
 
 def run(corpus: Path, out: Path, *, representation: str = "mel", epochs: int | dict[str, int] = 5, chosen: list[str] = (),
@@ -113,7 +136,7 @@ def run(corpus: Path, out: Path, *, representation: str = "mel", epochs: int | d
         cache_dir: Path | None = None, real_audio: Path | None = None, seed: int = 0, seeds: list[int] = (),
         ema: float | None = None, freq_norm: float | None = None, freq_norm_kind: str = "ifn",
         freq_norm_models: tuple[str, ...] = REPRESENTATIONS, pcen: bool = False, adversary: float | None = None,
-        extra_notes: list[Path] = (), progress: bool = True) -> dict:
+        extra_notes: list[Path] = (), extra_train: list[Path] = (), progress: bool = True) -> dict:
     """Hold out, train (once, or once per seed of ``seeds``), check; returns what is written to
     ``<out>/leave_one_out.json``: with several seeds, means over them and each seed's result in ``per_seed``.
     ``epochs``: one count for every CNN, or representation -> count (``--epochs 10,modgd:16``).
@@ -125,7 +148,7 @@ def run(corpus: Path, out: Path, *, representation: str = "mel", epochs: int | d
         raise ValueError(f"--pcen is for the mel CNN (alone or fused), not {representation}")
     out = Path(out)
     epochs = epochs if isinstance(epochs, dict) else dict.fromkeys(REPRESENTATIONS, epochs)
-    plan = split_by_source(Path(corpus), out, chosen, notes, train_notes, extra_notes)
+    plan = split_by_source(Path(corpus), out, chosen, notes, train_notes, extra_notes, extra_train)
     seeds = list(seeds) or [seed]
     common = {**plan, "representation": representation, "epochs": epochs, "augment": list(augment), "ema": ema,
               "freq_norm": freq_norm, "freq_norm_kind": freq_norm_kind, "freq_norm_models": list(freq_norm_models),
@@ -281,6 +304,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--extra-notes", type=Path, action="append", default=[], metavar="DIR",
                     help="another notes corpus (such as short files) split the same way, into <out>/<DIR's name>/"
                          "train and held, for a head fitted on it too (the CNNs do not train on it); repeatable")
+    ap.add_argument("--extra-train", type=Path, action="append", default=[], metavar="DIR",
+                    help="a further training folder (IRMAS training layout) every CNN learns from whole, such as "
+                         "experiments.stk_notes' notes: sources no split holds out; repeatable")
     ap.add_argument("--split-only", action="store_true",
                     help="write the split (and <out>/split.json) and stop: for the pretrained head, which needs no CNN")
     ap.add_argument("--cache", type=Path)
@@ -303,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         if args.split_only:
-            plan = split_by_source(args.corpus, args.out, args.hold, args.notes, args.train_notes, args.extra_notes)
+            plan = split_by_source(args.corpus, args.out, args.hold, args.notes, args.train_notes, args.extra_notes,
+                                   args.extra_train)
         else:
             result = run(args.corpus, args.out, representation=args.representation, epochs=args.epochs,
                          chosen=args.hold, augment=args.augment,
@@ -311,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
                          real_audio=args.real_audio, seed=args.seed, seeds=args.seeds, ema=args.ema,
                          freq_norm=args.freq_norm, freq_norm_kind=args.freq_norm_kind,
                          freq_norm_models=args.freq_norm_models, pcen=args.pcen,
-                         adversary=args.adversary, extra_notes=args.extra_notes)
+                         adversary=args.adversary, extra_notes=args.extra_notes, extra_train=args.extra_train)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -37,6 +37,34 @@ def test_leave_one_source_out_trains_without_it_and_tests_on_it(tiny_corpus, tmp
     assert json.loads((tmp_path / "lolo" / "leave_one_out.json").read_text())["held_out"] == result["held_out"]
 
 
+def test_a_further_training_folder_joins_the_training_excerpts_whole(tiny_corpus, tmp_path, capsys):
+    import shutil
+
+    from experiments.leave_one_out import main, split_by_source
+
+    plain = split_by_source(tiny_corpus, tmp_path / "plain")
+    extra = tmp_path / "extra" / "train"
+    for code, name in (("cla", "stk-a__[cla][nod]__1.wav"), ("cla", "stk-b__[cla][nod]__1.wav"),
+                       ("voi", "stk-c__[voi][nod]__1.wav")):
+        (extra / code).mkdir(parents=True, exist_ok=True)
+        shutil.copy(next((tiny_corpus / "train" / "cla").glob("*.wav")), extra / code / name)
+    plan = split_by_source(tiny_corpus, tmp_path / "lolo", extra_train=[extra])
+    assert plan["held_out"] == plain["held_out"] and plan["held_counts"] == plain["held_counts"]
+    assert plan["extra_train_counts"] == {str(extra): {"cla": 2, "voi": 1}}
+    kept, plain_kept = read_training(tmp_path / "lolo" / "train"), read_training(tmp_path / "plain" / "train")
+    assert len(kept) == len(plain_kept) + 3
+    added = {e.path.name: e.labels for e in kept}.items() - {e.path.name: e.labels for e in plain_kept}.items()
+    assert dict(added) == {"stk-a__[cla][nod]__1.wav": ("cla",), "stk-b__[cla][nod]__1.wav": ("cla",),
+                           "stk-c__[voi][nod]__1.wav": ("voi",)}
+    # the same folder twice (or two folders naming files alike) would train on a file twice: refused
+    assert main(["--corpus", str(tiny_corpus), "--out", str(tmp_path / "twice"), "--split-only",
+                 "--extra-train", str(extra), "--extra-train", str(extra)]) == 1
+    assert "is taken already" in capsys.readouterr().err
+    # a folder that is not in training layout is named
+    with pytest.raises(ValueError, match="training folder not found"):
+        split_by_source(tiny_corpus, tmp_path / "lolo", extra_train=[tmp_path / "nowhere"])
+
+
 def test_figures_over_seeds_are_means_with_their_spread():
     from experiments.leave_one_out import over_seeds
 
