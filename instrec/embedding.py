@@ -28,9 +28,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import librosa
 import numpy as np
 
+from ._librosa import librosa
 from .audio import AudioError, n_windows, resample
 from .params import DEFAULT, FeatureParams
 from .runtime import default_threads, session_options

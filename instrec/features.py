@@ -18,12 +18,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Iterator
 
-import librosa
 import numpy as np
 import scipy.fft
 import soxr
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ._librosa import librosa
 from .audio import AudioError, n_windows
 from .params import DEFAULT, REPRESENTATIONS, FeatureParams
 
