@@ -5,8 +5,10 @@ signatures it gives) and caches them on disk beside its sources. numba writes ea
 files, so two processes compiling the same function at once (several workers starting together on a
 fresh install: a batch run's actors, a corpus's renderers) can leave a pair that does not match, and
 every later process that loads it dies with a segmentation fault (numba issue 10128). Here those
-modules are imported under a lock that the processes of one user on one machine share: the first
-compiles and writes the caches, the others read them.
+modules are imported under a lock kept beside the cache (numba's ``NUMBA_CACHE_DIR`` when set, else
+librosa's ``__pycache__``), which every process that shares the cache shares: the first compiles and
+writes the caches, the others read them. Where that folder cannot be written, numba keeps its cache
+elsewhere and librosa is imported unlocked.
 
     from ._librosa import librosa
 """
@@ -14,8 +16,8 @@ compiles and writes the caches, the others read them.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,17 +26,33 @@ try:
 except ImportError:  # no POSIX file locks (Windows): imported unlocked
     fcntl = None
 
-#: the lock's file, one per user (another user could not open a lock file this user created)
-LOCK = Path(tempfile.gettempdir()) / f"instrec-librosa-{os.getuid() if hasattr(os, 'getuid') else 0}.lock"
+
+def cache_lock_path() -> Path | None:
+    """The lock's file: in the folder numba caches librosa's functions in, or None where none is found."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return Path(os.environ["NUMBA_CACHE_DIR"]) / "instrec-librosa.lock"
+    spec = importlib.util.find_spec("librosa")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "__pycache__" / "instrec-librosa.lock"
 
 
 @contextlib.contextmanager
-def machine_lock(path: Path = LOCK) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (created when missing), shared with every process of this user."""
-    if fcntl is None:
+def cache_lock(path: Path | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (default :func:`cache_lock_path`; created when missing), shared
+    with every process that opens it; nothing is locked where it cannot be created."""
+    path = path or cache_lock_path()
+    handle = None
+    if fcntl is not None and path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(path, "a")
+        except OSError:  # a folder this user cannot write to: numba caches elsewhere too
+            handle = None
+    if handle is None:
         yield
         return
-    with open(path, "a") as handle:
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -42,10 +60,10 @@ def machine_lock(path: Path = LOCK) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-with machine_lock():
+with cache_lock():
     import librosa
     import librosa.core.audio  # noqa: F401  the modules whose ufuncs compile at import, cached on disk
     import librosa.core.pitch  # noqa: F401
     import librosa.util.utils  # noqa: F401
 
-__all__ = ["librosa", "machine_lock"]
+__all__ = ["cache_lock", "librosa"]

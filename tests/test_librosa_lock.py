@@ -1,11 +1,12 @@
-"""librosa is imported under a lock the processes of a machine share, so that only one at a time compiles
+"""librosa is imported under a lock kept beside numba's cache, so that only one process at a time compiles
 and caches its numba functions (two compiling one at once can leave a cache that crashes every later load)."""
 
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-from instrec._librosa import machine_lock
+from instrec._librosa import cache_lock
 
 CHILD = """
 import sys
@@ -17,7 +18,7 @@ print("imported", flush=True)
 
 
 def test_a_process_importing_the_features_waits_for_the_lock():
-    with machine_lock():
+    with cache_lock():
         child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
         try:
             assert child.stdout.readline().strip() == "ready"
@@ -32,3 +33,20 @@ def test_a_process_importing_the_features_waits_for_the_lock():
     assert time.monotonic() - held_until < 30
     assert child.wait(timeout=30) == 0
 
+
+
+def test_the_lock_lies_beside_numbas_cache(tmp_path, monkeypatch):
+    import librosa
+
+    from instrec._librosa import cache_lock_path
+
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    assert cache_lock_path() == Path(librosa.__file__).parent / "__pycache__" / "instrec-librosa.lock"
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
+    assert cache_lock_path() == tmp_path / "numba" / "instrec-librosa.lock"
+    with cache_lock():
+        assert (tmp_path / "numba" / "instrec-librosa.lock").exists()
+    # a folder that cannot be written: imported unlocked rather than not at all
+    (tmp_path / "file").write_text("")
+    with cache_lock(tmp_path / "file" / "sub" / "x.lock"):
+        pass
