@@ -78,9 +78,9 @@ def split_by_source(corpus: Path, out: Path, chosen: list[str] = (), notes: Path
     (unless not ``train_notes``: the baseline), but the held-out sources' notes go into ``out/held-notes``.
     Each of ``extra_notes`` (more notes corpora, such as short files) is split the same way into
     ``out/<its name>/train`` and ``out/<its name>/held``, for a model that learns from it too. Every
-    excerpt of each of ``extra_train`` (training layout, none of whose sources is held out) joins
-    ``out/train`` whole. The plan
-    (what was held out, what went where) is returned and written to ``out/split.json``."""
+    excerpt of each of ``extra_train`` (training layout, with no record of its sources: it must play none
+    that the split holds out) joins ``out/train`` whole. The plan (what was held out, what went where)
+    is returned and written to ``out/split.json``."""
     names = [Path(extra).name for extra in extra_notes]
     taken = {"train", "held", "held-notes"}
     if taken & set(names) or len(set(names)) < len(names):
