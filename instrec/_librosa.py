@@ -7,8 +7,8 @@ fresh install, as a batch run's actors do) can leave a pair that does not match,
 every later process that loads it dies with a segmentation fault (numba issue 10128). Here those
 modules are imported under a lock kept beside the cache (numba's ``NUMBA_CACHE_DIR`` when set, else
 librosa's ``__pycache__``), which every process that shares the cache shares: the first compiles and
-writes the caches, the others read them (once cached, the lock and the two modules loaded with it add
-about 0.2 s to an import). Where that folder cannot be written, numba keeps its cache elsewhere and
+writes the caches, the others read them (once cached, the two modules loaded with it add about 0.2 s
+to an import on an idle machine, more where workers start together). Where that folder cannot be written, numba keeps its cache elsewhere and
 librosa is imported unlocked.
 
     from ._librosa import librosa
