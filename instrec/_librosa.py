@@ -7,9 +7,9 @@ fresh install, as a batch run's actors do) can leave a pair that does not match,
 every later process that loads it dies with a segmentation fault (numba issue 10128). Here those
 modules are imported under a lock kept beside the cache (numba's ``NUMBA_CACHE_DIR`` when set, else
 librosa's ``__pycache__``), which every process that shares the cache shares: the first compiles and
-writes the caches, the others read them (once cached, the two modules loaded with it add about 0.2 s
-to an import on an idle machine, more where workers start together). Where that folder cannot be written, numba keeps its cache elsewhere and
-librosa is imported unlocked.
+writes the caches, the others read them. ``librosa.util`` is loaded so at import; ``librosa.core``
+(about 0.2 s more a process) only by :func:`load_core`, where it is used. Where that folder cannot be
+written, numba keeps its cache elsewhere and librosa is imported unlocked.
 
     from ._librosa import librosa
 """
@@ -17,6 +17,7 @@ librosa is imported unlocked.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import os
 from collections.abc import Iterator
@@ -61,10 +62,18 @@ def cache_lock(path: Path | None = None) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@functools.cache
+def load_core() -> None:
+    """Load ``librosa.core`` (whose ``audio`` and ``pitch`` modules compile ufuncs at import) under the lock:
+    called where librosa's core is first used (musicnn's spectrogram), not at every import, so the processes
+    that only compute the CNNs' features never load it."""
+    with cache_lock():
+        import librosa.core.audio  # noqa: F401
+        import librosa.core.pitch  # noqa: F401
+
+
 with cache_lock():
     import librosa
-    import librosa.core.audio  # noqa: F401  the modules whose ufuncs compile at import, cached on disk
-    import librosa.core.pitch  # noqa: F401
-    import librosa.util.utils  # noqa: F401
+    import librosa.util.utils  # noqa: F401  its ufuncs compile at import, cached on disk
 
-__all__ = ["cache_lock", "librosa"]
+__all__ = ["cache_lock", "librosa", "load_core"]
