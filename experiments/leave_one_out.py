@@ -3,7 +3,7 @@
     python -m experiments.leave_one_out --corpus data/synth --out runs/lolo [--representation mel|modgd|cqt|fused]
         [--epochs 5 | --epochs 10,modgd:16] [--augment noise,mixstyle] [--ema EPOCHS] [--hold SOURCE ...] [--cache DIR] [--real-audio DIR]
         [--freq-norm LAMBDA [--freq-norm-kind ifn|centre] [--freq-norm-models mel,modgd,cqt]] [--pcen] [--adversary WEIGHT]
-        [--notes DIR [--no-train-notes]] [--extra-notes DIR ...] [--extra-train DIR ...] [--seeds 0,1,2]
+        [--notes DIR [--no-train-notes]] [--extra-notes DIR ...] [--extra-train DIR ...] [--seeds 0,1,2] [--resume]
     python -m experiments.leave_one_out --corpus data/synth --notes data/synth/notes --out runs/lolo-b --split-only
         [--hold SOURCE ...] [--extra-notes data/short-notes]
 
@@ -23,7 +23,9 @@ figures are means over the seeds, with their standard deviation: one short run m
 by more than most levers do. ``--representation fused`` trains the three CNNs (each with the
 augmentations that apply to it), tunes the fusion on the split's validation excerpts, exports them
 (``<out>/onnx``) and asks the fused models, ranked by the fused score as the app ranks: the figure for
-the system as shipped, which hears unheard sources differently from any one CNN.
+the system as shipped, which hears unheard sources differently from any one CNN. ``--resume`` continues a
+stopped run: the same command again, with it, makes the same split (refused if it differs from the one
+in ``<out>/split.json``) and each CNN goes on from its ``last.pt`` (one that finished is not trained again).
 Writes ``<out>/split.json`` (the split) and ``<out>/leave_one_out.json``. ``--split-only`` writes the
 split and trains nothing: enough for :mod:`experiments.pretrained_head`, whose head is fitted in a minute,
 so a second split holding out other sources checks it where the CNNs' hour of training would be too long.
@@ -136,19 +138,29 @@ def run(corpus: Path, out: Path, *, representation: str = "mel", epochs: int | d
         cache_dir: Path | None = None, real_audio: Path | None = None, seed: int = 0, seeds: list[int] = (),
         ema: float | None = None, freq_norm: float | None = None, freq_norm_kind: str = "ifn",
         freq_norm_models: tuple[str, ...] = REPRESENTATIONS, pcen: bool = False, adversary: float | None = None,
-        extra_notes: list[Path] = (), extra_train: list[Path] = (), progress: bool = True) -> dict:
+        extra_notes: list[Path] = (), extra_train: list[Path] = (), resume: bool = False,
+        progress: bool = True) -> dict:
     """Hold out, train (once, or once per seed of ``seeds``), check; returns what is written to
     ``<out>/leave_one_out.json``: with several seeds, means over them and each seed's result in ``per_seed``.
     ``epochs``: one count for every CNN, or representation -> count (``--epochs 10,modgd:16``).
     ``pcen``: the mel CNN with PCEN on its input (``training.train --pcen``); ``adversary``: every CNN trained
-    against a source-family adversary of this weight (``training.train --adversary``)."""
+    against a source-family adversary of this weight (``training.train --adversary``). ``resume``: the split
+    must be the one ``<out>/split.json`` records, and each CNN continues from its ``last.pt``."""
     from training.train import freq_norm_of
 
     if pcen and representation not in ("mel", FUSED):
         raise ValueError(f"--pcen is for the mel CNN (alone or fused), not {representation}")
     out = Path(out)
     epochs = epochs if isinstance(epochs, dict) else dict.fromkeys(REPRESENTATIONS, epochs)
+    recorded = out / "split.json"
+    before = json.loads(recorded.read_text()) if resume and recorded.exists() else None
     plan = split_by_source(Path(corpus), out, chosen, notes, train_notes, extra_notes, extra_train)
+    if before is not None and before != plan:
+        differs = sorted(k for k in before.keys() | plan.keys() if before.get(k) != plan.get(k))
+        recorded.write_text(json.dumps(before, indent=1))
+        raise ValueError(f"{out} was split otherwise before ({', '.join(differs)} differ): resume with the first "
+                         f"run's --corpus, --hold, --notes, --extra-notes and --extra-train, or train afresh "
+                         f"without --resume")
     seeds = list(seeds) or [seed]
     common = {**plan, "representation": representation, "epochs": epochs, "augment": list(augment), "ema": ema,
               "freq_norm": freq_norm, "freq_norm_kind": freq_norm_kind, "freq_norm_models": list(freq_norm_models),
@@ -162,7 +174,7 @@ def run(corpus: Path, out: Path, *, representation: str = "mel", epochs: int | d
         folder = out if len(seeds) == 1 else out / f"seed{s}"
         runs.append(check_one(out, folder, representation, epochs=epochs, augment=augment, cache_dir=cache_dir,
                               notes=bool(plan.get("notes_held_counts")), real_audio=real_audio, seed=s, ema=ema,
-                              cnn_args=per_cnn, progress=progress))
+                              cnn_args=per_cnn, resume=resume, progress=progress))
     result = {**common, **runs[0]} if len(runs) == 1 else {**common, **over_seeds(runs), "per_seed": runs}
     (out / "leave_one_out.json").write_text(json.dumps(result, indent=1))
     return result
@@ -170,7 +182,7 @@ def run(corpus: Path, out: Path, *, representation: str = "mel", epochs: int | d
 
 def check_one(split: Path, folder: Path, representation: str, *, epochs: dict[str, int], augment: tuple[str, ...],
               cache_dir: Path | None, notes: bool, real_audio: Path | None, seed: int, ema: float | None,
-              cnn_args: dict[str, dict], progress: bool) -> dict:
+              cnn_args: dict[str, dict], resume: bool = False, progress: bool = True) -> dict:
     """Train on ``split/train`` into ``folder`` and ask the CNN about the held-out excerpts (with ``notes``
     the held-out sources' isolated notes too, and real recordings when given). ``cnn_args``: representation ->
     its model arguments of :func:`training.train.train` (frequency-wise normalisation, PCEN)."""
@@ -180,11 +192,12 @@ def check_one(split: Path, folder: Path, representation: str, *, epochs: dict[st
 
     if representation == FUSED:
         return check_fused(split, folder, epochs=epochs, augment=augment, cache_dir=cache_dir, notes=notes,
-                           real_audio=real_audio, seed=seed, ema=ema, cnn_args=cnn_args, progress=progress)
+                           real_audio=real_audio, seed=seed, ema=ema, cnn_args=cnn_args, resume=resume,
+                           progress=progress)
     train(split / "train", representation, folder, epochs=epochs[representation],
           patience=epochs[representation], seed=seed,
           augment=aug.named_for(augment, representation),
-          cache_dir=cache_dir, ema=ema, **cnn_args[representation], progress=progress)
+          cache_dir=cache_dir, ema=ema, **cnn_args[representation], resume=resume, progress=progress)
     name = folder / representation / "best.pt"
     checked = check_checkpoints([name], split / "held")[str(name)]
     per_class = {code: v["correct"] / v["n"] for code, v in checked["per_label"].items()}
@@ -205,7 +218,7 @@ def check_one(split: Path, folder: Path, representation: str, *, epochs: dict[st
 
 def check_fused(split: Path, folder: Path, *, epochs: dict[str, int], augment: tuple[str, ...], cache_dir: Path | None,
                 notes: bool, real_audio: Path | None, seed: int, ema: float | None,
-                cnn_args: dict[str, dict], progress: bool) -> dict:
+                cnn_args: dict[str, dict], resume: bool = False, progress: bool = True) -> dict:
     """The three CNNs trained as :func:`check_one` trains one (each with the augmentations that apply to
     it), their thresholds tuned on the split's validation excerpts, exported, and the fused models asked,
     as the app asks them: the top class by the fused score."""
@@ -218,7 +231,7 @@ def check_fused(split: Path, folder: Path, *, epochs: dict[str, int], augment: t
     for rep in REPRESENTATIONS:
         train(split / "train", rep, folder, epochs=epochs[rep], patience=epochs[rep], seed=seed,
               augment=aug.for_representation(augment, rep), cache_dir=cache_dir,
-              ema=ema, **cnn_args[rep], progress=progress)
+              ema=ema, **cnn_args[rep], resume=resume, progress=progress)
     tune(folder, cache_dir=cache_dir, progress=progress)
     export(folder, folder / "onnx")
 
@@ -307,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--extra-train", type=Path, action="append", default=[], metavar="DIR",
                     help="a further training folder (IRMAS training layout) every CNN learns from whole, such as "
                          "experiments.stk_notes' notes: sources no split holds out; repeatable")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue a stopped run: the same split again (checked), each CNN from its last.pt")
     ap.add_argument("--split-only", action="store_true",
                     help="write the split (and <out>/split.json) and stop: for the pretrained head, which needs no CNN")
     ap.add_argument("--cache", type=Path)
@@ -338,7 +353,8 @@ def main(argv: list[str] | None = None) -> int:
                          real_audio=args.real_audio, seed=args.seed, seeds=args.seeds, ema=args.ema,
                          freq_norm=args.freq_norm, freq_norm_kind=args.freq_norm_kind,
                          freq_norm_models=args.freq_norm_models, pcen=args.pcen,
-                         adversary=args.adversary, extra_notes=args.extra_notes, extra_train=args.extra_train)
+                         adversary=args.adversary, extra_notes=args.extra_notes, extra_train=args.extra_train,
+                         resume=args.resume)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
