@@ -12,7 +12,9 @@ from instrec.labels import CODES
 from training.datasets import read_training
 
 
-def test_leave_one_source_out_trains_without_it_and_tests_on_it(tiny_corpus, tmp_path):
+def test_leave_one_source_out_trains_without_it_tests_on_it_and_resumes(tiny_corpus, tmp_path):
+    import shutil
+
     from experiments.leave_one_out import run
 
     result = run(tiny_corpus, tmp_path / "lolo", epochs=1, progress=False)
@@ -35,6 +37,25 @@ def test_leave_one_source_out_trains_without_it_and_tests_on_it(tiny_corpus, tmp
         assert sum(heard.values()) == n_held[code] and set(heard) <= set(CODES)
         assert result["per_class"][code] == pytest.approx(heard.get(code, 0) / n_held[code])
     assert json.loads((tmp_path / "lolo" / "leave_one_out.json").read_text())["held_out"] == result["held_out"]
+
+    # a stopped run resumed: the same split again, the CNN continued from its last.pt
+    out = tmp_path / "lolo"
+    first = json.loads((out / "mel" / "history.json").read_text())["history"]
+    run(tiny_corpus, out, epochs=2, resume=True, progress=False)
+    history = json.loads((out / "mel" / "history.json").read_text())["history"]
+    assert [row["epoch"] for row in history] == [1, 2] and history[0] == first[0]
+    trained = (out / "mel" / "last.pt").stat().st_mtime_ns
+    run(tiny_corpus, out, epochs=2, resume=True, progress=False)  # nothing left: checked again, not trained
+    assert (out / "mel" / "last.pt").stat().st_mtime_ns == trained
+    # a split made otherwise (here with a further training folder) would continue the CNN on other data:
+    # refused, and the first run's split stays on record
+    split = (out / "split.json").read_text()
+    extra = tmp_path / "extra" / "train" / "cla"
+    extra.mkdir(parents=True)
+    shutil.copy(next((tiny_corpus / "train" / "cla").glob("*.wav")), extra / "x__[cla][nod]__1.wav")
+    with pytest.raises(ValueError, match=r"was split otherwise before \(extra_train_counts differ\)"):
+        run(tiny_corpus, out, epochs=3, extra_train=[extra.parent], resume=True, progress=False)
+    assert (out / "split.json").read_text() == split and (out / "mel" / "last.pt").stat().st_mtime_ns == trained
 
 
 def test_a_further_training_folder_joins_the_training_excerpts_whole(tiny_corpus, tmp_path, capsys):
@@ -96,33 +117,6 @@ def test_leave_one_out_over_seeds_trains_once_per_seed_on_one_split(tiny_corpus,
         sum(r["mean_over_classes"] for r in result["per_seed"]) / 2)
     assert all(r["n_held"] == result["n_held"] for r in result["per_seed"])
     assert json.loads((tmp_path / "lolo" / "leave_one_out.json").read_text())["seeds"] == [0, 1]
-
-
-def test_a_stopped_leave_one_out_resumes_on_the_same_split(tiny_corpus, tmp_path):
-    import shutil
-
-    from experiments.leave_one_out import run
-
-    out = tmp_path / "lolo"
-    run(tiny_corpus, out, epochs=1, progress=False)
-    first = json.loads((out / "mel" / "history.json").read_text())["history"]
-    run(tiny_corpus, out, epochs=2, resume=True, progress=False)
-    history = json.loads((out / "mel" / "history.json").read_text())["history"]
-    assert [row["epoch"] for row in history] == [1, 2] and history[0] == first[0]
-    # with nothing left to train the CNN is checked again, not trained
-    trained = (out / "mel" / "last.pt").stat().st_mtime_ns
-    run(tiny_corpus, out, epochs=2, resume=True, progress=False)
-    assert (out / "mel" / "last.pt").stat().st_mtime_ns == trained
-    # a split made otherwise (here a further training folder) would continue a CNN on other data: refused,
-    # and the first run's split stays on record
-    split = (out / "split.json").read_text()
-    extra = tmp_path / "extra" / "train" / "cla"
-    extra.mkdir(parents=True)
-    shutil.copy(next((tiny_corpus / "train" / "cla").glob("*.wav")), extra / "x__[cla][nod]__1.wav")
-    with pytest.raises(ValueError, match="was split otherwise before \\(extra_train_counts differ\\)"):
-        run(tiny_corpus, out, epochs=3, extra_train=[extra.parent], resume=True, progress=False)
-    assert (out / "split.json").read_text() == split
-    assert (out / "mel" / "last.pt").stat().st_mtime_ns == trained
 
 
 def test_leave_one_out_fused_checks_the_three_cnns_as_the_app_answers(tiny_corpus, tmp_path):

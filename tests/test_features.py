@@ -142,11 +142,11 @@ def test_silence_and_click_are_finite(kind):
         assert np.all(out["mel"] == np.float32(np.log(P.log_floor)))
 
 
-@pytest.mark.parametrize("seconds", [0.3, P.window_duration_s, 1.5 * P.window_duration_s, 7.3, 600.0])
+@pytest.mark.parametrize("seconds", [0.3, P.window_duration_s, 1.5 * P.window_duration_s, 7.3, 120.0])
 def test_streamed_windows_equal_whole_signal_windows(seconds):
     # one windowing path: the recognizer's chunks (4 windows, blocks of random sizes) give exactly
     # the windows of the whole signal, for lengths shorter than a window, of one, of one and a half,
-    # several, and 10 minutes (equal up to float32 rounding of FFTs over other lengths: 1e-4)
+    # several, and 2 minutes (equal up to float32 rounding of FFTs over other lengths: 1e-4)
     rng = np.random.default_rng(int(seconds * 10))
     y = (0.3 * rng.standard_normal(int(round(seconds * P.sample_rate)))).astype(np.float32)
     y[:: P.sample_rate // 3] = 0.9
