@@ -160,11 +160,26 @@ def test_refuses_tampered_or_foreign_models(tiny_models, tmp_path):
 
 
 def run_cli(*args):
+    """The command line in a subprocess, as a user runs it."""
     return subprocess.run([sys.executable, "-m", "instrec", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=300)
 
 
-def test_cli_predict_json(tiny_models, tiny_corpus, tmp_path):
+def cli_here(capsys, *args) -> tuple[int, str, str]:
+    """The command line's ``main`` in this process (exit code, stdout, stderr): its options and usage errors,
+    without a new interpreter's imports each time; one call a test goes through :func:`run_cli`."""
+    from instrec.cli import main
+
+    capsys.readouterr()
+    try:
+        code = main(list(args))
+    except SystemExit as exc:  # argparse's usage errors
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_predict_json(tiny_models, tiny_corpus, tmp_path, capsys):
     missing = tmp_path / "missing.wav"
     proc = run_cli("--models", str(tiny_models), "predict", str(tiny_corpus / "test"), str(missing), "--json")
     assert proc.returncode == 1, proc.stderr
@@ -173,27 +188,30 @@ def test_cli_predict_json(tiny_models, tiny_corpus, tmp_path):
     assert len(answers) == n_test + 1
     assert answers[-1] == {"error": "missing.wav: file not found", "kind": "missing", "file": str(missing)}
     assert all(CONTRACT <= set(a) for a in answers[:-1])
-    ok = run_cli("--models", str(tiny_models), "predict", str(tiny_corpus / "test"))
-    assert ok.returncode == 0 and "instruments" in ok.stdout and "synth-0000" in ok.stdout
+    code, out, _ = cli_here(capsys, "--models", str(tiny_models), "predict", str(tiny_corpus / "test"))
+    assert code == 0 and "instruments" in out and "synth-0000" in out
 
 
-def test_cli_min_seconds(tiny_models, tmp_path):
+def test_cli_min_seconds(tiny_models, tmp_path, capsys):
     """``--min-seconds``: a 0.1 s file is too_short by default and answered with the minimum lifted."""
     blip = str(write(tmp_path / "blip.wav", tone(440, 0.1)))
     refused = run_cli("--models", str(tiny_models), "predict", blip, "--json")
     assert refused.returncode == 1 and json.loads(refused.stdout)[0]["kind"] == "too_short"
-    lifted = run_cli("--models", str(tiny_models), "predict", blip, "--json", "--min-seconds", "0")
-    assert lifted.returncode == 0 and CONTRACT <= set(json.loads(lifted.stdout)[0])
-    negative = run_cli("--models", str(tiny_models), "predict", blip, "--min-seconds", "-1")
-    assert negative.returncode == 2 and "--min-seconds takes seconds >= 0" in negative.stderr
+    code, out, _ = cli_here(capsys, "--models", str(tiny_models), "predict", blip, "--json", "--min-seconds", "0")
+    assert code == 0 and CONTRACT <= set(json.loads(out)[0])
+    code, _, err = cli_here(capsys, "--models", str(tiny_models), "predict", blip, "--min-seconds", "-1")
+    assert code == 2 and "--min-seconds takes seconds >= 0" in err
 
 
-def test_cli_info_and_usage(tiny_models, tmp_path):
+def test_cli_info_and_usage(tiny_models, tmp_path, capsys):
     info = run_cli("--models", str(tiny_models), "info")
     assert info.returncode == 0 and json.loads(info.stdout)["provider"] == ("CUDAExecutionProvider" if cuda_usable() else "CPUExecutionProvider")
-    assert run_cli("--models", str(tiny_models), "predict").returncode == 2
-    assert run_cli("--models", str(tiny_models), "predict", str(tmp_path)).returncode == 2  # no audio inside
-    assert run_cli("--models", str(tmp_path), "info").returncode == 2
+    code, _, err = cli_here(capsys, "--models", str(tiny_models), "predict")
+    assert code == 2 and "the following arguments are required: PATH" in err
+    code, _, err = cli_here(capsys, "--models", str(tiny_models), "predict", str(tmp_path))
+    assert code == 2 and err == f"error: no audio files found in {tmp_path}\n"
+    code, _, err = cli_here(capsys, "--models", str(tmp_path), "info")
+    assert code == 2 and err.startswith("error: ") and "manifest.json" in err
 
 
 EXAMPLES = MODELS_DIR.parent / "examples"  # found from the package, as the app finds them
