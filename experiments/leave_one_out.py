@@ -158,9 +158,9 @@ def run(corpus: Path, out: Path, *, representation: str = "mel", epochs: int | d
     if before is not None and before != plan:
         differs = sorted(k for k in before.keys() | plan.keys() if before.get(k) != plan.get(k))
         recorded.write_text(json.dumps(before, indent=1))
-        raise ValueError(f"{out} was split otherwise before ({', '.join(differs)} differ): resume with the first "
-                         f"run's --corpus, --hold, --notes, --extra-notes and --extra-train, or train afresh "
-                         f"without --resume")
+        raise ValueError(f"{out} was split otherwise before ({', '.join(differs)} differ) and its checkpoints were "
+                         f"left as they are: resume with the first run's --corpus, --hold, --notes, --extra-notes "
+                         f"and --extra-train (which makes its split again), or train afresh without --resume")
     seeds = list(seeds) or [seed]
     common = {**plan, "representation": representation, "epochs": epochs, "augment": list(augment), "ema": ema,
               "freq_norm": freq_norm, "freq_norm_kind": freq_norm_kind, "freq_norm_models": list(freq_norm_models),
