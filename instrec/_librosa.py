@@ -7,11 +7,14 @@ fresh install, as a batch run's actors do) can leave a pair that does not match,
 every later process that loads it dies with a segmentation fault (numba issue 10128). Here those
 modules are imported under a lock kept beside the cache (numba's ``NUMBA_CACHE_DIR`` when set, else
 librosa's ``__pycache__``), which every process that shares the cache shares: the first compiles and
-writes the caches, the others read them. ``librosa.util`` is loaded so at import; ``librosa.core``
-(about 0.2 s more a process) only by :func:`load_core`, where it is used. Where that folder cannot be
-written, numba keeps its cache elsewhere and librosa is imported unlocked.
+writes the caches, the others read them. Nothing is imported with this module: :func:`load_librosa`
+loads librosa and ``librosa.util`` (about a second, numba's most of it) where a feature first needs them,
+so that a process that never computes one (``instrec --help``, a batch run's driver) never pays for it,
+and :func:`load_core` loads ``librosa.core`` (about 0.2 s more) only where it is used. Where that folder
+cannot be written, numba keeps its cache elsewhere and librosa is imported unlocked.
 
-    from ._librosa import librosa
+    from ._librosa import load_librosa
+    load_librosa().filters.mel(...)
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import contextlib
 import functools
 import importlib.util
 import os
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,17 +67,25 @@ def cache_lock(path: Path | None = None) -> Iterator[None]:
 
 
 @functools.cache
-def load_core() -> None:
-    """Load ``librosa.core`` (whose ``audio`` and ``pitch`` modules compile ufuncs at import) under the lock:
-    called where librosa's core is first used (musicnn's spectrogram), not at every import, so the processes
-    that only compute the CNNs' features never load it."""
+def load_librosa() -> types.ModuleType:
+    """librosa, imported under the lock with ``librosa.util.utils`` (whose ufuncs compile at import and are
+    cached on disk); once a process."""
+    with cache_lock():
+        import librosa
+        import librosa.util.utils  # noqa: F401
+    return librosa
+
+
+@functools.cache
+def load_core() -> types.ModuleType:
+    """:func:`load_librosa` and ``librosa.core`` (whose ``audio`` and ``pitch`` modules compile ufuncs at
+    import) under the lock: called where librosa's core is first used (musicnn's spectrogram), so the
+    processes that only compute the CNNs' features never load it."""
+    librosa = load_librosa()
     with cache_lock():
         import librosa.core.audio  # noqa: F401
         import librosa.core.pitch  # noqa: F401
+    return librosa
 
 
-with cache_lock():
-    import librosa
-    import librosa.util.utils  # noqa: F401  its ufuncs compile at import, cached on disk
-
-__all__ = ["cache_lock", "librosa", "load_core"]
+__all__ = ["cache_lock", "load_core", "load_librosa"]

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._librosa import librosa, load_core
+from ._librosa import load_core
 from .audio import AudioError, n_windows, resample
 from .params import DEFAULT, FeatureParams
 from .runtime import default_threads, session_options
@@ -63,8 +63,7 @@ def log_mel(y: np.ndarray, *, sr: int) -> np.ndarray:
         ``log10(10000 * mel power + 1)`` of ``y`` resampled to 16 kHz, one row per 16 ms frame.
     """
     y = resample(np.asarray(y, np.float32), sr, SAMPLE_RATE)
-    load_core()
-    power = librosa.feature.melspectrogram(y=y, sr=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP_LENGTH, n_mels=N_MELS)
+    power = load_core().feature.melspectrogram(y=y, sr=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP_LENGTH, n_mels=N_MELS)
     return np.log10(10000 * power.T + 1).astype(np.float32)
 
 

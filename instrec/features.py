@@ -23,7 +23,7 @@ import scipy.fft
 import soxr
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ._librosa import librosa
+from ._librosa import load_librosa
 from .audio import AudioError, n_windows
 from .params import DEFAULT, REPRESENTATIONS, FeatureParams
 
@@ -50,7 +50,7 @@ def _frames(y: np.ndarray, frame_length: int, hop_length: int, n: int) -> np.nda
 
 @functools.lru_cache(maxsize=8)
 def _mel_basis(params: FeatureParams) -> np.ndarray:
-    return librosa.filters.mel(
+    return load_librosa().filters.mel(
         sr=params.sample_rate,
         n_fft=params.mel_n_fft,
         n_mels=params.n_mels,
@@ -62,7 +62,7 @@ def _mel_basis(params: FeatureParams) -> np.ndarray:
 
 @functools.lru_cache(maxsize=8)
 def _window(name: str, length: int) -> np.ndarray:
-    return librosa.filters.get_window(name, length, fftbins=True).astype(np.float32)
+    return load_librosa().filters.get_window(name, length, fftbins=True).astype(np.float32)
 
 
 def mel(y: np.ndarray, *, params: FeatureParams = DEFAULT) -> np.ndarray:
@@ -160,20 +160,20 @@ def _cqt_kernel(params: FeatureParams) -> tuple[np.ndarray, slice, int, np.ndarr
     bpo, sr = params.chroma_bins, params.sample_rate
     freqs = params.cqt_fmin * 2.0 ** (np.arange(params.cqt_bins) / bpo)
     top = freqs[-bpo:]
-    filters, _ = librosa.filters.wavelet(freqs=top, sr=sr, window="hann", norm=1, pad_fft=True)
+    filters, _ = load_librosa().filters.wavelet(freqs=top, sr=sr, window="hann", norm=1, pad_fft=True)
     n_fft = filters.shape[1]
     spectra = scipy.fft.fft(filters, axis=-1)[:, : n_fft // 2 + 1]  # (36, n_fft/2+1)
     # correlation with the filter = inner product with conj(spectrum) / n_fft
     K = np.conj(spectra) / n_fft
     keep = np.abs(K).max(axis=0) > 1e-3 * np.abs(K).max()
     lo, hi = np.flatnonzero(keep)[[0, -1]]
-    lengths = librosa.filters.wavelet_lengths(freqs=freqs, sr=sr, window="hann")[0]
+    lengths = load_librosa().filters.wavelet_lengths(freqs=freqs, sr=sr, window="hann")[0]
     return K[:, lo : hi + 1].T.astype(np.complex64), slice(lo, hi + 1), n_fft, np.sqrt(lengths).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=8)
 def _chroma_map(params: FeatureParams) -> np.ndarray:
-    return librosa.filters.cq_to_chroma(
+    return load_librosa().filters.cq_to_chroma(
         params.cqt_bins, bins_per_octave=params.chroma_bins, n_chroma=params.chroma_bins, fmin=params.cqt_fmin
     )
 
@@ -243,7 +243,7 @@ def bin_frequencies(representation: str, *, params: FeatureParams = DEFAULT) -> 
     """Centre frequency (Hz) of each bin of the mel or modgd axis (the chromagram has no such axis)."""
     if representation == "mel":
         fmax = params.mel_fmax or params.sample_rate / 2
-        return librosa.mel_frequencies(params.n_mels + 2, fmin=params.mel_fmin, fmax=fmax)[1:-1]
+        return load_librosa().mel_frequencies(params.n_mels + 2, fmin=params.mel_fmin, fmax=fmax)[1:-1]
     if representation == "modgd":
         return np.arange(params.modgd_bins) * params.sample_rate / params.modgd_n_fft
     raise ValueError(f"{representation!r} has no frequency axis; expected mel or modgd")

@@ -1,5 +1,6 @@
 """librosa is imported under a lock kept beside numba's cache, so that only one process at a time compiles
-and caches its numba functions (two compiling one at once can leave a cache that crashes every later load)."""
+and caches its numba functions (two compiling one at once can leave a cache that crashes every later load);
+and only where a feature first needs it, so that importing instrec costs none of it."""
 
 import subprocess
 import sys
@@ -12,27 +13,43 @@ CHILD = """
 import sys
 import librosa, librosa.core.audio, librosa.core.pitch, librosa.util.utils  # loaded before the lock is asked for
 print("ready", flush=True)
+import numpy as np
 import instrec.features
 print("imported", flush=True)
+instrec.features.mel(np.zeros(22050, np.float32))
+print("computed", flush=True)
 """
 
 
-def test_a_process_importing_the_features_waits_for_the_lock():
+def test_a_process_computing_a_feature_waits_for_the_lock():
     with cache_lock():
         child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
         try:
             assert child.stdout.readline().strip() == "ready"
-            # everything instrec.features needs is loaded; it waits for the lock alone
+            assert child.stdout.readline().strip() == "imported"  # importing the features takes no lock
+            # everything a feature needs is loaded; it waits for the lock alone
             time.sleep(1.5)
             assert child.poll() is None
             held_until = time.monotonic()
         except BaseException:
             child.kill()
             raise
-    assert child.stdout.readline().strip() == "imported"
+    assert child.stdout.readline().strip() == "computed"
     assert time.monotonic() - held_until < 30
     assert child.wait(timeout=30) == 0
 
+
+def test_importing_instrec_loads_no_librosa():
+    """The command line, batch tagging's driver and the recognizer import without librosa or numba (about a
+    second a process); the first feature loads them."""
+    code = (
+        "import sys, numpy as np, instrec.cli, instrec.batch, instrec.recognizer, instrec.features\n"
+        "print(sorted(m for m in ('librosa', 'numba') if m in sys.modules))\n"
+        "instrec.features.cqt_chroma(np.zeros(22050, np.float32))\n"
+        "print(sorted(m for m in ('librosa', 'numba') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split("\n")[:2] == ["[]", "['librosa', 'numba']"]
 
 
 def test_the_lock_lies_beside_numbas_cache(tmp_path, monkeypatch):
