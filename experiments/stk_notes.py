@@ -1,6 +1,7 @@
 """Isolated notes from the Synthesis ToolKit's physical and FM instrument models, as a further kind of source.
 
     python -m experiments.stk_notes --out data/stk-notes [--per-class 150] [--seed 7] [--workers 2]
+    python -m experiments.stk_notes --out data/stk-notes-nocla --without-model Clarinet --without-model BlowHole
 
 Every source the corpus plays so far is a recording of a real instrument or a General MIDI soundfont.
 STK (Perry Cook and Gary Scavone's Synthesis ToolKit; Debian's ``stk``, whose ``stk-demo`` renders a SKINI
@@ -85,10 +86,18 @@ def render_model(model: str, score: str, sr: int = synth.SAMPLE_RATE) -> np.ndar
     return np.repeat(y, 2, axis=1) if y.shape[1] == 1 else y[:, :2]
 
 
-def render_excerpt(code: str, k: int, seed: int = SEED) -> tuple[np.ndarray, dict]:
-    """The ``k``-th excerpt of class ``code``: float32 (n, 2) at the corpus's rate, and its record."""
+def playing(code: str, without: tuple[str, ...] = ()) -> list[tuple[str, int, int]]:
+    """The models of :data:`MODELS` that play class ``code``, but those named in ``without``."""
+    return [m for m in MODELS[code] if m[0] not in without]
+
+
+def render_excerpt(code: str, k: int, seed: int = SEED, without: tuple[str, ...] = ()) -> tuple[np.ndarray, dict]:
+    """The ``k``-th excerpt of class ``code``: float32 (n, 2) at the corpus's rate, and its record. The
+    class's models (but those in ``without``) take turns; the notes, controls and room depend on the seed,
+    the class and ``k`` alone, so leaving a model out changes no other model's excerpts."""
     rng = np.random.default_rng([seed, list(MODELS).index(code), k])
-    model, lo, hi = MODELS[code][k % len(MODELS[code])]
+    models = playing(code, without)
+    model, lo, hi = models[k % len(models)]
     sr, n = synth.SAMPLE_RATE, int(round(EXCERPT_S * synth.SAMPLE_RATE))
     for _ in range(DRAWS):
         notes, what, _ = excerpt_notes(lo, hi, rng)
@@ -105,9 +114,9 @@ def render_excerpt(code: str, k: int, seed: int = SEED) -> tuple[np.ndarray, dic
     return x, record
 
 
-def _write(job: tuple[str, int, int, Path]) -> dict:
-    code, k, seed, out = job
-    x, record = render_excerpt(code, k, seed)
+def _write(job: tuple[str, int, int, tuple[str, ...], Path]) -> dict:
+    code, k, seed, without, out = job
+    x, record = render_excerpt(code, k, seed, without)
     dest = out / "train" / code / f"note-{record['source']}-{k:04d}__[{code}][nod]__1.wav"
     dest.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(dest), x, synth.SAMPLE_RATE, subtype="PCM_16")
@@ -115,21 +124,27 @@ def _write(job: tuple[str, int, int, Path]) -> dict:
 
 
 def render_notes(out: Path, per_class: int = PER_CLASS, seed: int = SEED, workers: int = 1,
-                 classes: tuple[str, ...] = tuple(MODELS)) -> list[dict]:
+                 classes: tuple[str, ...] = tuple(MODELS), without: tuple[str, ...] = ()) -> list[dict]:
     """``per_class`` excerpts of every class of ``classes`` written under ``out/train``, their records
-    (``file`` relative to ``out``) in ``out/stk.json``; returns the records."""
+    (``file`` relative to ``out``) in ``out/stk.json``; returns the records. The models named in ``without``
+    (:data:`MODELS`' names) play nothing; a class none of whose models is left gets no excerpts."""
     unknown = set(classes) - set(MODELS)
     if unknown:
         raise ValueError(f"STK has no model for {', '.join(sorted(unknown))}; choose from {', '.join(MODELS)}")
+    names = {name for models in MODELS.values() for name, _, _ in models}
+    if set(without) - names:
+        raise ValueError(f"no STK model is called {', '.join(sorted(set(without) - names))}; "
+                         f"the models are {', '.join(sorted(names))}")
     stk_demo()
     out = Path(out)
-    jobs = [(code, k, seed, out) for code in classes for k in range(per_class)]
+    jobs = [(code, k, seed, tuple(without), out) for code in classes if playing(code, without)
+            for k in range(per_class)]
     if workers <= 1:
         records = [_write(job) for job in jobs]
     else:
         with Pool(workers) as pool:
             records = pool.map(_write, jobs, chunksize=8)
-    (out / "stk.json").write_text(json.dumps({"seed": seed, "records": records}, indent=1))
+    (out / "stk.json").write_text(json.dumps({"seed": seed, "without": list(without), "records": records}, indent=1))
     return records
 
 
@@ -140,14 +155,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--classes", default=",".join(MODELS), help="comma-separated class codes")
+    ap.add_argument("--without-model", action="append", default=[], metavar="MODEL",
+                    help="an STK model that plays nothing (such as Clarinet); a class left without a model is "
+                         "left out; repeatable")
     args = ap.parse_args(argv)
     try:
         written = render_notes(args.out, args.per_class, args.seed, args.workers,
-                               tuple(c for c in args.classes.split(",") if c))
+                               tuple(c for c in args.classes.split(",") if c), tuple(args.without_model))
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"{len(written)} excerpts -> {args.out / 'train'}")
+    bare = [c for c in args.classes.split(",") if c and not playing(c, tuple(args.without_model))]
+    if bare:
+        print(f"left out, none of their models left: {', '.join(bare)}")
     return 0
 
 

@@ -61,10 +61,27 @@ def test_notes_in_the_training_layout_and_the_same_seed_plays_the_same(tmp_path)
     assert played(render_notes(tmp_path / "c", per_class=2, classes=("cla", "gac"), seed=8)) != played(records)
 
 
-def test_unknown_class_or_missing_stk_is_a_clear_error(tmp_path, capsys, monkeypatch):
+def test_models_left_out_play_nothing_and_change_no_other_excerpt(tmp_path, capsys):
+    kept = render_notes(tmp_path / "a", per_class=2, classes=("cla", "gac"), without=("BlowHole",))
+    assert [r["source"] for r in kept] == ["stk-clarinet", "stk-clarinet", "stk-plucked", "stk-stifkarp"]
+    # the class's other model plays the left-out one's turn with its notes, controls and room
+    full = render_notes(tmp_path / "b", per_class=2, classes=("cla",))
+    assert [r["source"] for r in full] == ["stk-clarinet", "stk-blowhole"]
+    for key in ("plays", "pitches", "velocities", "controls", "room", "reverb"):
+        assert kept[1].get(key) == full[1].get(key), key
+    assert main(["--out", str(tmp_path / "c"), "--classes", "cla,gac", "--per-class", "1",
+                 "--without-model", "Clarinet", "--without-model", "BlowHole"]) == 0
+    assert "left out, none of their models left: cla" in capsys.readouterr().out
+    assert sorted(p.parent.name for p in (tmp_path / "c" / "train").rglob("*.wav")) == ["gac"]
+    assert json.loads((tmp_path / "c" / "stk.json").read_text())["without"] == ["Clarinet", "BlowHole"]
+
+
+def test_unknown_class_model_or_missing_stk_is_a_clear_error(tmp_path, capsys, monkeypatch):
     assert "pia" not in MODELS and "gel" not in MODELS
     assert main(["--out", str(tmp_path), "--classes", "cla,pia"]) == 1
     assert "STK has no model for pia" in capsys.readouterr().err
+    assert main(["--out", str(tmp_path), "--without-model", "clarinet"]) == 1
+    assert "no STK model is called clarinet; the models are BeeThree, BlowHole" in capsys.readouterr().err
     monkeypatch.setenv("PATH", str(tmp_path))  # no stk-demo on it
     assert main(["--out", str(tmp_path), "--classes", "cla", "--per-class", "1"]) == 1
     assert "install Debian's stk" in capsys.readouterr().err
