@@ -7,6 +7,7 @@ import shutil
 import pytest
 import torch
 
+from experiments.stk_notes import render_notes as render_stk_notes
 from instrec.recognizer import sha256
 from tests.conftest import REAL_AUDIO, TINY_MATERIAL, TINY_SCALE
 from training.model_card import commands
@@ -16,11 +17,12 @@ from training.pipeline import epochs_per_cnn, main
 def test_pipeline_fine_tunes_exports_and_writes_the_card(tiny_corpus, tiny_samples, tiny_run, tmp_path, capsys):
     corpus, out, models = tmp_path / "corpus", tmp_path / "run", tmp_path / "models"
     shutil.copytree(tiny_corpus, corpus)  # finished songs are kept: the corpus stage only checks them
+    render_stk_notes(tmp_path / "stk", per_class=2, classes=("cla",))  # a further training folder
     argv = ["--corpus", str(corpus), "--scale", str(TINY_SCALE), "--material-pieces", str(TINY_MATERIAL),
             "--out", str(out), "--models", str(models), "--epochs", "1,cqt:2", "--workers", "1", "--lr", "3e-4",
             "--init-run", str(tiny_run), "--augment", "noise,pitch:mel+cqt,mixstyle", "--real-audio", str(REAL_AUDIO),
             "--cache", str(tmp_path / "cache"), "--samples", str(tiny_samples), "--real-share", "1.0",
-            "--notes-per-class", "1", "--seed", "1", "--adversary", "0.5"]
+            "--notes-per-class", "1", "--seed", "1", "--adversary", "0.5", "--extra-train", str(tmp_path / "stk" / "train")]
     songs = sorted(p.relative_to(corpus) for p in corpus.rglob("*.wav"))
     assert main(argv) == 0
     printed = capsys.readouterr().out
@@ -33,7 +35,8 @@ def test_pipeline_fine_tunes_exports_and_writes_the_card(tiny_corpus, tiny_sampl
     mel = torch.load(out / "mel" / "best.pt", weights_only=False)["training_args"]
     cqt = torch.load(out / "cqt" / "best.pt", weights_only=False)["training_args"]
     assert mel["augment"] == ["noise", "pitch", "mixstyle"] and cqt["augment"] == ["pitch"]
-    assert mel["extra_train"] == cqt["extra_train"] == [str(corpus / "notes")]  # the notes, trained on
+    # the notes and the further folder, trained on
+    assert mel["extra_train"] == cqt["extra_train"] == [str(corpus / "notes"), str(tmp_path / "stk" / "train")]
     assert mel["init"] == str(tiny_run / "mel" / "best.pt") and mel["lr"] == 3e-4
     # a training seed of its own trains on the corpus as rendered (corpus seed 0): no song added to it
     assert mel["seed"] == 1
@@ -59,6 +62,13 @@ def test_pipeline_fine_tunes_exports_and_writes_the_card(tiny_corpus, tiny_sampl
     notes = json.loads((models / "manifest.json").read_text())["training_data"]["notes"]
     assert notes["root"] == str(corpus / "notes") and sum(notes["summary"]["counts"].values()) == 11
     assert "11 excerpts of isolated notes rendered by `python -m corpus.notes`" in card
+    extra = json.loads((models / "manifest.json").read_text())["training_data"]["extra"]
+    assert extra == [{"root": str(tmp_path / "stk" / "train"), "counts": {"cla": 2},
+                      "made_by": {"module": "experiments.stk_notes", "seed": 7, "without": [],
+                                  "models": ["stk-blowhole", "stk-clarinet"]}}]
+    assert (f"Beside it, `{tmp_path / 'stk' / 'train'}`: 2 excerpts (cla 2) of isolated notes from the physical and "
+            "FM instrument models of the Synthesis ToolKit (`python -m experiments.stk_notes`, seed 7; "
+            "`stk-blowhole`, `stk-clarinet`; STK: Perry R. Cook and Gary P. Scavone") in card
     # the stage times as measured: a stage of seconds is given in seconds, not rounded to "0 min"
     export_s = times["export to ONNX"]
     assert export_s < 120 and f"export to ONNX {export_s:.0f} s" in card and " 0 min" not in card
@@ -81,6 +91,9 @@ def test_pipeline_refuses_another_corpus_seed_in_a_rendered_folder(tiny_corpus, 
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "holds another corpus (seed 0, not 1): rendering there would mix the two" in err
+    # a further training folder that is not there: refused before anything is rendered
+    assert main([*argv[:-2], "--extra-train", str(tmp_path / "nowhere")]) == 2
+    assert f"{tmp_path / 'nowhere'}: training folder not found" in capsys.readouterr().err
     assert sorted(p.relative_to(corpus) for p in corpus.rglob("*.wav")) == before
     assert not (out / "mel").exists()
 

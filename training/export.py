@@ -197,6 +197,22 @@ def training_description(data_root: Path, ckpt: dict) -> dict:
         notes = Path(extra) / "corpus.json"
         if notes.exists() and (meta := json.loads(notes.read_text())).get("kind") == "notes":
             desc["notes"] = {"root": str(extra), **{k: meta[k] for k in ("per_class", *RENDERED) if k in meta}}
+        else:
+            desc.setdefault("extra", []).append(extra_description(Path(extra)))
+    return desc
+
+
+def extra_description(folder: Path) -> dict:
+    """A further training folder: its root, files per class, and what made it where it says (``stk.json`` of
+    :mod:`experiments.stk_notes` beside its ``train/`` or in it)."""
+    counts = {c: len(list((folder / c).glob("*.wav"))) for c in CODES if (folder / c).is_dir()}
+    desc = {"root": str(folder), "counts": counts}
+    stk = next((p for p in (folder / "stk.json", folder.parent / "stk.json") if p.exists()), None)
+    if stk is not None:
+        meta = json.loads(stk.read_text())
+        desc["made_by"] = {"module": "experiments.stk_notes", "seed": meta.get("seed"),
+                           "without": meta.get("without", []),
+                           "models": sorted({r["source"] for r in meta.get("records", [])})}
     return desc
 
 

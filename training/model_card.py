@@ -86,6 +86,20 @@ def sources_section(corpus: dict, notes_only: list[str] = ()) -> list[str]:
     return lines
 
 
+def extra_text(extra: dict) -> str:
+    """A sentence on a further training folder (``training.pipeline --extra-train``) and what made it."""
+    counts = extra.get("counts", {})
+    text = (f"Beside it, `{extra['root']}`: {sum(counts.values())} excerpts ("
+            + ", ".join(f"{c} {n}" for c, n in counts.items()) + ")")
+    made = extra.get("made_by") or {}
+    if made.get("module") == "experiments.stk_notes":
+        text += (" of isolated notes from the physical and FM instrument models of the Synthesis ToolKit "
+                 f"(`python -m experiments.stk_notes`, seed {made.get('seed')}; "
+                 + ", ".join(f"`{m}`" for m in made.get("models", []))
+                 + "; STK: Perry R. Cook and Gary P. Scavone, its own MIT-style licence)")
+    return text + ". "
+
+
 def freq_norm_text(info: dict) -> str:
     """How a manifest entry's CNN normalises frequency rows, for its row of the model table."""
     if info.get("freq_norm") is None:
@@ -267,6 +281,7 @@ def card(models: Path, run: Path, real_audio: Path | None = None) -> str:
            f"({data['notes']['per_class']} per class, every source of the class in turn, real recordings "
            f"{data['notes']['real_share']:.0%} of each class's{recording_text(data['notes'])}). "
            if data.get("notes") else "")
+        + "".join(extra_text(e) for e in data.get("extra", []))
         + f"{data.get('n_train_files')} training and {data.get('n_val_files')} validation excerpts (a song-aware "
         "15 % split); thresholds tuned on "
         f"`{m['validation']['data']}` ({m['validation']['n_files']} files); tested on "

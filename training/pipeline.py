@@ -7,12 +7,15 @@
                                 [--freq-norm 0.5 [--freq-norm-kind centre] [--freq-norm-models mel]] [--pcen]
                                 [--adversary 0.5]
                                 [--lr 1e-3] [--lr-schedule cosine] [--notes-per-class 200] [--notes DIR]
+                                [--extra-train data/stk-notes/train]
 
 Each stage is resumable (the corpus keeps finished songs, training resumes from ``last.pt``) and
 prints how long it took. With ``--data-irmas`` the same stages run on real IRMAS instead of the
 synthetic corpus (training folder, plus ``--test`` for the testing folder). With
 ``--notes-per-class N`` isolated notes of every source (:mod:`corpus.notes`) are rendered into
-``--notes`` (default ``<corpus>/notes``) and trained on beside the songs. ``--init-run`` starts
+``--notes`` (default ``<corpus>/notes``) and trained on beside the songs; ``--extra-train`` adds further
+folders in the IRMAS training layout (such as :mod:`experiments.stk_notes`' notes, or recordings of your
+own), which every CNN learns from too and the model card names. ``--init-run`` starts
 each CNN from another run's ``best.pt`` (fine-tuning); each CNN gets the augmentations of
 ``--augment`` that apply to its representation (``mix:mel``: to the mel CNN only) and its count of
 ``--epochs`` (``8,modgd:16``: 16 for the modgd CNN, 8 for the others); ``--ema`` trains each with a moving average of its
@@ -37,6 +40,7 @@ from corpus import notes, synth
 from instrec.params import REPRESENTATIONS
 from instrec.recognizer import MODELS_DIR
 from training import augment as aug
+from training.datasets import read_training
 from training.evaluate import run_evaluation
 from training.export import export
 from training.model_card import card
@@ -80,7 +84,7 @@ def render_data(args: argparse.Namespace, times: dict) -> list[Path]:
                                          guitar_rig=args.guitar_rig, clipping=args.clipping)
             print(json.dumps(summary["counts"]))
         extra_train.append(notes_dir)
-    return extra_train
+    return extra_train + args.extra_train
 
 
 def epochs_per_cnn(text: str) -> dict[str, int]:
@@ -144,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--notes-per-class", type=int, default=0,
                     help="render this many isolated-note excerpts per class (corpus.notes) and train on them too")
     ap.add_argument("--notes", type=Path, help="where the isolated notes go (default <corpus>/notes)")
+    ap.add_argument("--extra-train", type=Path, action="append", default=[], metavar="DIR",
+                    help="a further training folder (IRMAS training layout) every CNN learns from too, such as "
+                         "experiments.stk_notes' notes; repeatable")
     ap.add_argument("--real-audio", type=Path, help="folder of real recordings with labels.csv, checked at the end")
     ap.add_argument("--data-irmas", type=Path, help="train on this IRMAS training folder instead of the corpus")
     ap.add_argument("--test", type=Path, help="testing-layout folder for the evaluation (default: <corpus>/test)")
@@ -154,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     times: dict[str, float] = {}
     data = args.data_irmas or args.corpus
     try:
+        for extra in args.extra_train:
+            read_training(extra)  # a missing or malformed folder stops the run before anything is rendered
         extra_train = render_data(args, times)
     except (synth.SynthError, ValueError) as exc:
         print(f"python -m training.pipeline: {exc}", file=sys.stderr)
