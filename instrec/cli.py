@@ -4,7 +4,8 @@
 Exit codes of ``predict``: 0 when every file succeeded, 1 when some file could not be analysed
 (missing, empty, not audio, unusable, too long), 3 when an internal error happened, 2 for bad usage.
 Each failure is reported (a JSON error object with ``--json``, see :mod:`instrec.errors`) and the
-run goes on with the next file.
+run goes on with the next file. A reader that stops reading early (``instrec info | head``) ends the
+command quietly with exit code 141, as a program ended by SIGPIPE.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -45,7 +47,22 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+#: the exit code of a command whose output pipe was closed by its reader (128 + SIGPIPE)
+EXIT_PIPE_CLOSED = 141
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        code = run(argv)
+        sys.stdout.flush()  # a closed pipe shows here rather than at the interpreter's exit
+        return code
+    except BrokenPipeError:
+        # Python would report the pipe again when it flushes stdout at exit: point stdout at nothing first
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE_CLOSED
+
+
+def run(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="instrec", description="Which IRMAS instruments play in a recording.")
     ap.add_argument("--models", type=Path, help="folder with the ONNX models and manifest.json "
                     "(default: INSTREC_MODELS, else the models shipped in the package)")

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -212,6 +213,18 @@ def test_cli_info_and_usage(tiny_models, tmp_path, capsys):
     assert code == 2 and err == f"error: no audio files found in {tmp_path}\n"
     code, _, err = cli_here(capsys, "--models", str(tmp_path), "info")
     assert code == 2 and err.startswith("error: ") and "manifest.json" in err
+
+
+def test_cli_output_into_a_closed_pipe_ends_quietly(monkeypatch, capsys):
+    """``instrec info | head -1``: the reader has gone; the command ends with 141 and no traceback."""
+    from instrec.cli import main
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    with open(write_end, "w") as closed:
+        monkeypatch.setattr(sys, "stdout", closed)
+        assert main(["info"]) == 141  # the shipped models' information: 26 kB, more than one buffer
+    assert capsys.readouterr().err == ""
 
 
 EXAMPLES = MODELS_DIR.parent / "examples"  # found from the package, as the app finds them
