@@ -1,5 +1,6 @@
 """Command line: ``instrec predict PATH... [--json]``, ``instrec info`` and ``instrec serve``
-(``python -m instrec`` is the same).
+(``python -m instrec`` is the same). ``-`` as a PATH reads a file from standard input
+(``curl -s URL | instrec predict -``).
 
 Exit codes of ``predict``: 0 when every file succeeded, 1 when some file could not be analysed
 (missing, empty, not audio, unusable, too long), 3 when an internal error happened, 2 for bad usage.
@@ -14,13 +15,18 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from . import errors
 from .audio import AUDIO_EXTENSIONS, MIN_DURATION_S, min_seconds_arg
 from .labels import CODES
 from .recognizer import ModelError, Recognizer, default_models_dir
+
+#: the PATH that stands for standard input
+STDIN = Path("-")
 
 
 def expand(paths: list[Path]) -> list[Path]:
@@ -70,7 +76,8 @@ def run(argv: list[str] | None = None) -> int:
                     "(faster, see the README for how they compare); ignored with --models")
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("predict", help="recognise instruments in files or folders")
-    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="audio files or folders; - reads a file "
+                   "from standard input")
     p.add_argument("--json", action="store_true", help="print a JSON array of answers")
     p.add_argument("--min-seconds", type=min_seconds_arg, default=MIN_DURATION_S, metavar="S",
                    help="shortest audio, and least sound in it, that is answered (default %(default)s s; shorter "
@@ -117,14 +124,25 @@ def run(argv: list[str] | None = None) -> int:
     if not files:
         print("error: no audio files found in " + ", ".join(map(str, args.paths)), file=sys.stderr)
         return 2
+    if STDIN in files and sys.stdin.isatty():
+        print("error: - reads an audio file from standard input: pipe one in (instrec predict - < song.flac)",
+              file=sys.stderr)
+        return 2
     results, failed = [], []
-    for f, answer in rec.predict_many(files):  # the next file is decoded while this one is analysed
-        if isinstance(answer, Exception):  # one file's failure, of any kind, never ends the run
-            if errors.kind_of(answer) == "internal":
-                logging.getLogger("instrec").error("internal error on %s", f, exc_info=answer)
-            failed.append(errors.kind_of(answer))
-            results.append(errors.error_dict(answer, str(f)))
-        else:
-            results.append(answer.to_dict())
+    with tempfile.TemporaryDirectory(prefix="instrec-stdin-") as tmp:
+        piped = Path(tmp) / "-"  # named "-", so that answers and errors name it as the user did
+        if STDIN in files:
+            with open(piped, "wb") as out:
+                shutil.copyfileobj(sys.stdin.buffer, out)
+            files = [piped if f == STDIN else f for f in files]
+        for f, answer in rec.predict_many(files):  # the next file is decoded while this one is analysed
+            shown = str(STDIN) if f == piped else str(f)
+            if isinstance(answer, Exception):  # one file's failure, of any kind, never ends the run
+                if errors.kind_of(answer) == "internal":
+                    logging.getLogger("instrec").error("internal error on %s", shown, exc_info=answer)
+                failed.append(errors.kind_of(answer))
+                results.append(errors.error_dict(answer, shown))
+            else:
+                results.append(answer.to_dict())
     print(json.dumps(results, indent=1) if args.json else table(results))
     return errors.exit_code(failed)

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import pty
 import shutil
 import subprocess
 import sys
@@ -160,10 +161,10 @@ def test_refuses_tampered_or_foreign_models(tiny_models, tmp_path):
         Recognizer(tmp_path / "nowhere")
 
 
-def run_cli(*args):
-    """The command line in a subprocess, as a user runs it."""
+def run_cli(*args, stdin=None):
+    """The command line in a subprocess, as a user runs it (``stdin``: a file piped into it)."""
     return subprocess.run([sys.executable, "-m", "instrec", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, stdin=stdin)
 
 
 def cli_here(capsys, *args) -> tuple[int, str, str]:
@@ -182,13 +183,18 @@ def cli_here(capsys, *args) -> tuple[int, str, str]:
 
 def test_cli_predict_json(tiny_models, tiny_corpus, tmp_path, capsys):
     missing = tmp_path / "missing.wav"
-    proc = run_cli("--models", str(tiny_models), "predict", str(tiny_corpus / "test"), str(missing), "--json")
+    clip = sorted((tiny_corpus / "test").glob("*.wav"))[0]
+    with open(clip, "rb") as piped:  # "-": a file from standard input
+        proc = run_cli("--models", str(tiny_models), "predict", str(tiny_corpus / "test"), "-", str(missing), "--json",
+                       stdin=piped)
     assert proc.returncode == 1, proc.stderr
     answers = json.loads(proc.stdout)
     n_test = len(list((tiny_corpus / "test").glob("*.wav")))
-    assert len(answers) == n_test + 1
+    assert len(answers) == n_test + 2
     assert answers[-1] == {"error": "missing.wav: file not found", "kind": "missing", "file": str(missing)}
     assert all(CONTRACT <= set(a) for a in answers[:-1])
+    from_stdin, from_folder = answers[-2], next(a for a in answers if a["file"] == clip.name)
+    assert from_stdin["file"] == "-" and from_stdin["scores"] == from_folder["scores"]
     code, out, _ = cli_here(capsys, "--models", str(tiny_models), "predict", str(tiny_corpus / "test"))
     assert code == 0 and "instruments" in out and "synth-0000" in out
 
@@ -204,7 +210,7 @@ def test_cli_min_seconds(tiny_models, tmp_path, capsys):
     assert code == 2 and "--min-seconds takes seconds >= 0" in err
 
 
-def test_cli_info_and_usage(tiny_models, tmp_path, capsys):
+def test_cli_info_and_usage(tiny_models, tmp_path, capsys, monkeypatch):
     info = run_cli("--models", str(tiny_models), "info")
     assert info.returncode == 0 and json.loads(info.stdout)["provider"] == ("CUDAExecutionProvider" if cuda_usable() else "CPUExecutionProvider")
     code, _, err = cli_here(capsys, "--models", str(tiny_models), "predict")
@@ -213,6 +219,13 @@ def test_cli_info_and_usage(tiny_models, tmp_path, capsys):
     assert code == 2 and err == f"error: no audio files found in {tmp_path}\n"
     code, _, err = cli_here(capsys, "--models", str(tmp_path), "info")
     assert code == 2 and err.startswith("error: ") and "manifest.json" in err
+    # "-" with a terminal on standard input: nothing to read, so a usage error rather than a wait
+    controller, terminal = pty.openpty()
+    with open(terminal) as tty:
+        monkeypatch.setattr(sys, "stdin", tty)
+        code, _, err = cli_here(capsys, "--models", str(tiny_models), "predict", "-")
+    os.close(controller)
+    assert code == 2 and "- reads an audio file from standard input: pipe one in" in err
 
 
 def test_cli_output_into_a_closed_pipe_ends_quietly(monkeypatch, capsys):
