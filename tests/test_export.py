@@ -392,3 +392,19 @@ def test_real_audio_record_reaches_the_apps_model_line(tiny_models, tmp_path):
     line = about_models(Recognizer(models))
     assert "On 31 real recordings (clarinet, voice only)" in line
     assert f"they name the right instrument first for {recorded['top1_correct']} (" in line
+
+
+def test_a_further_training_folder_of_ones_own_recordings_is_counted_and_named(tmp_path):
+    """``training.pipeline --extra-train``: a folder with no maker's record (a user's own recordings) is
+    described by its files per class alone; the card says so in one sentence."""
+    from training.export import extra_description
+    from training.model_card import extra_text
+
+    for code, n in (("cla", 2), ("voi", 1)):
+        (tmp_path / code).mkdir()
+        for k in range(n):
+            (tmp_path / code / f"take{k}__[{code}][nod]__1.wav").write_bytes(b"")
+    (tmp_path / "cla" / "notes.txt").write_text("not audio, not counted")
+    extra = extra_description(tmp_path)
+    assert extra == {"root": str(tmp_path), "counts": {"cla": 2, "voi": 1}}
+    assert extra_text(extra) == f"Beside it, `{tmp_path}`: 3 excerpts (cla 2, voi 1). "
