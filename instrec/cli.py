@@ -12,12 +12,14 @@ command quietly with exit code 141, as a program ended by SIGPIPE.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from . import errors
@@ -51,6 +53,20 @@ def table(results: list[dict]) -> str:
         best = max(CODES, key=lambda c: r["scores"][c])
         lines.append(f"{name:<40} {r['duration_s']:>8.1f}  {present}   [top: {best} {r['scores'][best]:.2f}]")
     return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def reading_stdin(files: list[Path]) -> Iterator[tuple[list[Path], Path | None]]:
+    """``files`` with :data:`STDIN` replaced by a temporary copy of standard input, and that copy (None when
+    no file is ``-``); the copy is named ``-``, so that answers and errors name it as the user did."""
+    if STDIN not in files:
+        yield files, None
+        return
+    with tempfile.TemporaryDirectory(prefix="instrec-stdin-") as tmp:
+        piped = Path(tmp) / "-"
+        with open(piped, "wb") as out:
+            shutil.copyfileobj(sys.stdin.buffer, out)
+        yield [piped if f == STDIN else f for f in files], piped
 
 
 #: the exit code of a command whose output pipe was closed by its reader (128 + SIGPIPE)
@@ -129,12 +145,7 @@ def run(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     results, failed = [], []
-    with tempfile.TemporaryDirectory(prefix="instrec-stdin-") as tmp:
-        piped = Path(tmp) / "-"  # named "-", so that answers and errors name it as the user did
-        if STDIN in files:
-            with open(piped, "wb") as out:
-                shutil.copyfileobj(sys.stdin.buffer, out)
-            files = [piped if f == STDIN else f for f in files]
+    with reading_stdin(files) as (files, piped):
         for f, answer in rec.predict_many(files):  # the next file is decoded while this one is analysed
             shown = str(STDIN) if f == piped else str(f)
             if isinstance(answer, Exception):  # one file's failure, of any kind, never ends the run
