@@ -159,14 +159,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="an STK model that plays nothing (such as Clarinet); a class left without a model is "
                          "left out; repeatable")
     args = ap.parse_args(argv)
+    classes, without = tuple(c for c in args.classes.split(",") if c), tuple(args.without_model)
     try:
-        written = render_notes(args.out, args.per_class, args.seed, args.workers,
-                               tuple(c for c in args.classes.split(",") if c), tuple(args.without_model))
+        written = render_notes(args.out, args.per_class, args.seed, args.workers, classes, without)
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"{len(written)} excerpts -> {args.out / 'train'}")
-    bare = [c for c in args.classes.split(",") if c and not playing(c, tuple(args.without_model))]
+    bare = [c for c in classes if not playing(c, without)]
     if bare:
         print(f"left out, none of their models left: {', '.join(bare)}")
     return 0

@@ -69,6 +69,7 @@ def test_models_left_out_play_nothing_and_change_no_other_excerpt(tmp_path, caps
     assert [r["source"] for r in full] == ["stk-clarinet", "stk-blowhole"]
     for key in ("plays", "pitches", "velocities", "controls", "room", "reverb"):
         assert kept[1].get(key) == full[1].get(key), key
+        assert kept[0].get(key) == full[0].get(key), key  # the model kept plays its own turn as before
     assert main(["--out", str(tmp_path / "c"), "--classes", "cla,gac", "--per-class", "1",
                  "--without-model", "Clarinet", "--without-model", "BlowHole"]) == 0
     assert "left out, none of their models left: cla" in capsys.readouterr().out
