@@ -88,8 +88,8 @@ def top_among_true(scores: np.ndarray, truth: np.ndarray) -> dict:
 
 
 def fused_scores(recognizer, paths: list[Path]) -> np.ndarray:
-    """(n, 11) fused scores of exported CNNs (a :class:`~instrec.recognizer.Recognizer`), as the app ranks them."""
-    return np.array([[p.scores[c] for c in CODES] for p in map(recognizer.predict, paths)])
+    """(n, 11) fused scores of exported CNNs (a :class:`~instrec.recognizer.Recognizer`), unrounded, as the app ranks them."""
+    return np.array([p.fused_scores for p in map(recognizer.predict, paths)])
 
 
 def run(split: Path | None = None, fused: Path | None = None, real_audio: Path | None = None, c: float = C,

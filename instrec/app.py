@@ -158,7 +158,7 @@ def create_app(models: str | os.PathLike | None = None) -> FastAPI:
         if isinstance(result, Exception):
             answer = errors.error_dict(result, Path(path).name, detail=False)
             return f"**Could not analyse this audio:** {answer['error']}", None, None, answer
-        ranking = {NAMES[c]: result.scores[c] for c in CODES}
+        ranking = {NAMES[c]: result.scores[c] for c in result.ranking}  # rounded ties keep the exact order
         return f"### {words(result)}", ranking, plots.prediction_figure(result, recognizer.params), result.to_dict()
 
     start_cache_cleaner(conf["cache_seconds"], keep=[Path(p) for p in examples])

@@ -126,6 +126,7 @@ def schema():
     fields = [("path", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()), ("models_sha256", pa.string()),
               ("duration_s", pa.float64()), ("instruments", pa.list_(pa.string()))]
     fields += [(f"score_{c}", pa.float64()) for c in CODES]
+    fields += [("ranking", pa.list_(pa.string()))]
     fields += [(f"scores_{rep}", floats) for rep in MODELS]
     fields += [("timeline_start_s", floats), ("timeline_end_s", floats),
                ("timeline_instruments", pa.list_(pa.list_(pa.string()))), ("timeline_scores", pa.list_(floats)),
@@ -141,7 +142,7 @@ def to_row(answer: dict, path: str, size: int, mtime_ns: int, fingerprint: str) 
         row.update(error=answer["error"], error_kind=answer["kind"])
         return row
     row.update(duration_s=answer["duration_s"], instruments=answer["instruments"], provider=answer["provider"])
-    row.update({f"score_{c}": answer["scores"][c] for c in CODES})
+    row.update({f"score_{c}": answer["scores"][c] for c in CODES}, ranking=answer["ranking"])
     row.update({f"scores_{rep}": [scores[c] for c in CODES] for rep, scores in answer["models"].items()})
     timeline = answer["timeline"]
     row.update(timeline_start_s=[w["start_s"] for w in timeline], timeline_end_s=[w["end_s"] for w in timeline],
@@ -153,7 +154,8 @@ def to_row(answer: dict, path: str, size: int, mtime_ns: int, fingerprint: str) 
 
 def from_row(row: dict) -> dict:
     """One row -> the JSON answer ``instrec predict --json`` gives for that file (without ``fusion``),
-    or its error object. Rows written before quiet windows were marked have none marked, as then."""
+    or its error object. Rows written before quiet windows were marked have none marked, as then; rows
+    written before the ranking was kept are ranked by their rounded scores."""
     if row["error"] is not None:
         return {"error": row["error"], "kind": row["error_kind"], "file": row["path"]}
     timeline = [{"start_s": a, "end_s": b, "instruments": list(inst), "scores": dict(zip(CODES, sc)), "quiet": q}
@@ -161,8 +163,10 @@ def from_row(row: dict) -> dict:
                                              row["timeline_scores"],
                                              row.get("timeline_quiet") or [False] * len(row["timeline_start_s"]))]
     models = {rep: dict(zip(CODES, row[f"scores_{rep}"])) for rep in MODELS if row.get(f"scores_{rep}") is not None}
+    scores = {c: row[f"score_{c}"] for c in CODES}
+    ranking = row.get("ranking") or sorted(CODES, key=lambda c: -scores[c])
     return {"file": Path(row["path"]).name, "duration_s": row["duration_s"], "instruments": list(row["instruments"]),
-            "scores": {c: row[f"score_{c}"] for c in CODES}, "models": models, "timeline": timeline,
+            "scores": scores, "ranking": list(ranking), "models": models, "timeline": timeline,
             "provider": row["provider"]}
 
 

@@ -24,7 +24,6 @@ from pathlib import Path
 
 from . import errors
 from .audio import AUDIO_EXTENSIONS, MIN_DURATION_S, min_seconds_arg
-from .labels import CODES
 from .recognizer import ModelError, Recognizer, default_models_dir
 
 #: the PATH that stands for standard input
@@ -50,7 +49,7 @@ def table(results: list[dict]) -> str:
             lines.append(f"{name:<40} {'':>8}  error: {r['error']}")
             continue
         present = ", ".join(f"{c} ({r['scores'][c]:.2f})" for c in r["instruments"]) or "none over threshold"
-        best = max(CODES, key=lambda c: r["scores"][c])
+        best = r["ranking"][0]
         lines.append(f"{name:<40} {r['duration_s']:>8.1f}  {present}   [top: {best} {r['scores'][best]:.2f}]")
     return "\n".join(lines)
 

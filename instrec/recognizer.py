@@ -86,6 +86,8 @@ class Prediction:
     timeline: list[dict]
     provider: str
     fusion: dict = field(default_factory=dict)
+    #: (11,) fused scores as the fusion computed them, unrounded (``scores`` rounds them to 4 decimals; not in the JSON)
+    fused_scores: np.ndarray = field(default_factory=lambda: np.zeros(len(CODES)), repr=False)
     #: per representation, (n_windows, 11) window probabilities (for plots; not in the JSON)
     window_probabilities: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     #: per representation, (F, frames) features of the first windows when asked for (for plots; not in the JSON)
@@ -93,9 +95,15 @@ class Prediction:
     #: (n_windows,) window levels in dB (:class:`instrec.audio.LevelMeter`; not in the JSON)
     window_levels: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
 
+    @property
+    def ranking(self) -> list[str]:
+        """The eleven codes, most likely first, by the unrounded fused scores (two instruments whose
+        rounded ``scores`` tie are still told apart; exact ties keep the codes' order)."""
+        return [CODES[i] for i in np.argsort(-self.fused_scores, kind="stable")]
+
     def to_dict(self) -> dict:
         return {"file": self.file, "duration_s": round(self.duration_s, 3), "instruments": self.instruments,
-                "scores": self.scores, "models": self.models, "timeline": self.timeline, "provider": self.provider,
+                "scores": self.scores, "ranking": self.ranking, "models": self.models, "timeline": self.timeline, "provider": self.provider,
                 "fusion": self.fusion}
 
 
@@ -370,6 +378,7 @@ class Recognizer:
             timeline=timeline,
             provider=self.provider,
             fusion=self.fusion_summary(),
+            fused_scores=np.asarray(fused, np.float64),
             window_probabilities=probs,
             window_levels=levels,
         )

@@ -97,6 +97,9 @@ def test_batch_equals_cli_and_resumes(collection, ray_local, tmp_path):
     by_uri = batch.from_row(next(r for r in rows if r["path"] == new.as_uri()))
     by_path = batch.from_row(next(r for r in rows if r["path"] == str(new)))
     assert by_uri == by_path and by_uri["file"] == "new.flac"  # the URI's copy gives the same answer
+    # a row written before the ranking was kept is ranked by its rounded scores
+    older = {**next(r for r in rows if r["path"] == str(new)), "ranking": None}
+    assert batch.from_row(older)["ranking"] == sorted(CODES, key=lambda c: -by_path["scores"][c])
     assert len(rows) == 12 and sum(r["path"] == str(collection / "piano.flac") for r in rows) == 2
 
     # asked again from scratch with the minimum lifted: every row replaced, none added, and the too-short

@@ -412,7 +412,7 @@ def test_served_head_decides_the_held_out_files_with_each_fusion(tiny_corpus, ti
     assert not (split / "head").exists()
     rec = Recognizer(split / "with-head-c0.1-musicnn_msd-plus-notes-s3")
     assert rec.head_stride == 3 == result["head_stride"]
-    scores = np.array([[rec.predict(p).scores[c] for c in CODES] for p, _ in labelled])
+    scores = np.array([rec.predict(p).fused_scores for p, _ in labelled])
     expected = first_right(scores, np.array([CODES.index(c) for _, c in labelled]))
     assert result["held"]["four_mean"]["correct"] == expected["correct"]
     assert "held       four_mean" in capsys.readouterr().out

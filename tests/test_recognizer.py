@@ -18,10 +18,10 @@ from instrec.audio import AudioError
 from instrec.errors import TooShort
 from instrec.labels import CODES
 from instrec.params import ParamsError
-from instrec.recognizer import MODELS_DIR, ModelError, Recognizer, cuda_usable, sha256
+from instrec.recognizer import MODELS_DIR, ModelError, Prediction, Recognizer, cuda_usable, sha256
 from tests.conftest import REAL_AUDIO, ROOT, tone, write
 
-CONTRACT = {"file", "duration_s", "instruments", "scores", "models", "timeline", "provider"}
+CONTRACT = {"file", "duration_s", "instruments", "scores", "ranking", "models", "timeline", "provider"}
 
 
 def test_answer_follows_the_contract(recognizer, tiny_corpus):
@@ -31,6 +31,12 @@ def test_answer_follows_the_contract(recognizer, tiny_corpus):
     assert answer["file"] == wav.name
     assert list(answer["scores"]) == list(CODES) and all(0 <= s <= 1 for s in answer["scores"].values())
     assert answer["instruments"] == [c for c in CODES if answer["scores"][c] >= 0.5]
+    # the ranking is the fusion's own order, from the window probabilities the answer was made of
+    pred = recognizer.predict(wav)
+    fusion = recognizer.fusion
+    exact = fusion.fused_score(fusion.file_scores(pred.window_probabilities, pred.window_levels))
+    assert answer["ranking"] == [CODES[i] for i in np.argsort(-exact, kind="stable")]
+    assert [answer["scores"][c] for c in answer["ranking"]] == sorted(answer["scores"].values(), reverse=True)
     assert set(answer["models"]) == {"mel", "modgd", "cqt"}
     assert answer["provider"] == recognizer.sessions["mel"].get_providers()[0]
     assert answer["provider"] == ("CUDAExecutionProvider" if cuda_usable() else "CPUExecutionProvider")
@@ -38,6 +44,14 @@ def test_answer_follows_the_contract(recognizer, tiny_corpus):
     assert answer["duration_s"] == pytest.approx(info.frames / info.samplerate, abs=1e-3)
     assert len(answer["timeline"]) == audio.n_windows(round(answer["duration_s"] * 22050))
     json.dumps(answer)
+
+
+def test_ranking_tells_apart_scores_that_round_alike():
+    # three instruments under 1e-4 and two over 0.99995 all round alike; the ranking keeps their true order
+    fused = np.array([3e-5, 1e-5, 4e-5, 0.999951, 0.99999, 0.2, 0, 0, 0, 0, 0])
+    pred = Prediction(file=None, duration_s=1.0, instruments=["gac", "gel"], scores={}, models={}, timeline=[],
+                      provider="CPUExecutionProvider", fused_scores=fused)
+    assert pred.ranking == ["gel", "gac", "org", "flu", "cel", "cla", "pia", "sax", "tru", "vio", "voi"]
 
 
 def test_array_and_file_agree(recognizer, tmp_path):

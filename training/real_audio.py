@@ -134,7 +134,7 @@ def check_real_audio(models: Path, data: Path, surround_s: float = 0.0, surround
             pred = rec.predict(y, sr, name=path.name)
         else:
             pred = rec.predict(path)
-        ranked = sorted(CODES, key=lambda c: -pred.scores[c])
+        ranked = pred.ranking
         per_model = {rep: max(CODES, key=lambda c: s[c]) for rep, s in pred.models.items()}
         clips.append({"file": path.name, "label": truth, "recording": recording.get(path.name, path.name),
                       "top": ranked[0], "rank": ranked.index(truth) + 1, "score": pred.scores[truth],
@@ -225,7 +225,7 @@ def check_mixtures(models: Path, data: Path, n: int, seed: int = 0) -> dict:
     rows = []
     for name, labels, y in mixtures(data, n, seed=seed, params=rec.params):
         pred = rec.predict(y, rec.params.sample_rate, name=name)
-        top = max(CODES, key=lambda c: pred.scores[c])
+        top = pred.ranking[0]
         rows.append({"mixture": name, "labels": labels, "present": pred.instruments, "top": top})
     recall = {}
     for r in rows:
