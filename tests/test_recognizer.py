@@ -26,13 +26,13 @@ CONTRACT = {"file", "duration_s", "instruments", "scores", "ranking", "models", 
 
 def test_answer_follows_the_contract(recognizer, tiny_corpus):
     wav = sorted((tiny_corpus / "test").glob("*.wav"))[0]
-    answer = recognizer.predict(wav).to_dict()
+    pred = recognizer.predict(wav)
+    answer = pred.to_dict()
     assert CONTRACT <= set(answer)
     assert answer["file"] == wav.name
     assert list(answer["scores"]) == list(CODES) and all(0 <= s <= 1 for s in answer["scores"].values())
     assert answer["instruments"] == [c for c in CODES if answer["scores"][c] >= 0.5]
     # the ranking is the fusion's own order, from the window probabilities the answer was made of
-    pred = recognizer.predict(wav)
     fusion = recognizer.fusion
     exact = fusion.fused_score(fusion.file_scores(pred.window_probabilities, pred.window_levels))
     assert answer["ranking"] == [CODES[i] for i in np.argsort(-exact, kind="stable")]
