@@ -88,6 +88,8 @@ class Prediction:
     fusion: dict = field(default_factory=dict)
     #: (11,) fused scores as the fusion computed them, unrounded (``scores`` rounds them to 4 decimals; not in the JSON)
     fused_scores: np.ndarray = field(default_factory=lambda: np.zeros(len(CODES)), repr=False)
+    #: per model, (11,) aggregated probabilities, unrounded (``models`` rounds them; not in the JSON)
+    model_scores: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     #: per representation, (n_windows, 11) window probabilities (for plots; not in the JSON)
     window_probabilities: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     #: per representation, (F, frames) features of the first windows when asked for (for plots; not in the JSON)
@@ -379,6 +381,7 @@ class Recognizer:
             provider=self.provider,
             fusion=self.fusion_summary(),
             fused_scores=np.asarray(fused, np.float64),
+            model_scores=file_scores,
             window_probabilities=probs,
             window_levels=levels,
         )

@@ -37,7 +37,9 @@ def test_answer_follows_the_contract(recognizer, tiny_corpus):
     exact = fusion.fused_score(fusion.file_scores(pred.window_probabilities, pred.window_levels))
     assert answer["ranking"] == [CODES[i] for i in np.argsort(-exact, kind="stable")]
     assert [answer["scores"][c] for c in answer["ranking"]] == sorted(answer["scores"].values(), reverse=True)
-    assert set(answer["models"]) == {"mel", "modgd", "cqt"}
+    assert set(answer["models"]) == set(pred.model_scores) == {"mel", "modgd", "cqt"}
+    for rep, scores in pred.model_scores.items():  # the JSON's are these, rounded to 4 decimals
+        assert np.abs(scores - [answer["models"][rep][c] for c in CODES]).max() <= 5e-5
     assert answer["provider"] == recognizer.sessions["mel"].get_providers()[0]
     assert answer["provider"] == ("CUDAExecutionProvider" if cuda_usable() else "CPUExecutionProvider")
     info = sf.info(str(wav))

@@ -135,7 +135,7 @@ def check_real_audio(models: Path, data: Path, surround_s: float = 0.0, surround
         else:
             pred = rec.predict(path)
         ranked = pred.ranking
-        per_model = {rep: max(CODES, key=lambda c: s[c]) for rep, s in pred.models.items()}
+        per_model = {rep: CODES[int(np.argmax(s))] for rep, s in pred.model_scores.items()}
         clips.append({"file": path.name, "label": truth, "recording": recording.get(path.name, path.name),
                       "top": ranked[0], "rank": ranked.index(truth) + 1, "score": pred.scores[truth],
                       "present": pred.instruments, "top_per_model": per_model})
