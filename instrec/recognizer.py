@@ -80,22 +80,34 @@ class Prediction:
 
     file: str | None
     duration_s: float
-    instruments: list[str]
-    scores: dict[str, float]
-    models: dict[str, dict[str, float]]
+    #: (11,) fused scores as the fusion computed them, in [0, 1]: present at 0.5 or more
+    fused_scores: np.ndarray
+    #: per model, (11,) aggregated probabilities
+    model_scores: dict[str, np.ndarray]
     timeline: list[dict]
     provider: str
     fusion: dict = field(default_factory=dict)
-    #: (11,) fused scores as the fusion computed them, unrounded (``scores`` rounds them to 4 decimals; not in the JSON)
-    fused_scores: np.ndarray = field(default_factory=lambda: np.zeros(len(CODES)), repr=False)
-    #: per model, (11,) aggregated probabilities, unrounded (``models`` rounds them; not in the JSON)
-    model_scores: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     #: per representation, (n_windows, 11) window probabilities (for plots; not in the JSON)
     window_probabilities: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     #: per representation, (F, frames) features of the first windows when asked for (for plots; not in the JSON)
     features: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     #: (n_windows,) window levels in dB (:class:`instrec.audio.LevelMeter`; not in the JSON)
     window_levels: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+
+    @property
+    def instruments(self) -> list[str]:
+        """The codes present, in class order."""
+        return [c for c, s in zip(CODES, self.fused_scores) if s >= 0.5]
+
+    @property
+    def scores(self) -> dict[str, float]:
+        """The fused scores per code, rounded to 4 decimals for display without crossing 0.5 (:func:`report`)."""
+        return {c: report(s) for c, s in zip(CODES, self.fused_scores)}
+
+    @property
+    def models(self) -> dict[str, dict[str, float]]:
+        """Each model's aggregated probabilities per code, rounded to 4 decimals."""
+        return {rep: {c: round(float(s), 4) for c, s in zip(CODES, sc)} for rep, sc in self.model_scores.items()}
 
     @property
     def ranking(self) -> list[str]:
@@ -374,14 +386,11 @@ class Recognizer:
         return Prediction(
             file=label,
             duration_s=float(duration),
-            instruments=[c for c, s in zip(CODES, fused) if s >= 0.5],
-            scores={c: report(s) for c, s in zip(CODES, fused)},
-            models={rep: {c: round(float(s), 4) for c, s in zip(CODES, sc)} for rep, sc in file_scores.items()},
+            fused_scores=np.asarray(fused, np.float64),
+            model_scores=file_scores,
             timeline=timeline,
             provider=self.provider,
             fusion=self.fusion_summary(),
-            fused_scores=np.asarray(fused, np.float64),
-            model_scores=file_scores,
             window_probabilities=probs,
             window_levels=levels,
         )

@@ -51,8 +51,8 @@ def test_answer_follows_the_contract(recognizer, tiny_corpus):
 def test_ranking_tells_apart_scores_that_round_alike():
     # three instruments under 1e-4 and two over 0.99995 all round alike; the ranking keeps their true order
     fused = np.array([3e-5, 1e-5, 4e-5, 0.999951, 0.99999, 0.2, 0, 0, 0, 0, 0])
-    pred = Prediction(file=None, duration_s=1.0, instruments=["gac", "gel"], scores={}, models={}, timeline=[],
-                      provider="CPUExecutionProvider", fused_scores=fused)
+    pred = Prediction(file=None, duration_s=1.0, fused_scores=fused, model_scores={}, timeline=[],
+                      provider="CPUExecutionProvider")
     assert pred.ranking == ["gel", "gac", "org", "flu", "cel", "cla", "pia", "sax", "tru", "vio", "voi"]
 
 
