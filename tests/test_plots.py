@@ -6,6 +6,7 @@ from matplotlib.text import Text
 
 from instrec import plots
 from instrec.app import words
+from instrec.labels import CODES
 from tests.conftest import tone
 
 
@@ -32,11 +33,15 @@ def test_figure_is_readable_and_leaves_no_pyplot_state(recognizer):
 
 def test_answer_in_words(recognizer):
     prediction = recognizer.predict(tone(440, 2.0), 22050, name="a")
-    prediction.instruments, prediction.duration_s, prediction.provider = ["pia", "voi"], 8.04, "CPUExecutionProvider"
+    def present(*codes):  # the instruments present are those whose fused score reaches 0.5
+        prediction.fused_scores = np.array([0.9 if c in codes else 0.1 for c in CODES])
+
+    present("pia", "voi")
+    prediction.duration_s, prediction.provider = 8.04, "CPUExecutionProvider"
     assert words(prediction) == "Piano and voice, 8.0 s, on CPU"
-    prediction.instruments = ["cel", "gel", "voi"]
+    present("cel", "gel", "voi")
     assert words(prediction) == "Cello, electric guitar and voice, 8.0 s, on CPU"
-    prediction.instruments = []
+    present()
     assert words(prediction).startswith("No instrument over its threshold")
     prediction.provider = "CUDAExecutionProvider"
     assert words(prediction).endswith("8.0 s, on GPU")
