@@ -8,10 +8,10 @@ every later process that loads it dies with a segmentation fault (numba issue 10
 modules are imported under a lock kept beside the cache (numba's ``NUMBA_CACHE_DIR`` when set, else
 librosa's ``__pycache__``), which every process that shares the cache shares: the first compiles and
 writes the caches, the others read them. Nothing is imported with this module: :func:`load_librosa`
-loads librosa and ``librosa.util`` (about a second, numba's most of it) where a feature first needs them,
-so that a process that never computes one (``instrec --help``, a batch run's driver) never pays for it,
-and :func:`load_core` loads ``librosa.core`` (about 0.2 s more) only where it is used. Where that folder
-cannot be written, numba keeps its cache elsewhere and librosa is imported unlocked.
+loads librosa and ``librosa.util`` (about a second, numba's most of it) where a feature first needs a
+constant that :mod:`instrec.filterbanks`' shipped table does not hold, so that a process that never does
+(``instrec --help``, a batch run's driver, the shipped models' analysis) never pays for it. Where that
+folder cannot be written, numba keeps its cache elsewhere and librosa is imported unlocked.
 
     from ._librosa import load_librosa
     load_librosa().filters.mel(...)
@@ -76,16 +76,4 @@ def load_librosa() -> types.ModuleType:
     return librosa
 
 
-@functools.cache
-def load_core() -> types.ModuleType:
-    """:func:`load_librosa` and ``librosa.core`` (whose ``audio`` and ``pitch`` modules compile ufuncs at
-    import) under the lock: called where librosa's core is first used (musicnn's spectrogram), so the
-    processes that only compute the CNNs' features never load it."""
-    librosa = load_librosa()
-    with cache_lock():
-        import librosa.core.audio  # noqa: F401
-        import librosa.core.pitch  # noqa: F401
-    return librosa
-
-
-__all__ = ["cache_lock", "load_core", "load_librosa"]
+__all__ = ["cache_lock", "load_librosa"]

@@ -30,8 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ._librosa import load_core
+from . import filterbanks
 from .audio import AudioError, n_windows, resample
+from .features import stft_magnitude
 from .params import DEFAULT, FeatureParams
 from .runtime import default_threads, session_options
 
@@ -63,8 +64,14 @@ def log_mel(y: np.ndarray, *, sr: int) -> np.ndarray:
         ``log10(10000 * mel power + 1)`` of ``y`` resampled to 16 kHz, one row per 16 ms frame.
     """
     y = resample(np.asarray(y, np.float32), sr, SAMPLE_RATE)
-    power = load_core().feature.melspectrogram(y=y, sr=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP_LENGTH, n_mels=N_MELS)
-    return np.log10(10000 * power.T + 1).astype(np.float32)
+    power = stft_magnitude(y, n_fft=N_FFT, hop_length=HOP_LENGTH) ** 2  # (t, 257)
+    return np.log10(10000 * (power @ _mel_basis().T) + 1).astype(np.float32)
+
+
+@filterbanks.cached
+def _mel_basis() -> np.ndarray:
+    """The mel filter bank of ``librosa.feature.melspectrogram``'s defaults, musicnn's: (96, 257)."""
+    return filterbanks.call("filters.mel", sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, dtype=np.float32)
 
 
 def patches(y: np.ndarray, *, sr: int) -> np.ndarray:

@@ -23,7 +23,7 @@ import scipy.fft
 import soxr
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ._librosa import load_librosa
+from . import filterbanks
 from .audio import AudioError, n_windows
 from .params import DEFAULT, REPRESENTATIONS, FeatureParams
 
@@ -48,9 +48,10 @@ def _frames(y: np.ndarray, frame_length: int, hop_length: int, n: int) -> np.nda
 # ---- log mel-spectrogram ---------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=8)
+@filterbanks.cached
 def _mel_basis(params: FeatureParams) -> np.ndarray:
-    return load_librosa().filters.mel(
+    return filterbanks.call(
+        "filters.mel",
         sr=params.sample_rate,
         n_fft=params.mel_n_fft,
         n_mels=params.n_mels,
@@ -60,9 +61,23 @@ def _mel_basis(params: FeatureParams) -> np.ndarray:
     )
 
 
-@functools.lru_cache(maxsize=8)
+@filterbanks.cached
 def _window(name: str, length: int) -> np.ndarray:
-    return load_librosa().filters.get_window(name, length, fftbins=True).astype(np.float32)
+    """scipy's periodic window ``name`` of ``length`` samples (``librosa.filters.get_window``), float32."""
+    return filterbanks.call("filters.get_window", window=name, Nx=length, fftbins=True).astype(np.float32)
+
+
+def stft_magnitude(y: np.ndarray, *, n_fft: int, hop_length: int, window_name: str = "hann") -> np.ndarray:
+    """Magnitude of the short-time Fourier transform on the shared frame grid.
+
+    Returns
+    -------
+    S : np.ndarray [shape=(1 + n // hop_length, n_fft // 2 + 1), dtype=float32]
+        ``|rfft(frame * window)|`` of centred, zero-padded frames (``librosa.stft(center=True,
+        pad_mode="constant")``), one row per frame.
+    """
+    frames = _frames(np.asarray(y, np.float32), n_fft, hop_length, 1 + len(y) // hop_length)
+    return np.abs(scipy.fft.rfft(frames * _window(window_name, n_fft), axis=-1))
 
 
 def mel(y: np.ndarray, *, params: FeatureParams = DEFAULT) -> np.ndarray:
@@ -78,8 +93,7 @@ def mel(y: np.ndarray, *, params: FeatureParams = DEFAULT) -> np.ndarray:
     S : np.ndarray [shape=(n_mels, 1 + n // hop_length), dtype=float32]
         ``log(max(M @ |STFT|, log_floor))`` with a Hann window of ``mel_n_fft`` samples.
     """
-    frames = _frames(np.asarray(y, np.float32), params.mel_n_fft, params.hop_length, n_frames(len(y), params))
-    spec = np.abs(scipy.fft.rfft(frames * _window("hann", params.mel_n_fft), axis=-1))
+    spec = stft_magnitude(y, n_fft=params.mel_n_fft, hop_length=params.hop_length)
     S = _mel_basis(params) @ spec.T
     return np.log(np.maximum(S, params.log_floor))
 
@@ -149,7 +163,7 @@ def modgd(y: np.ndarray, *, params: FeatureParams = DEFAULT) -> np.ndarray:
 # ---- CQT chromagram --------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=8)
+@filterbanks.cached
 def _cqt_kernel(params: FeatureParams) -> tuple[np.ndarray, slice, int, np.ndarray]:
     """FFT-domain kernel of the top octave, shared by every octave of the halved signals.
 
@@ -160,21 +174,25 @@ def _cqt_kernel(params: FeatureParams) -> tuple[np.ndarray, slice, int, np.ndarr
     bpo, sr = params.chroma_bins, params.sample_rate
     freqs = params.cqt_fmin * 2.0 ** (np.arange(params.cqt_bins) / bpo)
     top = freqs[-bpo:]
-    filters, _ = load_librosa().filters.wavelet(freqs=top, sr=sr, window="hann", norm=1, pad_fft=True)
+    filters, _ = filterbanks.call("filters.wavelet", freqs=top, sr=sr, window="hann", norm=1, pad_fft=True)
     n_fft = filters.shape[1]
     spectra = scipy.fft.fft(filters, axis=-1)[:, : n_fft // 2 + 1]  # (36, n_fft/2+1)
     # correlation with the filter = inner product with conj(spectrum) / n_fft
     K = np.conj(spectra) / n_fft
     keep = np.abs(K).max(axis=0) > 1e-3 * np.abs(K).max()
     lo, hi = np.flatnonzero(keep)[[0, -1]]
-    lengths = load_librosa().filters.wavelet_lengths(freqs=freqs, sr=sr, window="hann")[0]
+    lengths = filterbanks.call("filters.wavelet_lengths", freqs=freqs, sr=sr, window="hann")[0]
     return K[:, lo : hi + 1].T.astype(np.complex64), slice(lo, hi + 1), n_fft, np.sqrt(lengths).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=8)
+@filterbanks.cached
 def _chroma_map(params: FeatureParams) -> np.ndarray:
-    return load_librosa().filters.cq_to_chroma(
-        params.cqt_bins, bins_per_octave=params.chroma_bins, n_chroma=params.chroma_bins, fmin=params.cqt_fmin
+    return filterbanks.call(
+        "filters.cq_to_chroma",
+        n_input=params.cqt_bins,
+        bins_per_octave=params.chroma_bins,
+        n_chroma=params.chroma_bins,
+        fmin=params.cqt_fmin,
     )
 
 
@@ -243,7 +261,7 @@ def bin_frequencies(representation: str, *, params: FeatureParams = DEFAULT) -> 
     """Centre frequency (Hz) of each bin of the mel or modgd axis (the chromagram has no such axis)."""
     if representation == "mel":
         fmax = params.mel_fmax or params.sample_rate / 2
-        return load_librosa().mel_frequencies(params.n_mels + 2, fmin=params.mel_fmin, fmax=fmax)[1:-1]
+        return filterbanks.call("mel_frequencies", n_mels=params.n_mels + 2, fmin=params.mel_fmin, fmax=fmax)[1:-1]
     if representation == "modgd":
         return np.arange(params.modgd_bins) * params.sample_rate / params.modgd_n_fft
     raise ValueError(f"{representation!r} has no frequency axis; expected mel or modgd")
