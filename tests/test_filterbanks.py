@@ -1,12 +1,16 @@
 """The shipped table of librosa's filter banks: it holds what librosa computes for the shipped parameters,
-a call it does not hold is computed by librosa, and its keys tell calls apart."""
+a call it does not hold is computed by librosa, its keys tell calls apart, and an installed package has it."""
+
+import subprocess
 
 import librosa
 import numpy as np
 import pytest
+import tomllib
 
 from instrec import embedding, features, filterbanks
 from instrec.params import DEFAULT, FeatureParams
+from tests.conftest import ROOT
 
 
 def test_the_table_holds_librosas_values_for_every_call_of_the_shipped_parameters():
@@ -65,3 +69,14 @@ def test_keys_name_the_call_and_its_arguments_and_ignore_a_last_bit_of_differenc
     assert filterbanks.call_key("filters.mel", fmax=None) != filterbanks.call_key("filters.mel", fmax=0)
     with pytest.raises(TypeError, match="no key for a list"):
         filterbanks.call_key("filters.mel", freqs=[440.0])
+
+
+def test_every_file_the_package_ships_is_in_its_package_data():
+    """An installed instrec (a wheel, a Space) has the table, the models and the examples: every file
+    of the package that is not Python is matched by pyproject.toml's package-data."""
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["instrec"]
+    packaged = {p.relative_to(ROOT).as_posix() for pattern in patterns for p in (ROOT / "instrec").glob(pattern)}
+    tracked = subprocess.run(["git", "ls-files", "instrec"], cwd=ROOT, capture_output=True, text=True, check=True)
+    data = {f for f in tracked.stdout.split() if not f.endswith(".py")}
+    assert "instrec/filterbanks.npz" in data and len(data) > 10
+    assert data - packaged == set()
