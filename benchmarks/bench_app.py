@@ -5,7 +5,8 @@
 Starts `python app.py` (the shipped models) on a free port on 127.0.0.1, then sends ``--page``
 predictions through the page's own handler (the figure included, via gradio_client) and ``--rest``
 `POST /api/predict` requests, ``--clients`` at a time, with a clip of ``--seconds`` (a bundled
-example). Prints p50 / p95 / max latency of each route and the server's resident memory after start-up,
+example). Prints p50 / p95 / max latency of each route, the time from starting the server to its "ready"
+line, and the server's resident memory after start-up,
 after the page predictions and at the end: memory that stays flat means figures and uploads are freed.
 """
 
@@ -56,6 +57,7 @@ def main(argv=None):
         env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_TEMP_DIR": str(Path(tmp) / "gradio"),
                "GRADIO_ANALYTICS_ENABLED": "False", "INSTREC_QUEUE": str(4 * args.clients)}
         log = Path(tmp) / "server.log"
+        t0 = time.perf_counter()
         server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=open(log, "w"),
                                   stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
@@ -64,6 +66,7 @@ def main(argv=None):
                 if server.poll() is not None:
                     raise SystemExit(log.read_text())
                 time.sleep(0.3)
+            ready_s = time.perf_counter() - t0
             proc = psutil.Process(server.pid)
             rss = [("after start-up", proc.memory_info().rss)]
             clients = [Client(url, verbose=False) for _ in range(args.clients)]
@@ -92,6 +95,7 @@ def main(argv=None):
     print(f"{platform.machine()}, {runtime.cores()} cores; {CLIP.name}, {args.clients} clients at a time")
     print(f"  page (figure included)  {percentiles(page_times)}")
     print(f"  REST /api/predict       {percentiles(rest_times)}")
+    print(f"  server ready (models loaded, warm-up answered) after {ready_s:.1f} s")
     for what, value in rss:
         print(f"  server RSS {what:28} {value / 2**20:6.0f} MB")
 
