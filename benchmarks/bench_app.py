@@ -40,7 +40,7 @@ def free_port() -> int:
 
 
 def percentiles(times: list[float]) -> str:
-    q = statistics.quantiles(times, n=20)
+    q = statistics.quantiles(times, n=20, method="inclusive")  # within the data, however few the requests
     return f"p50 {1000 * statistics.median(times):6.0f} ms   p95 {1000 * q[18]:6.0f} ms   max {1000 * max(times):6.0f} ms"
 
 
