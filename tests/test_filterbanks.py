@@ -2,11 +2,16 @@
 a call it does not hold is computed by librosa, its keys tell calls apart, and an installed package has it."""
 
 import subprocess
+import sys
 
 import librosa
 import numpy as np
 import pytest
-import tomllib
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the dev extra installs tomli there
+    import tomli as tomllib
 
 from instrec import embedding, features, filterbanks
 from instrec.params import DEFAULT, FeatureParams
